@@ -1,0 +1,126 @@
+"""Ports to the outside world other than storage: queue, locks, caches, AI, channels, clock, ids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from attrs import frozen
+
+from domain.credits import Credits
+from domain.tenancy import Channel, ChannelType, Route
+from domain.turns import AIReply
+
+
+class QueueUnavailable(Exception):
+    """The job queue could not take a job. Stored work is picked up by the recovery sweep later."""
+
+
+class JobQueue(Protocol):
+    def enqueue_scope(self, scope_key: str, *, correlation_id: str | None = None) -> None:
+        """Ask a worker to process the pending work of one ordering scope. Raises QueueUnavailable."""
+
+
+class LockHandle(Protocol):
+    @property
+    def lost(self) -> bool:
+        """True once the lock could not be renewed (expired or taken over)."""
+
+    def release(self) -> None:
+        """Release the lock if, and only if, this handle still holds it."""
+
+
+class Locks(Protocol):
+    def acquire(self, key: str) -> LockHandle | None:
+        """Take the lock on `key` without waiting; None when someone else holds it.
+
+        The lock expires by itself when its holder dies; the adapter renews it while held.
+        """
+
+
+class RouteCache(Protocol):
+    """Cache-aside for channel → (channel, agent). Failures of the cache behave as misses."""
+
+    def get(self, phone_number_id: str) -> Route | None: ...
+
+    def put(self, route: Route) -> None: ...
+
+    def invalidate(self, phone_number_id: str) -> None: ...
+
+
+class BalanceCache(Protocol):
+    """Cache-aside for credit balances, keyed by user. Failures of the cache behave as misses."""
+
+    def get(self, user_id: str) -> Credits | None: ...
+
+    def put(self, credits: Credits) -> None: ...
+
+    def invalidate(self, user_id: str) -> None: ...
+
+
+@frozen
+class AIRequest:
+    prompt_id: str
+    prompt_version: str | None
+    openai_conversation_id: str
+    inputs: tuple[str, ...]
+    #: The last conversation item we know was ours; lets the adapter find a reply that landed
+    #: although the call that asked for it failed (timeouts are ambiguous).
+    after_item_id: str | None = None
+    #: True when an earlier attempt of this turn may have reached OpenAI (resumed after a crash).
+    resumed: bool = False
+
+
+class AIRequestFailed(Exception):
+    """The AI could not answer, after the retries worth making."""
+
+    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+class AIResponder(Protocol):
+    #: Shown on replies and in logs; the offline responder says it is offline.
+    label: str
+
+    def start_conversation(self, *, metadata: dict[str, str]) -> str:
+        """Create the AI-side conversation for one customer conversation. Raises AIRequestFailed."""
+
+    def respond(self, request: AIRequest) -> AIReply:
+        """Answer the inputs in the conversation, retrying what is worth retrying. Raises AIRequestFailed."""
+
+
+class DeliveryFailed(Exception):
+    """The channel refused or could not take a message. `code` is the platform's own error code."""
+
+    def __init__(self, reason: str, *, code: str | None = None, details: str | None = None) -> None:
+        super().__init__(f"{reason} (code {code})" if code else reason)
+        self.reason = reason
+        self.code = code
+        self.details = details
+
+
+class ChannelSender(Protocol):
+    def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
+        """Send one text message; returns the platform's message id. Raises DeliveryFailed."""
+
+    def mark_read(self, channel: Channel, platform_message_id: str) -> None:
+        """Tell the customer their message was read. Raises DeliveryFailed."""
+
+
+class ChannelSenders(Protocol):
+    def for_type(self, channel_type: ChannelType) -> ChannelSender: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Timezone-aware UTC."""
+
+
+class IdGenerator(Protocol):
+    def new_id(self, prefix: str) -> str:
+        """A new unique id such as `usr_3f9a…`."""
+
+    def new_secret(self) -> str:
+        """A new high-entropy secret (API keys)."""

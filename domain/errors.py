@@ -1,0 +1,34 @@
+"""Domain and application errors. The HTTP layer maps each class to one status code."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class: a rule of the product was broken. `code` is machine-readable."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+
+
+class ValidationFailed(DomainError):
+    code = "validation_failed"
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
