@@ -1,0 +1,1 @@
+"""Redis adapters: the client factory, locks with a holder's token, and the cache-aside caches."""

@@ -1,0 +1,113 @@
+"""Cache-aside in Redis for channel routes and credit balances.
+
+A cache failure is never an error for the caller: reads miss, writes and invalidations are skipped,
+and the database answers. A circuit breaker skips Redis altogether for a while after a few failures
+in a row, so an outage costs a few timeouts rather than one on every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import cattrs
+import pybreaker
+import redis
+import structlog
+from cattrs.preconf.json import make_converter
+
+from domain.credits import Credits
+from domain.tenancy import Route
+
+log = structlog.get_logger()
+
+# ISO-8601 datetimes (with their offset) and enums by value: readable with redis-cli, stable across versions.
+_converter = make_converter()
+
+T = TypeVar("T")
+Entity = TypeVar("Entity", Route, Credits)
+
+
+class _LogStateChanges(pybreaker.CircuitBreakerListener):
+    def state_change(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        old_state: pybreaker.CircuitBreakerState | None,
+        new_state: pybreaker.CircuitBreakerState,
+    ) -> None:
+        log.warning(
+            "cache_circuit_changed", breaker=cb.name, old=old_state.name if old_state else None, new=new_state.name
+        )
+
+
+def cache_breaker(*, fail_max: int = 3, reset_timeout_s: float = 5.0) -> pybreaker.CircuitBreaker:
+    """A breaker to share between the caches of one process: they fail together when Redis is down."""
+    return pybreaker.CircuitBreaker(
+        fail_max=fail_max, reset_timeout=reset_timeout_s, listeners=[_LogStateChanges()], name="redis-cache"
+    )
+
+
+class _RedisJsonCache:
+    def __init__(self, client: redis.Redis, ttl_s: int, *, breaker: pybreaker.CircuitBreaker | None = None) -> None:
+        self._client = client
+        self._ttl_s = ttl_s
+        self._breaker = breaker or cache_breaker()
+
+    def _read(self, key: str, entity_type: type[Entity]) -> Entity | None:
+        raw = self._guarded(lambda: self._client.get(key), what="get", key=key)
+        if raw is None:
+            return None
+        try:
+            return _converter.loads(raw, entity_type)
+        except (ValueError, cattrs.BaseValidationError) as error:
+            # An entry written by an older version of the code: miss, and let the caller's put replace it.
+            log.warning("cache_entry_unreadable", key=key, error=str(error))
+            return None
+
+    def _write(self, key: str, entity: Route | Credits) -> None:
+        payload = _converter.dumps(entity)
+        self._guarded(lambda: self._client.set(key, payload, ex=self._ttl_s), what="put", key=key)
+
+    def _delete(self, key: str) -> None:
+        self._guarded(lambda: self._client.delete(key), what="invalidate", key=key)
+
+    def _guarded(self, command: Callable[[], T], *, what: str, key: str) -> T | None:
+        try:
+            return self._breaker.call(command)
+        except pybreaker.CircuitBreakerError:
+            return None
+        except redis.RedisError as error:
+            log.warning("cache_unavailable", operation=what, key=key, error=str(error))
+            return None
+
+
+class RedisRouteCache(_RedisJsonCache):
+    """Keyed by channel id alone: the webhook knows no tenant yet, and channel ids are globally unique."""
+
+    def get(self, phone_number_id: str) -> Route | None:
+        return self._read(_route_key(phone_number_id), Route)
+
+    def put(self, route: Route) -> None:
+        self._write(_route_key(route.channel.phone_number_id), route)
+
+    def invalidate(self, phone_number_id: str) -> None:
+        self._delete(_route_key(phone_number_id))
+
+
+class RedisBalanceCache(_RedisJsonCache):
+    def get(self, user_id: str) -> Credits | None:
+        return self._read(_balance_key(user_id), Credits)
+
+    def put(self, credits: Credits) -> None:
+        self._write(_balance_key(credits.user_id), credits)
+
+    def invalidate(self, user_id: str) -> None:
+        self._delete(_balance_key(user_id))
+
+
+def _route_key(phone_number_id: str) -> str:
+    return f"mcagent:route:{phone_number_id}"
+
+
+def _balance_key(user_id: str) -> str:
+    return f"mcagent:balance:{user_id}"

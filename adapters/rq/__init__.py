@@ -1,0 +1,1 @@
+"""RQ adapter: the job queue the webhook and the recovery sweep hand scopes to."""
