@@ -1,0 +1,1 @@
+"""The HTTP edge: webhooks and the management REST API."""
