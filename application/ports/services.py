@@ -37,6 +37,9 @@ class Locks(Protocol):
         The lock expires by itself when its holder dies; the adapter renews it while held.
         """
 
+    def is_held(self, key: str) -> bool:
+        """Whether somebody holds the lock now (a hint: it may change right after)."""
+
 
 class RouteCache(Protocol):
     """Cache-aside for channel → (channel, agent). Failures of the cache behave as misses."""

@@ -1,0 +1,1 @@
+"""In-memory adapters for every port: fast unit tests and the zero-setup dev mode."""

@@ -1,0 +1,317 @@
+"""The worker's job: answer the pending messages of one ordering scope, strictly in order.
+
+A scope (one conversation, or one channel with ORDERING_SCOPE=phone_number) is processed by one
+worker at a time, under a lock. Its pending messages are answered in AI *turns*: the leading run
+of pending messages of one conversation becomes one OpenAI call, one reply and one charge.
+
+Each turn is a small state machine stored in Postgres, so a worker that dies anywhere leaves
+something the next one can finish without repeating what was done:
+
+    awaiting_ai  --AI answered-->  replying  --every part sent or failed-->  done
+         \\--AI failed for good--> failed (reservation released)
+
+Transitions are conditional on the previous state, and each outbound part moves
+pending → sending before its one send attempt; a part found in `sending` by a later worker has
+an unknown outcome and is failed rather than sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from attrs import frozen
+
+from application.ports.repositories import UnitOfWork
+from application.ports.services import (
+    AIRequest,
+    AIRequestFailed,
+    AIResponder,
+    BalanceCache,
+    ChannelSenders,
+    Clock,
+    DeliveryFailed,
+    Locks,
+)
+from application.routes import ChannelRoutes
+from domain.messages import (
+    TEXT_LIMITS,
+    Conversation,
+    Message,
+    MessageStatus,
+    ScopeKey,
+    split_text,
+    within_service_window,
+)
+from domain.tenancy import ChannelType, Route
+from domain.turns import Turn, TurnStatus
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+#: Channels whose platform allows free-form replies only within 24 h of the customer's message.
+WINDOWED_CHANNELS = (ChannelType.WHATSAPP, ChannelType.INSTAGRAM)
+
+
+@frozen
+class ProcessScope:
+    scope_key: str
+    correlation_id: str | None = None
+
+
+@frozen
+class TurnPolicy:
+    credits_per_turn: int = 1
+    #: Wait until the customer has been quiet this long before answering (0: answer at once).
+    coalesce_window: timedelta = timedelta(0)
+
+
+class ProcessPendingMessages:
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        locks: Locks,
+        routes: ChannelRoutes,
+        ai: AIResponder,
+        senders: ChannelSenders,
+        balances: BalanceCache,
+        clock: Clock,
+        policy: TurnPolicy,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._uow = uow
+        self._locks = locks
+        self._routes = routes
+        self._ai = ai
+        self._senders = senders
+        self._balances = balances
+        self._clock = clock
+        self._policy = policy
+        self._sleep = sleep
+
+    def __call__(self, command: ProcessScope) -> int:
+        """Process until the scope has nothing pending; returns the number of turns handled.
+
+        When another worker holds the scope this returns 0 at once: that worker picks up
+        whatever is pending before it lets go (see the re-check after release).
+        """
+        scope = ScopeKey.parse(command.scope_key)
+        handled = 0
+        while True:
+            handle = self._locks.acquire(str(scope))
+            if handle is None:
+                return handled
+            try:
+                while not handle.lost and self._step(scope):
+                    handled += 1
+            finally:
+                handle.release()
+            # A message stored while we held the lock had its trigger turned away; it is ours.
+            with self._uow() as uow:
+                if not uow.messages.has_pending(scope):
+                    return handled
+
+    def _step(self, scope: ScopeKey) -> bool:
+        """Advance the scope by one turn (or one refused batch). False when there is nothing to do."""
+        with self._uow() as uow:
+            turn = uow.turns.open_turn(scope)
+        if turn is None:
+            started = self._start_turn(scope)
+            if not isinstance(started, Turn):
+                return started
+            turn = started
+        with self._uow() as uow:
+            conversation = _required(uow.conversations.get(turn.conversation_id))
+        route = self._routes.find(conversation.phone_number_id)
+        if turn.status is TurnStatus.AWAITING_AI:
+            self._ask_ai(turn, conversation, route)
+        else:
+            self._send_reply(turn, conversation, route)
+        return True
+
+    def _start_turn(self, scope: ScopeKey) -> Turn | bool:
+        now = self._clock.now()
+        with self._uow() as uow:
+            batch = uow.messages.pending_batch(scope)
+            if not batch:
+                return False
+            wait = (batch[-1].created_at + self._policy.coalesce_window - now).total_seconds()
+            if wait > 0:
+                uow.commit()
+            else:
+                conversation = _required(uow.conversations.get(batch[0].conversation_id))
+                route = self._routes.find(conversation.phone_number_id)
+                refusal = self._refusal(conversation, route)
+                if refusal is None and not uow.credits.reserve(
+                    conversation.user_id, self._policy.credits_per_turn, now
+                ):
+                    refusal = "insufficient_credits"
+                if refusal is not None:
+                    uow.messages.mark_inbound(
+                        [m.message_id for m in batch], MessageStatus.FAILED, now, failure_reason=refusal
+                    )
+                    uow.commit()
+                    log.warning(
+                        "turn_refused",
+                        extra={"reason": refusal, "conversation_id": conversation.conversation_id,
+                               "user_id": conversation.user_id},
+                    )
+                    return True
+                turn = uow.turns.start(
+                    user_id=conversation.user_id,
+                    conversation_id=conversation.conversation_id,
+                    phone_number_id=conversation.phone_number_id,
+                    inbound_ids=[m.message_id for m in batch],
+                    credits_reserved=self._policy.credits_per_turn,
+                    now=now,
+                )
+                uow.commit()
+                self._balances.invalidate(conversation.user_id)
+                assert route is not None
+                self._mark_read(route, batch[-1])
+                return turn
+        # The customer is still typing: wait out the window (holding the scope), then look again.
+        self._sleep(wait)
+        return True
+
+    def _refusal(self, conversation: Conversation, route: Route | None) -> str | None:
+        if route is None or route.agent is None:
+            return "no_agent"
+        if route.channel.type in WINDOWED_CHANNELS and not within_service_window(
+            conversation.last_customer_message_at, self._clock.now()
+        ):
+            return "outside_service_window"
+        return None
+
+    def _ask_ai(self, turn: Turn, conversation: Conversation, route: Route | None) -> None:
+        if route is None or route.agent is None:
+            self._fail_turn(turn, "no_agent")
+            return
+        try:
+            openai_conversation_id = conversation.openai_conversation_id or self._start_ai_conversation(conversation)
+            with self._uow() as uow:
+                turn = uow.turns.note_attempt(turn.turn_id, self._clock.now())
+                inbound = uow.messages.get_many(turn.inbound_ids)
+                uow.commit()
+            reply = self._ai.respond(
+                AIRequest(
+                    prompt_id=route.agent.prompt_id,
+                    prompt_version=route.agent.prompt_version,
+                    openai_conversation_id=openai_conversation_id,
+                    inputs=tuple(m.text or "" for m in inbound),
+                    after_item_id=conversation.openai_last_item_id,
+                    resumed=turn.attempts > 1,
+                )
+            )
+        except AIRequestFailed as failure:
+            self._fail_turn(turn, f"ai_failed: {failure.reason}")
+            return
+        texts = split_text(reply.text, TEXT_LIMITS[route.channel.type])
+        if not texts:
+            self._fail_turn(turn, "ai_failed: empty reply")
+            return
+        now = self._clock.now()
+        with self._uow() as uow:
+            if not uow.turns.record_reply(turn.turn_id, reply, now):
+                return  # another worker recorded this turn's reply first; theirs stands
+            current = _required(uow.conversations.get(conversation.conversation_id))
+            uow.messages.add_outbound(current, turn.turn_id, texts, reply, now)
+            uow.messages.mark_inbound(turn.inbound_ids, MessageStatus.ANSWERED, now)
+            uow.credits.charge(turn.user_id, turn.credits_reserved, turn.turn_id, now)
+            if reply.last_item_id is not None:
+                uow.conversations.set_openai_last_item(conversation.conversation_id, reply.last_item_id)
+            uow.commit()
+        self._balances.invalidate(turn.user_id)
+
+    def _start_ai_conversation(self, conversation: Conversation) -> str:
+        openai_conversation_id = self._ai.start_conversation(
+            metadata={
+                "user_id": conversation.user_id,
+                "conversation_id": str(conversation.conversation_id),
+                "phone_number_id": conversation.phone_number_id,
+            }
+        )
+        with self._uow() as uow:
+            uow.conversations.set_openai_conversation(conversation.conversation_id, openai_conversation_id)
+            uow.commit()
+        return openai_conversation_id
+
+    def _fail_turn(self, turn: Turn, reason: str) -> None:
+        now = self._clock.now()
+        with self._uow() as uow:
+            if not uow.turns.fail(turn.turn_id, reason, now):
+                return
+            uow.credits.release(turn.user_id, turn.credits_reserved, now)
+            uow.messages.mark_inbound(turn.inbound_ids, MessageStatus.FAILED, now, failure_reason=reason)
+            uow.commit()
+        self._balances.invalidate(turn.user_id)
+        log.warning("turn_failed", extra={"turn_id": turn.turn_id, "reason": reason})
+
+    def _send_reply(self, turn: Turn, conversation: Conversation, route: Route | None) -> None:
+        with self._uow() as uow:
+            parts = uow.messages.outbound_for_turn(turn.turn_id)
+        earlier_failed = False
+        for part in parts:
+            if part.status is MessageStatus.SENDING:
+                # A worker stopped during this very send: it may have gone out. Never send twice.
+                self._record_failure(part, None, "delivery_outcome_unknown")
+                earlier_failed = True
+            elif part.status is MessageStatus.FAILED:
+                earlier_failed = True
+            elif part.status is MessageStatus.PENDING:
+                earlier_failed = not self._send_part(part, conversation, route, earlier_failed)
+        with self._uow() as uow:
+            uow.turns.finish(turn.turn_id, self._clock.now())
+            uow.commit()
+
+    def _send_part(self, part: Message, conversation: Conversation, route: Route | None, earlier_failed: bool) -> bool:
+        if earlier_failed:
+            self._record_failure(part, None, "earlier_part_failed")
+            return False
+        if route is None:
+            self._record_failure(part, None, "channel_removed")
+            return False
+        if route.channel.type in WINDOWED_CHANNELS and not within_service_window(
+            conversation.last_customer_message_at, self._clock.now()
+        ):
+            self._record_failure(part, None, "outside_service_window")
+            return False
+        with self._uow() as uow:
+            claimed = uow.messages.start_sending(part.message_id, self._clock.now())
+            uow.commit()
+        if not claimed:
+            return True
+        sender = self._senders.for_type(route.channel.type)
+        try:
+            platform_message_id = sender.send_text(route.channel, conversation.customer_id, part.text or "")
+        except DeliveryFailed as failure:
+            self._record_failure(part, failure.code, failure.reason)
+            return False
+        with self._uow() as uow:
+            uow.messages.record_sent(part.message_id, platform_message_id, self._clock.now())
+            uow.commit()
+        return True
+
+    def _record_failure(self, part: Message, code: str | None, reason: str) -> None:
+        with self._uow() as uow:
+            uow.messages.record_send_failure(part.message_id, code, reason, self._clock.now())
+            uow.commit()
+        log.warning("delivery_failed", extra={"message_id": part.message_id, "code": code, "reason": reason})
+
+    def _mark_read(self, route: Route, last: Message) -> None:
+        if last.platform_message_id is None or route.channel.type is not ChannelType.WHATSAPP:
+            return
+        try:
+            self._senders.for_type(route.channel.type).mark_read(route.channel, last.platform_message_id)
+        except DeliveryFailed as failure:
+            # A read receipt is a courtesy; failing it must not hold up the answer.
+            log.info("mark_read_failed", extra={"code": failure.code, "reason": failure.reason})
+
+
+def _required(value: _T | None) -> _T:
+    if value is None:
+        raise LookupError("a row the turn depends on is gone")
+    return value

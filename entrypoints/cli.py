@@ -1,0 +1,107 @@
+"""`mcagent`: migrate, serve, worker, dev."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import threading
+
+from entrypoints.settings import ConfigError, Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mcagent", description="Multi-Channel AI Agent")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply the SQL migrations to DATABASE_URL (safe to run twice)")
+    serve = commands.add_parser("serve", help="serve the API with the development server (production: gunicorn)")
+    serve.add_argument("--host", default="127.0.0.1")
+    commands.add_parser("worker", help="run WORKER_CONCURRENCY RQ worker processes and the recovery sweeper")
+    dev = commands.add_parser("dev", help="run everything in one process; in memory unless DATABASE_URL is set")
+    dev.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "migrate":
+            return _migrate()
+        if args.command == "serve":
+            return _serve(Settings.from_env(), args.host)
+        if args.command == "worker":
+            return _worker(Settings.from_env())
+        return _dev(Settings.from_env(dev=True), args.host)
+    except ConfigError as error:
+        print(f"mcagent: {error}", file=sys.stderr)
+        return 2
+
+
+def _migrate() -> int:
+    from adapters.postgres.migrations import apply_migrations
+
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        raise ConfigError(["DATABASE_URL: required (postgresql://…) to apply migrations"])
+    applied = apply_migrations(url)
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+def _serve(settings: Settings, host: str) -> int:
+    from entrypoints.http.app import create_app
+    from entrypoints.logging_setup import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    create_app().run(host=host, port=settings.port, threaded=True)
+    return 0
+
+
+def _worker(settings: Settings) -> int:
+    from entrypoints.logging_setup import configure_logging
+    from entrypoints.worker.main import run_workers
+
+    configure_logging(settings.log_level, settings.log_format)
+    run_workers(settings)
+    return 0
+
+
+def _dev(settings: Settings, host: str) -> int:
+    from entrypoints.container import build_container
+    from entrypoints.dev import register_dev, seed_demo_tenant, start_embedded_worker
+    from entrypoints.http.app import create_app
+    from entrypoints.logging_setup import configure_logging
+
+    configure_logging(settings.log_level, "console")
+    if not settings.embedded:
+        _migrate()
+        # Real Postgres/Redis/RQ: the workers run as in production, beside the dev server.
+        multiprocessing.get_context("fork").Process(target=_worker, args=(settings,), daemon=True).start()
+    container = build_container(settings)
+    container.init_resources()
+    app = create_app(container)
+    demo = seed_demo_tenant(container, run="" if settings.embedded else f"-{os.getpid()}")
+    register_dev(app, demo)
+    stop = threading.Event()
+    if settings.embedded:
+        start_embedded_worker(container, stop)
+    ai = container.ai().label
+    base = f"http://{host}:{settings.port}"
+    print(
+        f"""
+mcagent dev — {"embedded (in memory)" if settings.embedded else "Postgres + Redis"}; AI: {ai}
+  chat page:        {base}/dev
+  admin API key:    {settings.admin_api_key}
+  demo user:        {demo.user_id}   API key: {demo.api_key}
+  demo channel:     {demo.phone_number_id} (WhatsApp)   agent: {demo.agent_id}
+  webhook:          POST {base}{settings.webhook_path} (secret: {"dev default" if settings.embedded else "WEBHOOK_SECRET"})
+""",
+        flush=True,
+    )
+    try:
+        app.run(host=host, port=settings.port, threaded=True, use_reloader=False)
+    finally:
+        stop.set()
+        container.shutdown_resources()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

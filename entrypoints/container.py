@@ -1,0 +1,197 @@
+"""The composition root: which adapter serves which port, in the web app and in the workers.
+
+With DATABASE_URL/REDIS_URL set the container wires Postgres, Redis and RQ; without them (embedded
+dev mode) it wires the in-memory adapters. With no OPENAI_API_KEY the offline responder answers.
+Nothing connects at import time: pools and clients are Resources opened by `init_resources()`
+(after gunicorn or the worker supervisor has forked) and closed by `shutdown_resources()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import redis
+from dependency_injector import containers, providers
+from psycopg_pool import ConnectionPool
+
+from adapters.memory.services import (
+    InMemoryBalanceCache,
+    InMemoryJobQueue,
+    InMemoryLocks,
+    InMemoryRouteCache,
+    RandomIds,
+    RecordingSender,
+    SystemClock,
+)
+from adapters.memory.store import InMemoryStore, InMemoryUnitOfWork
+from adapters.meta.senders import SendersByType
+from adapters.meta.whatsapp import WhatsAppCloudSender
+from adapters.openai.offline import OfflineResponder
+from adapters.openai.responder import OpenAIResponder
+from adapters.postgres.pool import open_pool
+from adapters.postgres.unit_of_work import PostgresUnitOfWork
+from adapters.redis.cache import RedisBalanceCache, RedisRouteCache
+from adapters.redis.client import redis_client
+from adapters.redis.locks import RedisLocks
+from adapters.rq.queue import RqJobQueue
+from application.routes import ChannelRoutes
+from application.use_cases.add_channel import AddChannel
+from application.use_cases.apply_delivery_report import ApplyDeliveryReport
+from application.use_cases.authenticate import Authenticate
+from application.use_cases.create_agent import CreateAgent
+from application.use_cases.create_user import CreateUser
+from application.use_cases.handle_inbound_message import HandleInboundMessage
+from application.use_cases.process_pending_messages import ProcessPendingMessages, TurnPolicy
+from application.use_cases.recover_stalled_work import RecoverStalledWork
+from application.use_cases.tenant_queries import TenantQueries
+from application.use_cases.top_up_credits import TopUpCredits
+from domain.tenancy import ChannelType
+from entrypoints.settings import Settings
+
+JOB_FUNCTION = "entrypoints.worker.jobs.process_scope"
+
+
+def _postgres_pool(settings: Settings) -> Iterator[ConnectionPool | None]:
+    if settings.database_url is None:
+        yield None
+        return
+    pool = open_pool(settings.database_url, settings.database_pool_size, settings.database_timeout_ms / 1000)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def _redis(settings: Settings) -> Iterator[redis.Redis | None]:
+    if settings.redis_url is None:
+        yield None
+        return
+    # Short timeouts: a cache or lock call that waits long on a sick Redis hurts more than a miss.
+    client = redis_client(settings.redis_url, socket_timeout_s=2.0)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _mode(settings: Settings) -> str:
+    return "embedded" if settings.embedded else "production"
+
+
+def _ai_mode(settings: Settings) -> str:
+    return "openai" if settings.openai_api_key else "offline"
+
+
+def _senders(whatsapp: WhatsAppCloudSender) -> SendersByType:
+    return SendersByType({ChannelType.WHATSAPP: whatsapp})
+
+
+def _recording_senders(sender: RecordingSender) -> SendersByType:
+    return SendersByType({channel_type: sender for channel_type in ChannelType})
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    mode = providers.Callable(_mode, settings)
+
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(RandomIds)
+
+    postgres_pool = providers.Resource(_postgres_pool, settings)
+    redis = providers.Resource(_redis, settings)
+
+    memory_store = providers.Singleton(InMemoryStore)
+    uow = providers.Selector(
+        mode,
+        embedded=providers.Factory(InMemoryUnitOfWork, memory_store).provider,
+        production=providers.Factory(PostgresUnitOfWork, postgres_pool).provider,
+    )
+    queue = providers.Selector(
+        mode,
+        embedded=providers.Singleton(InMemoryJobQueue),
+        production=providers.Singleton(
+            RqJobQueue,
+            connection=redis,
+            queue_name=settings.provided.queue_name,
+            job_function=JOB_FUNCTION,
+            job_timeout_s=providers.Callable(
+                lambda s: int((s.openai_timeout_ms * (s.openai_max_retries + 1)) / 1000) + 300, settings
+            ),
+        ),
+    )
+    locks = providers.Selector(
+        mode,
+        embedded=providers.Singleton(InMemoryLocks),
+        production=providers.Singleton(RedisLocks, redis, ttl_ms=settings.provided.lock_ttl_ms),
+    )
+    route_cache = providers.Selector(
+        mode,
+        embedded=providers.Singleton(InMemoryRouteCache),
+        production=providers.Singleton(RedisRouteCache, redis, ttl_s=settings.provided.cache_ttl_s),
+    )
+    balance_cache = providers.Selector(
+        mode,
+        embedded=providers.Singleton(InMemoryBalanceCache),
+        production=providers.Singleton(RedisBalanceCache, redis, ttl_s=settings.provided.cache_ttl_s),
+    )
+    ai = providers.Selector(
+        providers.Callable(_ai_mode, settings),
+        offline=providers.Singleton(OfflineResponder),
+        openai=providers.Singleton(
+            OpenAIResponder,
+            api_key=settings.provided.openai_api_key,
+            base_url=settings.provided.openai_base_url,
+            timeout_ms=settings.provided.openai_timeout_ms,
+            max_retries=settings.provided.openai_max_retries,
+            backoff_base_ms=settings.provided.openai_backoff_ms,
+        ),
+    )
+    whatsapp_sender = providers.Singleton(
+        WhatsAppCloudSender,
+        base_url=settings.provided.whatsapp_api_base_url,
+        timeout_ms=settings.provided.graph_timeout_ms,
+    )
+    # Embedded dev mode has no Meta account: replies are recorded (and shown on the dev page) instead.
+    recording_sender = providers.Singleton(RecordingSender)
+    senders = providers.Selector(
+        mode,
+        embedded=providers.Singleton(_recording_senders, recording_sender),
+        production=providers.Singleton(_senders, whatsapp_sender),
+    )
+
+    routes = providers.Singleton(ChannelRoutes, uow, route_cache)
+
+    authenticate = providers.Singleton(Authenticate, uow, admin_api_key=settings.provided.admin_api_key)
+    create_user = providers.Singleton(CreateUser, uow, ids, clock)
+    add_channel = providers.Singleton(AddChannel, uow, routes, ids, clock)
+    create_agent = providers.Singleton(CreateAgent, uow, routes, ids, clock)
+    top_up_credits = providers.Singleton(TopUpCredits, uow, balance_cache, clock)
+    tenant_queries = providers.Singleton(TenantQueries, uow, balance_cache)
+
+    handle_inbound_message = providers.Singleton(
+        HandleInboundMessage, uow, routes, queue, clock, ordering=settings.provided.ordering_scope
+    )
+    apply_delivery_report = providers.Singleton(ApplyDeliveryReport, uow, clock)
+    turn_policy = providers.Singleton(
+        TurnPolicy,
+        credits_per_turn=settings.provided.credits_per_reply,
+        coalesce_window=providers.Callable(lambda s: timedelta(milliseconds=s.coalesce_window_ms), settings),
+    )
+    process_pending_messages = providers.Singleton(
+        ProcessPendingMessages, uow, locks, routes, ai, senders, balance_cache, clock, turn_policy
+    )
+    recover_stalled_work = providers.Singleton(
+        RecoverStalledWork,
+        uow,
+        queue,
+        locks,
+        clock,
+        ordering=settings.provided.ordering_scope,
+        stalled_after=providers.Callable(lambda s: timedelta(milliseconds=s.recovery_after_ms), settings),
+    )
+
+
+def build_container(settings: Settings) -> Container:
+    container = Container(settings=settings)
+    return container

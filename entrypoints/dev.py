@@ -1,0 +1,166 @@
+"""`mcagent dev`: the whole service in one process, with nothing to install or sign up for.
+
+Embedded (no DATABASE_URL/REDIS_URL): in-memory storage, queue and locks, an in-process worker
+thread, replies recorded instead of sent to Meta, and — without OPENAI_API_KEY — the offline
+responder. A demo tenant is created at start, and the page at /dev lets a person chat with its
+agent: each message is posted to the real webhook as a signed WhatsApp delivery.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from attrs import frozen
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from adapters.memory.services import InMemoryJobQueue
+from application.ports.repositories import MessageQuery
+from application.use_cases.add_channel import AddChannelCommand
+from application.use_cases.create_agent import CreateAgentCommand
+from application.use_cases.create_user import CreateUserCommand
+from application.use_cases.process_pending_messages import ProcessScope
+from application.use_cases.top_up_credits import TopUpCommand
+from domain.tenancy import ChannelType
+from entrypoints.container import Container
+from entrypoints.http.app import container as current_container
+from entrypoints.http.signature import sign
+
+DEMO_PHONE_NUMBER_ID = "100000000000001"
+DEMO_PROMPT_ID = "pmpt_demo"
+
+
+@frozen
+class DemoTenant:
+    user_id: str
+    api_key: str
+    phone_number_id: str
+    agent_id: str
+
+
+def seed_demo_tenant(container: Container, run: str = "") -> DemoTenant:
+    """A user with a WhatsApp channel, an agent on it and 1,000 credits.
+
+    `run` makes the e-mail and channel id unique, for a database that outlives the process."""
+    created = container.create_user()(CreateUserCommand(email=f"demo{run}@example.com", company_name="Demo Company"))
+    user_id = created.user.user_id
+    channel = container.add_channel()(
+        AddChannelCommand(
+            user_id=user_id,
+            type=ChannelType.WHATSAPP,
+            phone_number_id=f"{DEMO_PHONE_NUMBER_ID}{run}",
+            external_number="+15550000000",
+            access_token="demo-access-token",
+            display_name="Demo WhatsApp",
+        )
+    )
+    agent = container.create_agent()(
+        CreateAgentCommand(user_id=user_id, name="Demo agent", prompt_id=DEMO_PROMPT_ID, phone_number_id=channel.phone_number_id)
+    )
+    container.top_up_credits()(TopUpCommand(user_id=user_id, amount=1000, reason="demo credits"))
+    return DemoTenant(user_id, created.api_key, channel.phone_number_id, agent.agent_id)
+
+
+def start_embedded_worker(container: Container, stop: threading.Event) -> threading.Thread:
+    """Work the in-memory queue in a thread, and sweep for stalled work now and then."""
+    queue = container.queue()
+    assert isinstance(queue, InMemoryJobQueue)
+    process = container.process_pending_messages()
+    recover = container.recover_stalled_work()
+    sweep_every_s = container.settings().recovery_interval_ms / 1000
+
+    def work() -> None:
+        next_sweep = time.monotonic() + sweep_every_s
+        while not stop.is_set():
+            scope_key = queue.take(timeout_s=0.5)
+            if scope_key is not None:
+                process(ProcessScope(scope_key))
+            if time.monotonic() >= next_sweep:
+                recover()
+                next_sweep = time.monotonic() + sweep_every_s
+
+    thread = threading.Thread(target=work, name="embedded-worker", daemon=True)
+    thread.start()
+    return thread
+
+
+def whatsapp_delivery(phone_number_id: str, customer: str, name: str, text: str) -> dict[str, Any]:
+    """A WhatsApp Cloud API webhook delivery carrying one text message, as Meta would send it."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "dev-waba",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
+                            "contacts": [{"profile": {"name": name}, "wa_id": customer}],
+                            "messages": [
+                                {
+                                    "from": customer,
+                                    "id": f"wamid.dev{uuid.uuid4().hex}",
+                                    "timestamp": str(int(datetime.now(UTC).timestamp())),
+                                    "type": "text",
+                                    "text": {"body": text},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def dev_blueprint(demo: DemoTenant) -> Blueprint:
+    """The chat page and its two helpers. Registered only by `mcagent dev`."""
+    blueprint = Blueprint("dev", __name__)
+
+    @blueprint.get("/dev")
+    def page() -> ResponseReturnValue:
+        html = resources.files("entrypoints.http").joinpath("static/dev.html").read_text(encoding="utf-8")
+        return Response(html, mimetype="text/html")
+
+    @blueprint.post("/dev/send")
+    def send() -> ResponseReturnValue:
+        """Sign and post a WhatsApp delivery to our own webhook, as Meta would."""
+        body = request.get_json(force=True)
+        settings = current_container().settings()
+        raw = json.dumps(
+            whatsapp_delivery(demo.phone_number_id, str(body.get("customer", "15551234567")),
+                              str(body.get("name", "Dev customer")), str(body.get("text", "")))
+        ).encode()
+        client = current_app.test_client()
+        answer = client.post(
+            settings.webhook_path,
+            data=raw,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(raw, settings.webhook_secret)},
+        )
+        return Response(answer.get_data(), status=answer.status_code, mimetype="application/json")
+
+    @blueprint.get("/dev/messages")
+    def messages() -> ResponseReturnValue:
+        page = current_container().tenant_queries().messages(demo.user_id, MessageQuery(limit=100))
+        return jsonify(
+            ai=current_container().ai().label,
+            messages=[
+                {"direction": str(m.direction), "text": m.text, "status": str(m.status), "reason": m.failure_reason,
+                 "at": m.created_at.isoformat(), "conversation_id": m.conversation_id}
+                for m in reversed(page.items)
+            ],
+        )
+
+    return blueprint
+
+
+def register_dev(app: Flask, demo: DemoTenant) -> None:
+    app.register_blueprint(dev_blueprint(demo))

@@ -1,0 +1,59 @@
+"""The Flask app factory: webhook, REST API, health. gunicorn serves `entrypoints.http.app:create_app()`."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, Response, current_app, g, request
+
+from entrypoints.container import Container, build_container
+from entrypoints.http.errors import register_error_handlers
+from entrypoints.logging_setup import bind_correlation_id, configure_logging
+from entrypoints.settings import Settings
+
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def create_app(container: Container | None = None) -> Flask:
+    """Build the app. Without a container (gunicorn) it reads the environment and opens the pools,
+    which happens in each gunicorn worker after the fork (do not use --preload)."""
+    if container is None:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level, settings.log_format)
+        container = build_container(settings)
+        container.init_resources()
+    settings = container.settings()
+    app = Flask(__name__)
+    app.extensions["container"] = container
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    header = settings.correlation_id_header
+
+    @app.before_request
+    def _correlation_id() -> None:
+        given = request.headers.get(header, "")
+        g.correlation_id = given if _CORRELATION_ID.match(given) else uuid.uuid4().hex
+        bind_correlation_id(g.correlation_id)
+
+    @app.after_request
+    def _echo_correlation_id(response: Response) -> Response:
+        response.headers[header] = g.get("correlation_id", "")
+        return response
+
+    register_error_handlers(app)
+
+    from entrypoints.http.api import register_api
+    from entrypoints.http.health import health
+    from entrypoints.http.webhook import webhook_blueprint
+
+    app.register_blueprint(health)
+    app.register_blueprint(webhook_blueprint(settings.webhook_path))
+    register_api(app)
+    return app
+
+
+def container() -> Container:
+    """The container of the app serving the current request."""
+    found: Container = current_app.extensions["container"]
+    return found

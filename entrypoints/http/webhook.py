@@ -1,0 +1,69 @@
+"""Meta's webhook: the subscription handshake (GET) and signed deliveries (POST).
+
+A delivery is verified over its raw bytes before anything is parsed or stored, every entry,
+change, message and status in it is handled, and it is answered 200 even when it carries only
+things we ignore, because any other answer makes Meta redeliver to every subscribed app.
+Only a failure to make a message durable answers 5xx, so that Meta delivers it again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from application.use_cases.handle_inbound_message import HandleInbound
+from entrypoints.http.app import container
+from entrypoints.http.errors import ApiError
+from entrypoints.http.meta_payloads import MalformedDelivery, parse_delivery
+from entrypoints.http.signature import verify_signature
+
+log = logging.getLogger(__name__)
+
+
+def webhook_blueprint(path: str) -> Blueprint:
+    blueprint = Blueprint("webhook", __name__)
+    blueprint.add_url_rule(path, "verify", verify_subscription, methods=["GET"])
+    blueprint.add_url_rule(path, "deliver", receive_delivery, methods=["POST"])
+    return blueprint
+
+
+def verify_subscription() -> ResponseReturnValue:
+    settings = container().settings()
+    mode = request.args.get("hub.mode")
+    token = request.args.get("hub.verify_token")
+    challenge = request.args.get("hub.challenge")
+    if mode != "subscribe" or challenge is None or token != settings.webhook_verify_token:
+        raise ApiError(403, "verification_failed", "hub.mode must be 'subscribe' and hub.verify_token must match")
+    return Response(challenge, status=200, mimetype="text/plain")
+
+
+def receive_delivery() -> ResponseReturnValue:
+    services = container()
+    raw = request.get_data(cache=False)
+    if not verify_signature(raw, request.headers.get("X-Hub-Signature-256"), services.settings().webhook_secret):
+        raise ApiError(401, "invalid_signature", "X-Hub-Signature-256 is missing or does not match the body")
+    try:
+        payload = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+    try:
+        delivery = parse_delivery(payload)
+    except MalformedDelivery as error:
+        raise ApiError(400, "malformed_delivery", str(error), field=error.field_path) from None
+
+    handle = services.handle_inbound_message()
+    outcomes = [handle(HandleInbound(message, correlation_id=g.correlation_id)) for message in delivery.inbound]
+    apply_report = services.apply_delivery_report()
+    applied = sum(apply_report(report) for report in delivery.reports)
+    for ignored in delivery.ignored:
+        log.info("webhook_item_ignored", extra={"kind": str(ignored.kind), "reason": ignored.reason,
+                                                "detail": ignored.detail})
+    return jsonify(
+        received=len(delivery.inbound),
+        outcomes=[str(outcome) for outcome in outcomes],
+        statuses_applied=applied,
+        ignored=len(delivery.ignored),
+    )

@@ -1,0 +1,64 @@
+"""Structured logs: one JSON object per line (or readable lines with LOG_FORMAT=console).
+
+Application code logs with the standard library (`logging.getLogger(__name__).info("event",
+extra={...})`); structlog renders those records, adds the correlation id bound for the current
+request or job, and never sees secrets because nothing logs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def _record_extras(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    record = event_dict.get("_record")
+    if record is not None:
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                event_dict.setdefault(key, value)
+    return event_dict
+
+
+def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _record_extras,
+    ]
+    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Third-party chatter at INFO (every HTTP call of the SDKs, every RQ job line) drowns ours.
+    for noisy in ("httpx", "httpcore", "openai", "urllib3", "rq.worker", "werkzeug"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+
+
+def bind_correlation_id(correlation_id: str | None) -> None:
+    structlog.contextvars.clear_contextvars()
+    if correlation_id:
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)

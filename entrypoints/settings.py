@@ -1,0 +1,197 @@
+"""Every setting comes from the environment and is checked at start-up.
+
+A missing or malformed value stops the process with one message naming every bad variable.
+Durations are milliseconds, as in the seed, unless the name says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from attrs import frozen
+
+from domain.messages import OrderingScope
+
+T = TypeVar("T")
+
+#: Defaults that let `mcagent dev` run with no configuration at all. Never used in production.
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"
+DEV_ADMIN_API_KEY = "dev-admin-key"
+DEV_VERIFY_TOKEN = "dev-verify-token"
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "invalid configuration — fix these environment variables:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+@frozen
+class Settings:
+    database_url: str | None
+    database_pool_size: int
+    database_timeout_ms: int
+    redis_url: str | None
+    openai_api_key: str | None
+    openai_base_url: str
+    openai_timeout_ms: int
+    openai_max_retries: int
+    openai_backoff_ms: int
+    webhook_secret: str
+    webhook_verify_token: str
+    webhook_path: str
+    api_key_header: str
+    admin_api_key: str
+    worker_concurrency: int
+    queue_name: str
+    ordering_scope: OrderingScope
+    coalesce_window_ms: int
+    credits_per_reply: int
+    lock_ttl_ms: int
+    recovery_interval_ms: int
+    recovery_after_ms: int
+    cache_ttl_s: int
+    extraction_interval_ms: int
+    log_level: str
+    log_format: str
+    correlation_id_header: str
+    whatsapp_api_base_url: str
+    instagram_api_base_url: str
+    graph_timeout_ms: int
+    port: int
+
+    @property
+    def embedded(self) -> bool:
+        """No Postgres/Redis configured: run on the in-memory adapters with an in-process worker."""
+        return self.database_url is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, dev: bool = False) -> Settings:
+        """Read and check the settings. `dev` allows the embedded defaults (no database, dev secrets)."""
+        reader = _Reader(os.environ if env is None else env)
+        database_url = reader.text("DATABASE_URL", None)
+        redis_url = reader.text("REDIS_URL", None)
+        if (database_url is None) != (redis_url is None):
+            reader.problem("DATABASE_URL and REDIS_URL: set both (production) or neither (embedded dev mode)")
+        production = not dev
+        if production and database_url is None:
+            reader.problem("DATABASE_URL: required (postgresql://…); only `mcagent dev` runs without it")
+        if production and redis_url is None:
+            reader.problem("REDIS_URL: required (redis://…); only `mcagent dev` runs without it")
+        if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
+            reader.problem("DATABASE_URL: must start with postgresql://")
+        if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            reader.problem("REDIS_URL: must start with redis://, rediss:// or unix://")
+
+        settings = cls(
+            database_url=database_url,
+            database_pool_size=reader.integer("DATABASE_POOL_SIZE", 10, minimum=1),
+            database_timeout_ms=reader.integer("DATABASE_TIMEOUT", 30_000, minimum=100),
+            redis_url=redis_url,
+            openai_api_key=reader.text("OPENAI_API_KEY", None),
+            openai_base_url=reader.url("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            openai_timeout_ms=reader.integer("OPENAI_TIMEOUT", 30_000, minimum=100),
+            openai_max_retries=reader.integer("OPENAI_MAX_RETRIES", 3, minimum=0),
+            openai_backoff_ms=reader.integer("OPENAI_BACKOFF", 500, minimum=0),
+            webhook_secret=reader.secret("WEBHOOK_SECRET", DEV_WEBHOOK_SECRET if dev else None),
+            webhook_verify_token=reader.secret("WEBHOOK_VERIFY_TOKEN", DEV_VERIFY_TOKEN if dev else None),
+            webhook_path=reader.path("WEBHOOK_PATH", "/webhook/meta"),
+            api_key_header=reader.text("API_KEY_HEADER", "x-api-key") or "x-api-key",
+            admin_api_key=reader.secret("ADMIN_API_KEY", DEV_ADMIN_API_KEY if dev else None),
+            worker_concurrency=reader.integer("WORKER_CONCURRENCY", 4, minimum=1),
+            queue_name=reader.text("QUEUE_NAME", "mcagent") or "mcagent",
+            ordering_scope=reader.choice("ORDERING_SCOPE", OrderingScope.CONVERSATION, OrderingScope),
+            coalesce_window_ms=reader.integer("COALESCE_WINDOW_MS", 0, minimum=0),
+            credits_per_reply=reader.integer("CREDITS_PER_REPLY", 1, minimum=0),
+            lock_ttl_ms=reader.integer("LOCK_TTL_MS", 30_000, minimum=300),
+            recovery_interval_ms=reader.integer("RECOVERY_INTERVAL_MS", 10_000, minimum=100),
+            recovery_after_ms=reader.integer("RECOVERY_AFTER_MS", 30_000, minimum=100),
+            cache_ttl_s=reader.integer("CACHE_TTL_SECONDS", 300, minimum=1),
+            extraction_interval_ms=reader.integer("EXTRACTION_INTERVAL", 300_000, minimum=1_000),
+            log_level=reader.choice_text("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            log_format=reader.choice_text("LOG_FORMAT", "json", ("json", "console")),
+            correlation_id_header=reader.text("CORRELATION_ID_HEADER", "x-correlation-id") or "x-correlation-id",
+            whatsapp_api_base_url=reader.url("WHATSAPP_API_BASE_URL", "https://graph.facebook.com/v24.0"),
+            instagram_api_base_url=reader.url("INSTAGRAM_API_BASE_URL", "https://graph.instagram.com/v25.0"),
+            graph_timeout_ms=reader.integer("GRAPH_TIMEOUT", 10_000, minimum=100),
+            port=reader.integer("PORT", 8000, minimum=1),
+        )
+        reader.raise_if_any()
+        return settings
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self._problems: list[str] = []
+
+    def problem(self, text: str) -> None:
+        self._problems.append(text)
+
+    def raise_if_any(self) -> None:
+        if self._problems:
+            raise ConfigError(self._problems)
+
+    def _raw(self, name: str) -> str | None:
+        value = self._env.get(name)
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def text(self, name: str, default: str | None) -> str | None:
+        return self._raw(name) or default
+
+    def secret(self, name: str, default: str | None) -> str:
+        value = self._raw(name) or default
+        if value is None:
+            self.problem(f"{name}: required")
+            return ""
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        return self._parsed(name, default, int, f"a whole number >= {minimum}", lambda v: v >= minimum)
+
+    def url(self, name: str, default: str) -> str:
+        value = self._raw(name) or default
+        if not value.startswith(("http://", "https://")):
+            self.problem(f"{name}: must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    def path(self, name: str, default: str) -> str:
+        value = self._raw(name) or default
+        if not value.startswith("/"):
+            self.problem(f"{name}: must start with '/', got {value!r}")
+        return value
+
+    def choice(self, name: str, default: OrderingScope, kind: type[OrderingScope]) -> OrderingScope:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            return kind(raw.lower())
+        except ValueError:
+            self.problem(f"{name}: must be one of {', '.join(k.value for k in kind)}, got {raw!r}")
+            return default
+
+    def choice_text(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = (self._raw(name) or default).lower()
+        if raw not in allowed:
+            self.problem(f"{name}: must be one of {', '.join(allowed)}, got {raw!r}")
+            return default
+        return raw
+
+    def _parsed(self, name: str, default: T, parse: Callable[[str], T], expected: str, ok: Callable[[Any], bool]) -> T:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = parse(raw)
+        except ValueError:
+            self.problem(f"{name}: must be {expected}, got {raw!r}")
+            return default
+        if not ok(value):
+            self.problem(f"{name}: must be {expected}, got {raw!r}")
+            return default
+        return value
