@@ -1,0 +1,61 @@
+"""The PostgreSQL unit of work: one pooled connection, one transaction per `with` block."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Self
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from adapters.postgres.conversations import PostgresConversationsRepository
+from adapters.postgres.credits import PostgresCreditsRepository
+from adapters.postgres.messages import PostgresMessagesRepository
+from adapters.postgres.tenancy import PostgresAgentsRepository, PostgresChannelsRepository, PostgresUsersRepository
+from adapters.postgres.turns import PostgresTurnsRepository
+
+
+class PostgresUnitOfWork:
+    """`with uow: ...; uow.commit()`. Whatever is not committed is rolled back when the block ends.
+
+    The connection is taken from the pool on entry and given back on exit, so a unit of work holds
+    a connection only while its block runs; the same instance can be entered again afterwards.
+    The transaction begins with the first statement (psycopg's default); after `commit()` the next
+    statement begins a new one.
+    """
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._conn: psycopg.Connection[Any] | None = None
+        self.users = PostgresUsersRepository(self._connection)
+        self.channels = PostgresChannelsRepository(self._connection)
+        self.agents = PostgresAgentsRepository(self._connection)
+        self.credits = PostgresCreditsRepository(self._connection)
+        self.conversations = PostgresConversationsRepository(self._connection)
+        self.messages = PostgresMessagesRepository(self._connection)
+        self.turns = PostgresTurnsRepository(self._connection)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None:
+            raise RuntimeError("the unit of work is used outside its `with` block")
+        return self._conn
+
+    def __enter__(self) -> Self:
+        if self._conn is not None:
+            raise RuntimeError("the unit of work is entered already")
+        self._conn = self._pool.getconn()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, self._conn = self._connection(), None
+        try:
+            if not conn.broken:
+                conn.rollback()
+        finally:
+            # The pool discards a broken connection and replaces it.
+            self._pool.putconn(conn)
+
+    def commit(self) -> None:
+        self._connection().commit()
