@@ -192,9 +192,10 @@ def split_text(text: str, limit: int) -> list[str]:
     pieces: list[str] = []
     while len(text) > limit:
         window = text[:limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut < limit // 2:
-            cut = limit
+        cut = next(
+            (at for at in (window.rfind(mark) for mark in ("\n\n", "\n", " ")) if at >= limit // 2),
+            limit,  # no natural break in the second half of the window: cut hard
+        )
         pieces.append(text[:cut].rstrip())
         text = text[cut:].lstrip()
     if text:

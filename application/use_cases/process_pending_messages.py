@@ -17,6 +17,7 @@ an unknown outcome and is failed rather than sent twice.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable
@@ -56,6 +57,12 @@ _T = TypeVar("_T")
 WINDOWED_CHANNELS = (ChannelType.WHATSAPP, ChannelType.INSTAGRAM)
 
 
+class _Step(enum.Enum):
+    IDLE = "idle"  # nothing pending
+    PROGRESSED = "progressed"  # a turn moved on (or we waited for the customer to finish typing)
+    TURN_ENDED = "turn_ended"  # a turn was answered, failed, or refused
+
+
 @frozen
 class ProcessScope:
     scope_key: str
@@ -93,29 +100,33 @@ class ProcessPendingMessages:
         self._sleep = sleep
 
     def __call__(self, command: ProcessScope) -> int:
-        """Process until the scope has nothing pending; returns the number of turns handled.
+        """Process until the scope has nothing pending; returns the number of turns that ended
+        (answered, failed, or refused without an AI call).
 
         When another worker holds the scope this returns 0 at once: that worker picks up
         whatever is pending before it lets go (see the re-check after release).
         """
         scope = ScopeKey.parse(command.scope_key)
-        handled = 0
+        ended = 0
         while True:
             handle = self._locks.acquire(str(scope))
             if handle is None:
-                return handled
+                return ended
             try:
-                while not handle.lost and self._step(scope):
-                    handled += 1
+                while not handle.lost:
+                    step = self._step(scope)
+                    if step is _Step.IDLE:
+                        break
+                    ended += step is _Step.TURN_ENDED
             finally:
                 handle.release()
             # A message stored while we held the lock had its trigger turned away; it is ours.
             with self._uow() as uow:
                 if not uow.messages.has_pending(scope):
-                    return handled
+                    return ended
 
-    def _step(self, scope: ScopeKey) -> bool:
-        """Advance the scope by one turn (or one refused batch). False when there is nothing to do."""
+    def _step(self, scope: ScopeKey) -> _Step:
+        """Advance the scope by one step of one turn."""
         with self._uow() as uow:
             turn = uow.turns.open_turn(scope)
         if turn is None:
@@ -127,55 +138,53 @@ class ProcessPendingMessages:
             conversation = _required(uow.conversations.get(turn.conversation_id))
         route = self._routes.find(conversation.phone_number_id)
         if turn.status is TurnStatus.AWAITING_AI:
-            self._ask_ai(turn, conversation, route)
-        else:
-            self._send_reply(turn, conversation, route)
-        return True
+            return _Step.PROGRESSED if self._ask_ai(turn, conversation, route) else _Step.TURN_ENDED
+        self._send_reply(turn, conversation, route)
+        return _Step.TURN_ENDED
 
-    def _start_turn(self, scope: ScopeKey) -> Turn | bool:
+    def _start_turn(self, scope: ScopeKey) -> Turn | _Step:
         now = self._clock.now()
         with self._uow() as uow:
             batch = uow.messages.pending_batch(scope)
-            if not batch:
-                return False
-            wait = (batch[-1].created_at + self._policy.coalesce_window - now).total_seconds()
-            if wait > 0:
+            conversation = _required(uow.conversations.get(batch[0].conversation_id)) if batch else None
+        if not batch or conversation is None:
+            return _Step.IDLE
+        wait = (batch[-1].created_at + self._policy.coalesce_window - now).total_seconds()
+        if wait > 0:
+            # The customer is still typing: wait out the window (holding the scope), then look again.
+            self._sleep(wait)
+            return _Step.PROGRESSED
+        # Looked up outside any transaction: a cache miss opens a unit of work of its own.
+        route = self._routes.find(conversation.phone_number_id)
+        refusal = self._refusal(conversation, route)
+        batch_ids = [m.message_id for m in batch]
+        with self._uow() as uow:
+            if refusal is None and not uow.credits.reserve(conversation.user_id, self._policy.credits_per_turn, now):
+                refusal = "insufficient_credits"
+            if refusal is not None:
+                uow.messages.mark_inbound(batch_ids, MessageStatus.FAILED, now, failure_reason=refusal)
                 uow.commit()
             else:
-                conversation = _required(uow.conversations.get(batch[0].conversation_id))
-                route = self._routes.find(conversation.phone_number_id)
-                refusal = self._refusal(conversation, route)
-                if refusal is None and not uow.credits.reserve(
-                    conversation.user_id, self._policy.credits_per_turn, now
-                ):
-                    refusal = "insufficient_credits"
-                if refusal is not None:
-                    uow.messages.mark_inbound(
-                        [m.message_id for m in batch], MessageStatus.FAILED, now, failure_reason=refusal
-                    )
-                    uow.commit()
-                    log.warning(
-                        "turn_refused",
-                        extra={"reason": refusal, "conversation_id": conversation.conversation_id,
-                               "user_id": conversation.user_id},
-                    )
-                    return True
                 turn = uow.turns.start(
                     user_id=conversation.user_id,
                     conversation_id=conversation.conversation_id,
                     phone_number_id=conversation.phone_number_id,
-                    inbound_ids=[m.message_id for m in batch],
+                    inbound_ids=batch_ids,
                     credits_reserved=self._policy.credits_per_turn,
                     now=now,
                 )
                 uow.commit()
-                self._balances.invalidate(conversation.user_id)
-                assert route is not None
-                self._mark_read(route, batch[-1])
-                return turn
-        # The customer is still typing: wait out the window (holding the scope), then look again.
-        self._sleep(wait)
-        return True
+        if refusal is not None:
+            log.warning(
+                "turn_refused",
+                extra={"reason": refusal, "conversation_id": conversation.conversation_id,
+                       "user_id": conversation.user_id},
+            )
+            return _Step.TURN_ENDED
+        self._balances.invalidate(conversation.user_id)
+        assert route is not None
+        self._mark_read(route, batch[-1])
+        return turn
 
     def _refusal(self, conversation: Conversation, route: Route | None) -> str | None:
         if route is None or route.agent is None:
@@ -186,10 +195,11 @@ class ProcessPendingMessages:
             return "outside_service_window"
         return None
 
-    def _ask_ai(self, turn: Turn, conversation: Conversation, route: Route | None) -> None:
+    def _ask_ai(self, turn: Turn, conversation: Conversation, route: Route | None) -> bool:
+        """True when the reply was recorded and the turn goes on to sending it."""
         if route is None or route.agent is None:
             self._fail_turn(turn, "no_agent")
-            return
+            return False
         try:
             openai_conversation_id = conversation.openai_conversation_id or self._start_ai_conversation(conversation)
             with self._uow() as uow:
@@ -208,15 +218,15 @@ class ProcessPendingMessages:
             )
         except AIRequestFailed as failure:
             self._fail_turn(turn, f"ai_failed: {failure.reason}")
-            return
+            return False
         texts = split_text(reply.text, TEXT_LIMITS[route.channel.type])
         if not texts:
             self._fail_turn(turn, "ai_failed: empty reply")
-            return
+            return False
         now = self._clock.now()
         with self._uow() as uow:
             if not uow.turns.record_reply(turn.turn_id, reply, now):
-                return  # another worker recorded this turn's reply first; theirs stands
+                return True  # another worker recorded this turn's reply first; theirs stands
             current = _required(uow.conversations.get(conversation.conversation_id))
             uow.messages.add_outbound(current, turn.turn_id, texts, reply, now)
             uow.messages.mark_inbound(turn.inbound_ids, MessageStatus.ANSWERED, now)
@@ -225,6 +235,7 @@ class ProcessPendingMessages:
                 uow.conversations.set_openai_last_item(conversation.conversation_id, reply.last_item_id)
             uow.commit()
         self._balances.invalidate(turn.user_id)
+        return True
 
     def _start_ai_conversation(self, conversation: Conversation) -> str:
         openai_conversation_id = self._ai.start_conversation(
