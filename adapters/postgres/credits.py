@@ -97,8 +97,8 @@ class PostgresCreditsRepository(PostgresRepository):
                 WHERE user_id = %(user_id)s
                 RETURNING balance
             )
-            INSERT INTO credit_ledger (user_id, kind, amount, balance_after, turn_id, created_at)
-            SELECT %(user_id)s, 'charge', -%(amount)s, balance, %(turn_id)s, %(now)s FROM account
+            INSERT INTO credit_ledger (user_id, kind, amount, balance_after, reason, turn_id, created_at)
+            SELECT %(user_id)s, 'charge', -%(amount)s, balance, 'ai_turn', %(turn_id)s, %(now)s FROM account
             RETURNING {_LEDGER_COLUMNS}
         """
         lookup = f"SELECT {_LEDGER_COLUMNS} FROM credit_ledger WHERE turn_id = %(turn_id)s AND kind = 'charge'"

@@ -25,6 +25,8 @@ def create_app(container: Container | None = None) -> Flask:
         container.init_resources()
     settings = container.settings()
     app = Flask(__name__)
+    # Meta's deliveries are at most 3 MB; nothing we accept is larger.
+    app.config["MAX_CONTENT_LENGTH"] = 4 * 1024 * 1024
     app.extensions["container"] = container
     app.json.sort_keys = False  # type: ignore[attr-defined]
 

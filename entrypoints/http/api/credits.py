@@ -1,0 +1,30 @@
+"""A tenant's credits: balance and recent ledger for the tenant; top-ups for the operator only."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from entrypoints.http.api.auth import caller_for
+from entrypoints.http.api.payloads import TopUpRequest, credits_json, idempotency_key, read_body, top_up_json
+from entrypoints.http.app import container
+
+credits = Blueprint("credits", __name__)
+
+#: Ledger entries shown with the balance; older ones stay stored.
+LEDGER_SHOWN = 20
+
+
+@credits.get("/users/<user_id>/credits")
+def get_credits(user_id: str) -> ResponseReturnValue:
+    caller_for(user_id)
+    return jsonify(credits_json(container().tenant_queries().credits(user_id, LEDGER_SHOWN)))
+
+
+@credits.post("/users/<user_id>/credits")
+def top_up(user_id: str) -> ResponseReturnValue:
+    # A tenant must not mint its own credits; to it the route does not exist.
+    caller_for(user_id).require_admin()
+    key = idempotency_key(request.headers.get("Idempotency-Key"))
+    command = read_body(TopUpRequest).command(user_id, key)
+    return jsonify(top_up_json(container().top_up_credits()(command))), 201
