@@ -113,7 +113,8 @@ class ChannelSender(Protocol):
 
 
 class ChannelSenders(Protocol):
-    def for_type(self, channel_type: ChannelType) -> ChannelSender: ...
+    def for_type(self, channel_type: ChannelType) -> ChannelSender:
+        """The sender for a channel type. Raises DeliveryFailed when none is configured for it."""
 
 
 class Clock(Protocol):

@@ -295,8 +295,8 @@ class ProcessPendingMessages:
             uow.commit()
         if not claimed:
             return True
-        sender = self._senders.for_type(route.channel.type)
         try:
+            sender = self._senders.for_type(route.channel.type)
             platform_message_id = sender.send_text(route.channel, conversation.customer_id, part.text or "")
         except DeliveryFailed as failure:
             self._record_failure(part, failure.code, failure.reason)

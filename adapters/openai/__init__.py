@@ -1,0 +1,1 @@
+"""The AI gateway: OpenAI's Responses and Conversations APIs, and the offline stand-in for dev mode."""

@@ -1,0 +1,238 @@
+"""AIResponder on the official `openai` SDK: one OpenAI conversation per customer conversation.
+
+Retries are ours, not the SDK's. The SDK retries a timed-out `responses.create` on its own, and
+because OpenAI takes no idempotency key for it, a retried call can append the same turn to the
+conversation twice. We retry with tenacity instead, and before asking again after an ambiguous
+failure (timeout, dropped connection, 5xx) we look in the conversation for the reply that may have
+landed, so a turn never lands twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import openai
+import structlog
+from openai.types.conversations import ConversationItem, Message
+from openai.types.responses import ResponseInputParam, ResponsePromptParam
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from application.ports.services import AIRequest, AIRequestFailed
+from domain.turns import AIReply
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+#: The code OpenAI gives (with HTTP 400, which nobody retries by default) when another call is still
+#: operating on the conversation; it clears once that call finishes.
+CONVERSATION_LOCKED = "conversation_locked"
+
+#: Items per page when reading a conversation back; the API's maximum.
+_PAGE_SIZE = 100
+
+
+class OpenAIResponder:
+    label = "openai"
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None,
+        timeout_ms: int,
+        max_retries: int,
+        backoff_base_ms: int = 500,
+        backoff_max_ms: int = 8000,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._api_key = api_key
+        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_ms / 1000, max_retries=0)
+        self._max_retries = max_retries
+        self._backoff_base_s = backoff_base_ms / 1000
+        self._backoff_max_s = backoff_max_ms / 1000
+        self._sleep = sleep
+
+    def start_conversation(self, *, metadata: dict[str, str]) -> str:
+        # A retried create can at worst leave an empty conversation behind, which costs nothing.
+        conversation = self._with_retries(
+            "start_conversation", lambda: self._client.conversations.create(metadata=metadata)
+        )
+        return conversation.id
+
+    def respond(self, request: AIRequest) -> AIReply:
+        turn = _Turn(self._client, request)
+        return self._with_retries("respond", turn.attempt)
+
+    def _with_retries(self, operation: str, call: Callable[[], T]) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(is_retryable),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._log_retry(operation, state),
+            reraise=True,
+        )
+        try:
+            return retrying(call)
+        except openai.OpenAIError as error:
+            # `from None`: the reason says all there is, and the SDK's exception text is not scrubbed.
+            reason = self._scrub(describe(error))
+            if is_retryable(error):
+                attempts = self._max_retries + 1
+                raise AIRequestFailed(
+                    f"OpenAI {operation} failed after {attempts} attempts: {reason}", retryable=True
+                ) from None
+            raise AIRequestFailed(f"OpenAI {operation} failed: {reason}", retryable=False) from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = wait_exponential_jitter(
+            multiplier=self._backoff_base_s, max=self._backoff_max_s, jitter=self._backoff_base_s
+        )(state)
+        error = state.outcome.exception() if state.outcome else None
+        # A 429 may say how long to wait; waiting less only earns another 429.
+        return min(max(backoff, _retry_after_s(error)), self._backoff_max_s)
+
+    def _log_retry(self, operation: str, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "openai_retry",
+            operation=operation,
+            attempt=state.attempt_number,
+            max_attempts=self._max_retries + 1,
+            reason=self._scrub(describe(error)) if error else None,
+            wait_s=round(state.upcoming_sleep, 3),
+        )
+
+    def _scrub(self, text: str) -> str:
+        # OpenAI echoes part of a rejected key in its 401 message; never pass a key on to logs or the database.
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+
+class _Turn:
+    """One AI turn across its attempts: remembers whether an earlier attempt may have landed."""
+
+    def __init__(self, client: openai.OpenAI, request: AIRequest) -> None:
+        self._client = client
+        self._request = request
+        self._may_have_landed = request.resumed
+
+    def attempt(self) -> AIReply:
+        if self._may_have_landed:
+            landed = self._find_landed_reply()
+            if landed is not None:
+                log.info("openai_reply_recovered", conversation=self._request.openai_conversation_id)
+                return landed
+        try:
+            return self._ask()
+        except openai.OpenAIError as error:
+            if is_ambiguous(error):
+                self._may_have_landed = True
+            raise
+
+    def _ask(self) -> AIReply:
+        request = self._request
+        prompt: ResponsePromptParam = {"id": request.prompt_id}
+        if request.prompt_version:
+            prompt["version"] = request.prompt_version
+        inputs: ResponseInputParam = [{"role": "user", "content": text} for text in request.inputs]
+        response = self._client.responses.create(
+            prompt=prompt, conversation=request.openai_conversation_id, input=inputs, store=True
+        )
+        usage = response.usage
+        return AIReply(
+            text=response.output_text,
+            response_id=response.id,
+            input_tokens=usage.input_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            last_item_id=response.output[-1].id if response.output else None,
+        )
+
+    def _find_landed_reply(self) -> AIReply | None:
+        request = self._request
+        if request.after_item_id:
+            page = self._client.conversations.items.list(
+                request.openai_conversation_id, after=request.after_item_id, order="asc", limit=_PAGE_SIZE
+            )
+        else:
+            page = self._client.conversations.items.list(request.openai_conversation_id, order="asc", limit=_PAGE_SIZE)
+        # Iterating the page follows the cursor through every later page.
+        return find_reply_to(request.inputs, list(page))
+
+
+def find_reply_to(inputs: tuple[str, ...], items: list[ConversationItem]) -> AIReply | None:
+    """The completed assistant reply that follows this turn's user inputs in `items`, if it is there.
+
+    The last occurrence of the inputs counts: without an `after_item_id` the whole conversation is
+    read, and a customer may well have written the same words in an earlier turn. The reply runs
+    from the inputs to the next user message. An assistant message still in progress means the call
+    is still running, so nothing is taken yet; an incomplete one (cut at the token limit) counts,
+    as it would have in the call's own answer.
+    """
+    count = len(inputs)
+    for start in range(len(items) - count, -1, -1):
+        if [_user_text(item) for item in items[start : start + count]] != list(inputs):
+            continue
+        reply_items = []
+        for item in items[start + count :]:
+            if _user_text(item) is not None:
+                break
+            reply_items.append(item)
+        answers = [item for item in reply_items if isinstance(item, Message) and item.role == "assistant"]
+        if not answers or any(answer.status == "in_progress" for answer in answers):
+            return None
+        text = "".join(_output_text(answer) for answer in answers)
+        return AIReply(
+            text=text, response_id=None, input_tokens=None, output_tokens=None, last_item_id=reply_items[-1].id
+        )
+    return None
+
+
+def _user_text(item: ConversationItem) -> str | None:
+    if not isinstance(item, Message) or item.role != "user":
+        return None
+    return "".join(part.text for part in item.content if part.type == "input_text")
+
+
+def _output_text(message: Message) -> str:
+    return "".join(part.text for part in message.content if part.type == "output_text")
+
+
+def is_retryable(error: BaseException) -> bool:
+    if isinstance(error, openai.BadRequestError):
+        return error.code == CONVERSATION_LOCKED
+    if isinstance(error, openai.APIStatusError):
+        # 408 and 409 are retried as the SDK itself would; 400/401/403/404/422 will not get better.
+        return error.status_code in (408, 409, 429) or error.status_code >= 500
+    return isinstance(error, openai.APIConnectionError)  # includes APITimeoutError
+
+
+def is_ambiguous(error: BaseException) -> bool:
+    """True when the failed call may still have reached OpenAI and appended the turn."""
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code >= 500
+    return isinstance(error, openai.APIConnectionError)
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, openai.APIStatusError):
+        body = error.body if isinstance(error.body, dict) else {}
+        message = body.get("message") or error.message
+        code = f" {error.code}" if error.code else ""
+        return f"HTTP {error.status_code}{code}: {message}"
+    if isinstance(error, openai.APITimeoutError):
+        return "timed out waiting for OpenAI"
+    if isinstance(error, openai.APIConnectionError):
+        cause = error.__cause__
+        return f"could not connect to OpenAI ({cause or error.message})"
+    return f"{type(error).__name__}: {error}"
+
+
+def _retry_after_s(error: BaseException | None) -> float:
+    if not isinstance(error, openai.APIStatusError):
+        return 0.0
+    try:
+        return max(float(error.response.headers.get("retry-after", 0)), 0.0)
+    except ValueError:  # an HTTP date instead of seconds: fall back to our own backoff
+        return 0.0

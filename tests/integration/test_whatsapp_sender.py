@@ -1,0 +1,166 @@
+"""WhatsAppCloudSender driving the real `requests` client against the stand-in Graph API."""
+
+from __future__ import annotations
+
+import socket
+import traceback
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.meta.whatsapp import WhatsAppCloudSender
+from application.ports.services import DeliveryFailed
+from domain.tenancy import Channel, ChannelType
+from tests.support.standin_graph import GraphFailure, ReadReceipt, StandInGraph
+
+TOKEN = "EAAGstandinSECRETtoken0123456789"
+
+
+@pytest.fixture
+def graph() -> Iterator[StandInGraph]:
+    with StandInGraph() as server:
+        yield server
+
+
+@pytest.fixture
+def sender(graph: StandInGraph) -> WhatsAppCloudSender:
+    return WhatsAppCloudSender(graph.base_url, timeout_ms=2000)
+
+
+@pytest.fixture
+def channel() -> Channel:
+    return Channel(
+        phone_number_id="106540352242922",
+        user_id="usr_1",
+        type=ChannelType.WHATSAPP,
+        external_number="+15550001111",
+        access_token=TOKEN,
+        display_name="Shop",
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def assert_token_absent(error: DeliveryFailed) -> None:
+    shown = "".join(traceback.format_exception(error)) + repr(vars(error))
+    assert TOKEN not in shown
+
+
+def test_text_is_posted_to_the_number_with_the_channel_token(
+    sender: WhatsAppCloudSender, graph: StandInGraph, channel: Channel
+) -> None:
+    message_id = sender.send_text(channel, "4915112345678", "Hello there")
+
+    request = graph.requests[0]
+    assert request.method == "POST"
+    assert request.path == "/v24.0/106540352242922/messages"
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["content-type"] == "application/json"
+    assert request.body == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "+4915112345678",
+        "type": "text",
+        "text": {"body": "Hello there", "preview_url": False},
+    }
+    assert message_id == graph.sent[0].message_id
+    assert message_id.startswith("wamid.")
+
+
+def test_recipient_already_written_with_a_plus_is_kept(
+    sender: WhatsAppCloudSender, graph: StandInGraph, channel: Channel
+) -> None:
+    sender.send_text(channel, "+4915112345678", "Hi")
+
+    assert graph.sent[0].to == "+4915112345678"
+
+
+def test_mark_read_posts_the_read_status(sender: WhatsAppCloudSender, graph: StandInGraph, channel: Channel) -> None:
+    sender.mark_read(channel, "wamid.INBOUND1")
+
+    assert graph.requests[0].body == {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.INBOUND1"}
+    assert graph.reads == [ReadReceipt("106540352242922", "wamid.INBOUND1", None, "read", f"Bearer {TOKEN}")]
+    assert graph.sent == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "reason"),
+    [
+        (GraphFailure.reengagement(), "131047", "(#131047) Re-engagement message"),
+        (GraphFailure.throughput(), "130429", "(#130429) Rate limit hit"),
+        (GraphFailure.token_expired(), "190", "Error validating access token: Session has expired."),
+    ],
+    ids=["131047_reengagement", "130429_throughput", "190_token_expired_http_401"],
+)
+def test_meta_error_becomes_delivery_failed_with_its_code_and_details(
+    sender: WhatsAppCloudSender, graph: StandInGraph, channel: Channel, failure: GraphFailure, code: str, reason: str
+) -> None:
+    graph.fail_next(failure)
+
+    with pytest.raises(DeliveryFailed) as failed:
+        sender.send_text(channel, "4915112345678", "Hi")
+
+    assert (failed.value.code, failed.value.reason, failed.value.details) == (code, reason, failure.details)
+    assert graph.sent == []
+    assert_token_absent(failed.value)
+
+
+def test_server_error_is_attempted_exactly_once(
+    sender: WhatsAppCloudSender, graph: StandInGraph, channel: Channel
+) -> None:
+    graph.fail_next(GraphFailure.server_error())
+
+    with pytest.raises(DeliveryFailed) as failed:
+        sender.send_text(channel, "4915112345678", "Hi")
+
+    assert failed.value.code == "131000"
+    assert len(graph.requests) == 1
+
+
+def test_timeout_fails_without_a_code_after_one_attempt(graph: StandInGraph, channel: Channel) -> None:
+    graph.fail_next(GraphFailure.slow(delay_s=1.0))
+
+    with pytest.raises(DeliveryFailed) as failed:
+        WhatsAppCloudSender(graph.base_url, timeout_ms=200).send_text(channel, "4915112345678", "Hi")
+
+    assert failed.value.code is None
+    assert "did not answer within 0.2 s" in failed.value.reason
+    assert len(graph.requests) == 1
+    assert_token_absent(failed.value)
+
+
+def test_dropped_connection_fails_without_a_code_after_one_attempt(
+    sender: WhatsAppCloudSender, graph: StandInGraph, channel: Channel
+) -> None:
+    graph.fail_next(GraphFailure.dropped())
+
+    with pytest.raises(DeliveryFailed) as failed:
+        sender.send_text(channel, "4915112345678", "Hi")
+
+    assert failed.value.code is None
+    assert "could not reach the Graph API" in failed.value.reason
+    assert len(graph.requests) == 1
+    assert_token_absent(failed.value)
+
+
+def test_connection_refused_fails_without_a_code(channel: Channel) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    with pytest.raises(DeliveryFailed) as failed:
+        WhatsAppCloudSender(f"http://127.0.0.1:{port}/v24.0", timeout_ms=1000).send_text(channel, "4915112345678", "Hi")
+
+    assert failed.value.code is None
+    assert_token_absent(failed.value)
+
+
+def test_mark_read_failure_is_a_delivery_failed(
+    sender: WhatsAppCloudSender, graph: StandInGraph, channel: Channel
+) -> None:
+    graph.fail_next(GraphFailure.token_expired())
+
+    with pytest.raises(DeliveryFailed) as failed:
+        sender.mark_read(channel, "wamid.INBOUND1")
+
+    assert failed.value.code == "190"

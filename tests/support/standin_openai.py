@@ -1,0 +1,442 @@
+"""A stand-in for OpenAI's Conversations and Responses APIs, enough for the real `openai` SDK.
+
+It keeps every conversation's items like OpenAI does (the user inputs, then the assistant reply),
+answers deterministically (`echo_reply`), refuses concurrent calls on one conversation with the
+`conversation_locked` 400 OpenAI gives, and lets a test script failures, add latency or hold calls.
+
+    python -m tests.support.standin_openai --port 8101 --latency-ms 800
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tests.support.standin_server import Exchange, StandInServer, serve_from_command_line
+
+Endpoint = Literal["responses", "conversations", "items"]
+
+
+def echo_reply(inputs: list[str]) -> str:
+    """The stand-in's answer to a turn: tests assert on it."""
+    return "echo: " + " | ".join(inputs)
+
+
+def usage_for(inputs: list[str], reply: str) -> tuple[int, int]:
+    """(input_tokens, output_tokens) the stand-in reports: one token per character, so tests can predict it."""
+    return sum(len(text) for text in inputs), len(reply)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What the stand-in does instead of answering one call normally.
+
+    In order: append the turn to the conversation if `land` (as OpenAI does when it got the call but the
+    answer never reached the client), wait `delay_s`, then answer `status` with an OpenAI error body, or
+    close the connection if `drop`, or, when `status` is None, carry on and answer normally (late).
+    """
+
+    status: int | None = 500
+    code: str | None = None
+    message: str = "The server had an error while processing your request. Sorry about that!"
+    error_type: str = "server_error"
+    land: bool = False
+    delay_s: float = 0.0
+    drop: bool = False
+    retry_after_s: float | None = None
+
+    @classmethod
+    def rate_limited(cls, retry_after_s: float | None = None) -> Failure:
+        return cls(
+            429,
+            "rate_limit_exceeded",
+            "Rate limit reached. Please try again later.",
+            "requests",
+            retry_after_s=retry_after_s,
+        )
+
+    @classmethod
+    def server_error(cls) -> Failure:
+        return cls(500)
+
+    @classmethod
+    def conversation_locked(cls) -> Failure:
+        return cls(400, "conversation_locked", _LOCKED_MESSAGE, "invalid_request_error")
+
+    @classmethod
+    def bad_request(cls, message: str = "Invalid value for 'input'.") -> Failure:
+        return cls(400, "invalid_value", message, "invalid_request_error")
+
+    @classmethod
+    def unauthorized(cls) -> Failure:
+        return cls(401, "invalid_api_key", "Incorrect API key provided.", "invalid_request_error")
+
+    @classmethod
+    def not_found(cls) -> Failure:
+        return cls(404, None, "Prompt with id 'pmpt_x' not found.", "invalid_request_error")
+
+    @classmethod
+    def slow(cls, delay_s: float) -> Failure:
+        """Answer normally, but only after `delay_s`: longer than the client's timeout, it lands unseen."""
+        return cls(None, delay_s=delay_s)
+
+    @classmethod
+    def no_answer(cls, delay_s: float) -> Failure:
+        """Nothing lands; after `delay_s` a 500 (which a client with a shorter timeout never sees)."""
+        return cls(500, delay_s=delay_s)
+
+    @classmethod
+    def land_then_fail(cls, status: int = 500) -> Failure:
+        return cls(status, land=True)
+
+    @classmethod
+    def land_then_hang(cls, delay_s: float) -> Failure:
+        return cls(500, land=True, delay_s=delay_s)
+
+    @classmethod
+    def dropped(cls, *, land: bool = False) -> Failure:
+        return cls(None, land=land, drop=True)
+
+
+_LOCKED_MESSAGE = "Another process is currently operating on this conversation. Please retry in a few seconds."
+
+
+class Hold:
+    """Blocks `/v1/responses` calls until released: lets a test act while a call is under way."""
+
+    def __init__(self) -> None:
+        self._released = threading.Event()
+        self._arrived = threading.Condition()
+        self._count = 0
+
+    def wait_arrived(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Block until `count` calls are being held; TimeoutError otherwise."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: self._count >= count, timeout=timeout):
+                raise TimeoutError(f"only {self._count} of {count} held calls arrived within {timeout} s")
+
+    def release(self) -> None:
+        self._released.set()
+
+    def block(self, stopping: threading.Event) -> None:
+        with self._arrived:
+            self._count += 1
+            self._arrived.notify_all()
+        while not self._released.wait(0.05) and not stopping.is_set():
+            pass
+
+
+@dataclass
+class _Conversation:
+    metadata: dict[str, str]
+    created_at: int
+    items: list[dict[str, Any]] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+
+class StandInOpenAI(StandInServer):
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, latency_ms: int = 0, lock_conversations: bool = True
+    ) -> None:
+        super().__init__(host=host, port=port, latency_ms=latency_ms)
+        self.lock_conversations = lock_conversations
+        self._conversations: dict[str, _Conversation] = {}
+        self._failures: dict[str, deque[Failure]] = {"responses": deque(), "conversations": deque(), "items": deque()}
+        self._hold: Hold | None = None
+        self._ids = itertools.count(1)
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/v1"
+
+    # --- control -------------------------------------------------------------------------------
+
+    def fail_next(self, *failures: Failure, endpoint: Endpoint = "responses") -> None:
+        """Answer the next calls to `endpoint` with these failures, one each, in order."""
+        with self._state:
+            self._failures[endpoint].extend(failures)
+
+    def hold(self) -> Hold:
+        """Hold every `/v1/responses` call from now on until the returned Hold is released."""
+        hold = Hold()
+        with self._state:
+            self._hold = hold
+        return hold
+
+    def create_conversation(self, metadata: dict[str, str] | None = None) -> str:
+        """A conversation made directly, for tests that do not go through the SDK to set one up."""
+        with self._state:
+            return self._new_conversation(metadata or {})
+
+    def append_turn(self, conversation_id: str, inputs: list[str]) -> str:
+        """Land a turn as if an earlier, unseen call had made it; returns the assistant item's id."""
+        with self._state:
+            return str(self._land(self._conversations[conversation_id], inputs)["id"])
+
+    # --- inspection ----------------------------------------------------------------------------
+
+    def calls(self, endpoint: Endpoint) -> list[Any]:
+        """JSON bodies (query strings for `items`) of the calls made to `endpoint`, in order."""
+        return [
+            request.query if endpoint == "items" else request.body
+            for request in self.requests
+            if _endpoint(request.method, request.path) == endpoint
+        ]
+
+    def items(self, conversation_id: str) -> list[dict[str, Any]]:
+        with self._state:
+            return [dict(item) for item in self._conversations[conversation_id].items]
+
+    def transcript(self, conversation_id: str) -> list[tuple[str, str]]:
+        """(role, text) for each message of the conversation."""
+        return [
+            (item["role"], "".join(part["text"] for part in item["content"])) for item in self.items(conversation_id)
+        ]
+
+    def metadata(self, conversation_id: str) -> dict[str, str]:
+        with self._state:
+            return dict(self._conversations[conversation_id].metadata)
+
+    def max_in_flight(self, conversation_id: str | None = None) -> int:
+        """Most `/v1/responses` calls seen at once on one conversation (or on any, without an id)."""
+        with self._state:
+            if conversation_id is not None:
+                return self._conversations[conversation_id].max_in_flight
+            return max((conversation.max_in_flight for conversation in self._conversations.values()), default=0)
+
+    def wait_for_calls(self, endpoint: Endpoint, count: int, timeout: float = 10.0) -> None:
+        self.wait_until(
+            lambda: len(self._calls_locked(endpoint)) >= count, timeout=timeout, what=f"{count} {endpoint} calls"
+        )
+
+    # --- serving -------------------------------------------------------------------------------
+
+    def handle(self, exchange: Exchange) -> None:
+        request = exchange.request
+        endpoint = _endpoint(request.method, request.path)
+        if endpoint == "conversations":
+            self._create_conversation(exchange)
+        elif endpoint == "items":
+            self._list_items(exchange)
+        elif endpoint == "responses":
+            self._create_response(exchange)
+        else:
+            exchange.reply(404, _error(f"Invalid URL ({request.method} {request.path})", "invalid_request_error", None))
+
+    def _create_conversation(self, exchange: Exchange) -> None:
+        failure = self._next_failure("conversations")
+        if failure is not None:
+            self._fail(exchange, failure)
+            return
+        body = exchange.request.body or {}
+        with self._state:
+            conversation_id = self._new_conversation(dict(body.get("metadata") or {}))
+            conversation = self._conversations[conversation_id]
+        exchange.reply(
+            200,
+            {
+                "id": conversation_id,
+                "object": "conversation",
+                "created_at": conversation.created_at,
+                "metadata": conversation.metadata,
+            },
+        )
+
+    def _list_items(self, exchange: Exchange) -> None:
+        failure = self._next_failure("items")
+        if failure is not None:
+            self._fail(exchange, failure)
+            return
+        request = exchange.request
+        conversation_id = request.path.split("/")[3]
+        query = request.query
+        with self._state:
+            conversation = self._conversations.get(conversation_id)
+            items = [dict(item) for item in conversation.items] if conversation else None
+        if items is None:
+            exchange.reply(
+                404, _error(f"Conversation with id '{conversation_id}' not found.", "invalid_request_error", None)
+            )
+            return
+        if query.get("order", "desc") == "desc":
+            items.reverse()
+        if "after" in query:
+            ids = [item["id"] for item in items]
+            if query["after"] not in ids:
+                exchange.reply(
+                    404, _error(f"Item with id '{query['after']}' not found.", "invalid_request_error", None)
+                )
+                return
+            items = items[ids.index(query["after"]) + 1 :]
+        limit = int(query.get("limit", 20))
+        page = items[:limit]
+        exchange.reply(
+            200,
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(items) > limit,
+            },
+        )
+
+    def _create_response(self, exchange: Exchange) -> None:
+        body = exchange.request.body or {}
+        reference = body.get("conversation")
+        conversation_id = reference.get("id") if isinstance(reference, dict) else reference
+        with self._state:
+            conversation = self._conversations.get(conversation_id) if conversation_id else None
+        if conversation is None:
+            exchange.reply(
+                404, _error(f"Conversation with id '{conversation_id}' not found.", "invalid_request_error", None)
+            )
+            return
+        with self._state:
+            conversation.in_flight += 1
+            conversation.max_in_flight = max(conversation.max_in_flight, conversation.in_flight)
+            locked = self.lock_conversations and conversation.in_flight > 1
+            hold = self._hold
+        try:
+            if locked:
+                self._fail(exchange, Failure.conversation_locked())
+            else:
+                self._answer(exchange, conversation, body, hold)
+        finally:
+            with self._state:
+                conversation.in_flight -= 1
+
+    def _answer(self, exchange: Exchange, conversation: _Conversation, body: dict[str, Any], hold: Hold | None) -> None:
+        inputs = _input_texts(body.get("input"))
+        if hold is not None:
+            hold.block(self._stopping)
+        failure = self._next_failure("responses")
+        landed: dict[str, Any] | None = None
+        if failure is not None:
+            if failure.land:
+                with self._state:
+                    landed = self._land(conversation, inputs)
+            self._fail(exchange, failure)
+            if failure.status is not None or failure.drop:
+                return
+        self.pause(self.latency_ms / 1000)
+        if landed is None:
+            with self._state:
+                landed = self._land(conversation, inputs)
+        exchange.reply(200, self._response_body(body, inputs, landed))
+
+    def _fail(self, exchange: Exchange, failure: Failure) -> None:
+        self.pause(failure.delay_s)
+        if failure.drop:
+            exchange.drop()
+        elif failure.status is not None:
+            headers = {"retry-after": f"{failure.retry_after_s:g}"} if failure.retry_after_s is not None else {}
+            exchange.reply(failure.status, _error(failure.message, failure.error_type, failure.code), headers)
+
+    def _response_body(self, body: dict[str, Any], inputs: list[str], message: dict[str, Any]) -> dict[str, Any]:
+        reply = message["content"][0]["text"]
+        input_tokens, output_tokens = usage_for(inputs, reply)
+        return {
+            "id": f"resp_{next(self._ids):06d}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "model": body.get("model", "gpt-standin"),
+            "output": [message],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "error": None,
+            "incomplete_details": None,
+            "instructions": None,
+            "metadata": {},
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "prompt": body.get("prompt"),
+            "conversation": {"id": body["conversation"]}
+            if isinstance(body["conversation"], str)
+            else body["conversation"],
+            "store": body.get("store", True),
+            "text": {"format": {"type": "text"}},
+            "usage": {
+                "input_tokens": input_tokens,
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                "output_tokens": output_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": input_tokens + output_tokens,
+            },
+        }
+
+    def _next_failure(self, endpoint: Endpoint) -> Failure | None:
+        with self._state:
+            queue = self._failures[endpoint]
+            return queue.popleft() if queue else None
+
+    def _new_conversation(self, metadata: dict[str, str]) -> str:
+        conversation_id = f"conv_{next(self._ids):06d}"
+        self._conversations[conversation_id] = _Conversation(metadata=metadata, created_at=int(time.time()))
+        return conversation_id
+
+    def _land(self, conversation: _Conversation, inputs: list[str]) -> dict[str, Any]:
+        """Append the user inputs and the assistant reply; returns the reply item. Caller holds the lock."""
+        for text in inputs:
+            conversation.items.append(self._message("user", "input_text", text))
+        reply = self._message("assistant", "output_text", echo_reply(inputs))
+        conversation.items.append(reply)
+        return reply
+
+    def _message(self, role: str, part_type: str, text: str) -> dict[str, Any]:
+        part: dict[str, Any] = {"type": part_type, "text": text}
+        if part_type == "output_text":
+            part["annotations"] = []
+        return {
+            "type": "message",
+            "id": f"msg_{next(self._ids):06d}",
+            "role": role,
+            "status": "completed",
+            "content": [part],
+        }
+
+    def _calls_locked(self, endpoint: Endpoint) -> list[object]:
+        return [request for request in self._requests if _endpoint(request.method, request.path) == endpoint]
+
+
+def _endpoint(method: str, path: str) -> Endpoint | None:
+    parts = path.strip("/").split("/")
+    if method == "POST" and parts == ["v1", "conversations"]:
+        return "conversations"
+    if method == "GET" and len(parts) == 4 and parts[:2] == ["v1", "conversations"] and parts[3] == "items":
+        return "items"
+    if method == "POST" and parts == ["v1", "responses"]:
+        return "responses"
+    return None
+
+
+def _input_texts(value: object) -> list[str]:
+    """The texts of a Responses `input`: a string, or a list of messages with string or part-list content."""
+    if isinstance(value, str):
+        return [value]
+    texts: list[str] = []
+    for item in value if isinstance(value, list) else []:
+        content = item.get("content") if isinstance(item, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.append("".join(str(part.get("text", "")) for part in content if isinstance(part, dict)))
+    return texts
+
+
+def _error(message: str, error_type: str, code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+if __name__ == "__main__":
+    serve_from_command_line(
+        "Stand-in OpenAI server (Conversations + Responses)",
+        lambda arguments: StandInOpenAI(host=arguments.host, port=arguments.port, latency_ms=arguments.latency_ms),
+    )
