@@ -1,0 +1,86 @@
+"""The commands a newcomer and an operator type: `mcagent dev`, `mcagent migrate`, bad configuration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import psycopg
+import requests
+
+from tests.e2e.harness import ROOT, free_port, wait_for
+
+
+def _mcagent(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "entrypoints.cli", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _bare_env(**extra: str) -> dict[str, str]:
+    names = ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")
+    return {**{name: os.environ[name] for name in names if name in os.environ}, **extra}
+
+
+def test_dev_mode_lets_a_person_chat_with_the_offline_responder_without_any_account() -> None:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "entrypoints.cli", "dev"], env=_bare_env(PORT=str(port)),
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            try:
+                return requests.get(f"{base}/health", timeout=0.5).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(up, timeout=30, what="mcagent dev")
+        assert "Dev chat" in requests.get(f"{base}/dev", timeout=5).text
+        sent = requests.post(f"{base}/dev/send", json={"customer": "15557654321", "text": "Hello shop"}, timeout=5)
+        assert sent.status_code == 200, sent.text
+
+        def replied() -> bool:
+            return any(m["direction"] == "outbound" for m in requests.get(f"{base}/dev/messages", timeout=5).json()["messages"])
+
+        wait_for(replied, timeout=15, what="the offline reply")
+        chat = requests.get(f"{base}/dev/messages", timeout=5).json()
+        assert chat["ai"] == "offline"
+        reply = next(m for m in chat["messages"] if m["direction"] == "outbound")
+        assert "offline" in reply["text"].lower() and "Hello shop" in reply["text"]
+        assert reply["status"] == "sent"
+        # The same process serves the REST API with the dev admin key.
+        created = requests.post(f"{base}/users", json={"email": "newcomer@example.com"},
+                                headers={"x-api-key": "dev-admin-key"}, timeout=5)
+        assert created.status_code == 201
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_migrate_applies_the_schema_once_and_is_safe_to_run_again(database_url: str) -> None:
+    fresh = database_url.rsplit("/", 1)[0] + f"/mcagent_cli_{os.getpid()}_{int(time.time())}"
+    admin = database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{fresh.rsplit("/", 1)[1]}"')
+    try:
+        first = _mcagent("migrate", env=_bare_env(DATABASE_URL=fresh))
+        assert first.returncode == 0, first.stderr
+        assert "0001_initial" in first.stdout
+        second = _mcagent("migrate", env=_bare_env(DATABASE_URL=fresh))
+        assert second.returncode == 0, second.stderr
+        assert "up to date" in second.stdout
+        with psycopg.connect(fresh) as conn:
+            versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions and versions[0].startswith("0001")
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{fresh.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def test_a_misconfigured_worker_stops_with_one_message_naming_every_bad_variable() -> None:
+    answer = _mcagent("worker", env=_bare_env(REDIS_URL="nope", OPENAI_MAX_RETRIES="many"))
+    assert answer.returncode == 2
+    for name in ("DATABASE_URL", "REDIS_URL", "OPENAI_MAX_RETRIES", "WEBHOOK_SECRET", "ADMIN_API_KEY"):
+        assert name in answer.stderr
+    assert "Traceback" not in answer.stderr

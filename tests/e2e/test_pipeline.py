@@ -1,0 +1,325 @@
+"""Signed webhooks in, replies out: gunicorn, RQ worker processes, Postgres, Redis, stand-ins for OpenAI and Meta.
+
+The guarantees of the pipeline are shown here by breaking things: concurrent workers, redelivered
+webhooks, a worker killed mid-call, Redis restarted empty, failing upstreams.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.harness import System, status_delivery, text_delivery, wait_for
+from tests.support.standin_graph import GraphFailure, StandInGraph
+from tests.support.standin_openai import Failure, StandInOpenAI, echo_reply
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _inputs_per_call(openai: StandInOpenAI) -> list[list[str]]:
+    return [[item["content"] for item in body["input"]] for body in openai.calls("responses")]
+
+
+def test_a_signed_text_message_is_answered_on_whatsapp_and_recorded(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    system = make_system()
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="1001", prompt_version="3")
+
+    wamid = system.send_text(tenant, "15550001", "Hi, do you ship to Lisbon?")
+
+    sent = graph_standin.wait_for_sent(1, timeout=20)
+    assert sent[0].to == "+15550001"
+    assert sent[0].text == echo_reply(["Hi, do you ship to Lisbon?"])
+    assert sent[0].authorization == "Bearer token-1001"
+    body = openai_standin.calls("responses")[0]
+    assert body["prompt"] == {"id": "pmpt_1001", "version": "3"}
+    assert body["input"] == [{"role": "user", "content": "Hi, do you ship to Lisbon?"}]
+    assert len(openai_standin.calls("conversations")) == 1
+    assert str(body["conversation"]).startswith("conv_")
+    wait_for(lambda: [r.message_id for r in graph_standin.reads] == [wamid], timeout=5, what="mark-as-read")
+
+    wait_for(lambda: len(system.messages(tenant)) == 2, timeout=5, what="both sides stored")
+    outbound, inbound = system.messages(tenant)
+    assert (inbound["direction"], inbound["status"], inbound["text"]) == ("inbound", "answered", "Hi, do you ship to Lisbon?")
+    assert (outbound["direction"], outbound["status"]) == ("outbound", "sent")
+    assert outbound["platform_message_id"] == sent[0].message_id
+    credits = system.credits(tenant)
+    assert (credits["balance"], credits["reserved"]) == (999, 0)
+
+    # Meta's status webhooks arrive out of order; the stored status never moves backwards.
+    for status in ("read", "delivered", "sent"):
+        answer = system.post_delivery(status_delivery("1001", sent[0].message_id, status, "15550001"))
+        assert answer.status_code == 200
+    assert system.messages(tenant)[0]["status"] == "read"
+
+
+def test_bad_signature_is_refused_and_nothing_is_stored(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI
+) -> None:
+    system = make_system()
+    system.start_web()
+    tenant = system.provision(phone_number_id="1002")
+    delivery = text_delivery("1002", "15550002", "hello", "wamid.sig")
+
+    assert system.post_delivery(delivery, signature="sha256=" + "0" * 64).status_code == 401
+    assert system.post_delivery(delivery, signature="").status_code == 401
+    assert system.post_delivery(b"{not json", signature=None).status_code == 400
+    assert system.messages(tenant) == []
+    assert system.post_delivery({"object": "whatsapp_business_account", "entry": []}).status_code == 200
+
+
+def test_conversations_keep_their_order_across_concurrent_workers(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    """Twelve customers on two numbers write five messages each, all at once; four workers answer."""
+    openai_standin.latency_ms = 60
+    system = make_system(WORKER_CONCURRENCY="4")
+    system.start_web()
+    system.start_workers()
+    tenants = [system.provision(phone_number_id="2001"), system.provision(phone_number_id="2002")]
+    customers = [(tenants[i % 2], f"1555100{i:02d}") for i in range(12)]
+
+    def customer_writes(tenant: object, customer: str) -> None:
+        for n in range(5):
+            system.send_text(tenant, customer, f"{customer} message {n}")  # type: ignore[arg-type]
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=customer_writes, args=pair) for pair in customers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    def everything_answered() -> bool:
+        asked = [text for inputs in _inputs_per_call(openai_standin) for text in inputs]
+        return len(asked) >= 60
+    wait_for(everything_answered, timeout=60, what="all 60 messages asked to the AI")
+
+    asked_by_customer: dict[str, list[str]] = defaultdict(list)
+    for inputs in _inputs_per_call(openai_standin):
+        customer = inputs[0].split()[0]
+        assert all(text.split()[0] == customer for text in inputs), "one turn mixed two conversations"
+        asked_by_customer[customer].extend(inputs)
+    for _, customer in customers:
+        assert asked_by_customer[customer] == [f"{customer} message {n}" for n in range(5)], "order or count broken"
+    assert openai_standin.max_in_flight() == 1, "a conversation had two AI calls at once"
+
+    turns = len(openai_standin.calls("responses"))
+    sent = graph_standin.wait_for_sent(turns, timeout=30)
+    time.sleep(0.5)
+    assert len(graph_standin.sent) == turns, "a turn was replied to twice"
+    replies_by_customer: dict[str, list[str]] = defaultdict(list)
+    for message in sent:
+        replies_by_customer[message.to.lstrip("+")].append(message.text)
+    for _, customer in customers:
+        replied = [text for reply in replies_by_customer[customer] for text in reply.removeprefix("echo: ").split(" | ")]
+        assert replied == [f"{customer} message {n}" for n in range(5)]
+
+
+def test_phone_number_scope_processes_one_message_of_a_number_at_a_time_in_order(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI
+) -> None:
+    openai_standin.latency_ms = 30
+    system = make_system(ORDERING_SCOPE="phone_number", WORKER_CONCURRENCY="3")
+    system.start_web()
+    tenant = system.provision(phone_number_id="3001")
+    sent_order = []
+    for n in range(9):
+        customer = f"155520{n % 3}"
+        system.send_text(tenant, customer, f"{customer} #{n}")
+        sent_order.append(f"{customer} #{n}")
+    system.start_workers()
+
+    wait_for(lambda: sum(len(i) for i in _inputs_per_call(openai_standin)) >= 9, timeout=30, what="all asked")
+    asked = [text for inputs in _inputs_per_call(openai_standin) for text in inputs]
+    assert asked == sent_order
+    starts = [r for r in openai_standin.requests if r.path.endswith("/responses")]
+    assert len(starts) == 9, "interleaved customers of one number must not be coalesced across each other"
+
+
+def test_a_burst_of_pending_messages_becomes_one_ai_turn_and_one_charge(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    system = make_system()
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="4001", credits=10)
+    hold = openai_standin.hold()
+    system.send_text(tenant, "15550040", "first")
+    hold.wait_arrived(1, timeout=20)
+    for text in ("second", "third", "fourth"):
+        system.send_text(tenant, "15550040", text)
+    hold.release()
+
+    graph_standin.wait_for_sent(2, timeout=20)
+    assert _inputs_per_call(openai_standin) == [["first"], ["second", "third", "fourth"]]
+    assert [m.text for m in graph_standin.sent] == [echo_reply(["first"]), echo_reply(["second", "third", "fourth"])]
+    assert system.credits(tenant)["balance"] == 8
+
+
+def test_the_same_message_delivered_twice_even_concurrently_is_processed_once(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    system = make_system()
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="5001")
+    delivery = text_delivery("5001", "15550050", "only once please", "wamid.twice")
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(system.post_delivery(delivery).status_code))
+               for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [200] * 6
+
+    graph_standin.wait_for_sent(1, timeout=20)
+    assert system.post_delivery(delivery).status_code == 200  # Meta redelivers later too
+    time.sleep(1.0)
+    assert len(openai_standin.calls("responses")) == 1
+    assert len(graph_standin.sent) == 1
+    assert len([m for m in system.messages(tenant) if m["direction"] == "inbound"]) == 1
+
+
+def test_a_worker_killed_mid_ai_call_leaves_the_message_answered_exactly_once(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    system = make_system(WORKER_CONCURRENCY="2")
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="6001")
+    hold = openai_standin.hold()
+    system.send_text(tenant, "15550060", "are you there?")
+    hold.wait_arrived(1, timeout=20)
+
+    assert system.workers is not None
+    for pid in system.workers.children():
+        os.kill(pid, signal.SIGKILL)  # every worker and the sweeper, mid-job, no goodbye
+    killed_at = time.monotonic()
+    openai_standin.hold().release()  # later calls go through; the held one answers a dead socket
+    hold.release()
+
+    graph_standin.wait_for_sent(1, timeout=30)
+    recovered_in = time.monotonic() - killed_at
+    time.sleep(1.0)
+    assert [m.text for m in graph_standin.sent] == [echo_reply(["are you there?"])]
+    assert recovered_in < 15, f"the conversation was blocked for {recovered_in:.1f} s"
+    second = system.send_text(tenant, "15550060", "thanks")
+    assert second
+    graph_standin.wait_for_sent(2, timeout=20)
+    assert graph_standin.sent[1].text == echo_reply(["thanks"])
+
+
+def test_redis_restarted_empty_after_the_webhook_answered_loses_nothing(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    system = make_system()
+    system.start_web()
+    tenant = system.provision(phone_number_id="7001")
+    system.send_text(tenant, "15550070", "hello before the crash")
+    system.send_text(tenant, "15550071", "me too")
+
+    system.redis.restart_empty()  # the queued jobs and every lock are gone
+    system.start_workers()
+
+    sent = graph_standin.wait_for_sent(2, timeout=30)
+    time.sleep(1.0)
+    assert sorted(m.text for m in sent) == sorted([echo_reply(["hello before the crash"]), echo_reply(["me too"])])
+    assert len(graph_standin.sent) == 2
+
+
+def test_credits_never_go_negative_and_without_credits_nothing_is_asked_or_sent(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    system = make_system(WORKER_CONCURRENCY="4")
+    system.start_web()
+    tenant = system.provision(phone_number_id="8001", credits=2)
+    for n in range(6):
+        system.send_text(tenant, f"155508{n:02d}", f"customer {n} asks")
+    system.start_workers()
+
+    wait_for(
+        lambda: all(m["status"] in ("answered", "failed") for m in system.messages(tenant, status=None) if m["direction"] == "inbound")
+        and len([m for m in system.messages(tenant) if m["direction"] == "inbound"]) == 6,
+        timeout=30, what="every message settled",
+    )
+    inbound = [m for m in system.messages(tenant) if m["direction"] == "inbound"]
+    assert sorted(m["status"] for m in inbound) == ["answered"] * 2 + ["failed"] * 4
+    assert {m["failure_reason"] for m in inbound if m["status"] == "failed"} == {"insufficient_credits"}
+    assert len(openai_standin.calls("responses")) == 2
+    graph_standin.wait_for_sent(2, timeout=10)
+    time.sleep(0.5)
+    assert len(graph_standin.sent) == 2
+    credits = system.credits(tenant)
+    assert (credits["balance"], credits["reserved"]) == (0, 0)
+
+
+def test_openai_failures_are_retried_in_order_then_the_message_fails_with_the_reason(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    system = make_system(OPENAI_MAX_RETRIES="3")
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="9001")
+
+    openai_standin.fail_next(Failure.rate_limited(), Failure.server_error(), Failure.conversation_locked())
+    system.send_text(tenant, "15550090", "first, after three failures")
+    graph_standin.wait_for_sent(1, timeout=30)
+    assert graph_standin.sent[0].text == echo_reply(["first, after three failures"])
+
+    openai_standin.fail_next(*[Failure.server_error()] * 4)
+    system.send_text(tenant, "15550090", "second, never answered")
+    wait_for(lambda: any(m["status"] == "failed" for m in system.messages(tenant)), timeout=30, what="failure stored")
+    failed = next(m for m in system.messages(tenant) if m["status"] == "failed")
+    assert failed["text"] == "second, never answered"
+    assert "ai_failed" in failed["failure_reason"] and "500" in failed["failure_reason"]
+
+    system.send_text(tenant, "15550090", "third, still answered")
+    graph_standin.wait_for_sent(2, timeout=30)
+    assert graph_standin.sent[1].text == echo_reply(["third, still answered"])
+    assert system.credits(tenant)["balance"] == 998  # the failed turn was not charged
+
+
+def test_a_refused_send_is_stored_with_metas_code_and_not_retried(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    system = make_system()
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="9101")
+    # The first Graph call of a turn is the read receipt, the second the reply.
+    graph_standin.fail_next(GraphFailure.server_error(), GraphFailure.reengagement())
+    system.send_text(tenant, "15550091", "hello")
+
+    wait_for(lambda: any(m["direction"] == "outbound" for m in system.messages(tenant)), timeout=20, what="reply")
+    wait_for(lambda: system.messages(tenant)[0]["status"] == "failed", timeout=10, what="failure stored")
+    outbound = system.messages(tenant)[0]
+    assert (outbound["failure_code"], outbound["direction"]) == ("131047", "outbound")
+    time.sleep(1.5)
+    sends = [r for r in graph_standin.requests if r.body and r.body.get("type") == "text"]
+    assert len(sends) == 1, "a failed send must not be retried"
+
+
+def test_a_reply_outside_the_24_hour_window_is_not_sent(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    system = make_system()
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="9201")
+    system.send_text(tenant, "15550092", "sent yesterday", sent_at=time.time() - 25 * 3600)
+
+    wait_for(lambda: system.messages(tenant)[0]["status"] == "failed", timeout=20, what="refusal stored")
+    assert system.messages(tenant)[0]["failure_reason"] == "outside_service_window"
+    assert openai_standin.calls("responses") == []
+    assert graph_standin.sent == []
