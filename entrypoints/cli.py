@@ -84,6 +84,7 @@ def _dev(settings: Settings, host: str) -> int:
         start_embedded_worker(container, stop)
     ai = container.ai().label
     base = f"http://{host}:{settings.port}"
+    secret = settings.webhook_secret if settings.embedded else "$WEBHOOK_SECRET"  # never print a real secret
     print(
         f"""
 mcagent dev — {"embedded (in memory)" if settings.embedded else "Postgres + Redis"}; AI: {ai}
@@ -91,7 +92,7 @@ mcagent dev — {"embedded (in memory)" if settings.embedded else "Postgres + Re
   admin API key:    {settings.admin_api_key}
   demo user:        {demo.user_id}   API key: {demo.api_key}
   demo channel:     {demo.phone_number_id} (WhatsApp)   agent: {demo.agent_id}
-  webhook:          POST {base}{settings.webhook_path} (secret: {"dev default" if settings.embedded else "WEBHOOK_SECRET"})
+  webhook:          POST {base}{settings.webhook_path}   signing secret: {secret}
 """,
         flush=True,
     )

@@ -61,7 +61,9 @@ def seed_demo_tenant(container: Container, run: str = "") -> DemoTenant:
         )
     )
     agent = container.create_agent()(
-        CreateAgentCommand(user_id=user_id, name="Demo agent", prompt_id=DEMO_PROMPT_ID, phone_number_id=channel.phone_number_id)
+        CreateAgentCommand(
+            user_id=user_id, name="Demo agent", prompt_id=DEMO_PROMPT_ID, phone_number_id=channel.phone_number_id
+        )
     )
     container.top_up_credits()(TopUpCommand(user_id=user_id, amount=1000, reason="demo credits"))
     return DemoTenant(user_id, created.api_key, channel.phone_number_id, agent.agent_id)
@@ -136,8 +138,12 @@ def dev_blueprint(demo: DemoTenant) -> Blueprint:
         body = request.get_json(force=True)
         settings = current_container().settings()
         raw = json.dumps(
-            whatsapp_delivery(demo.phone_number_id, str(body.get("customer", "15551234567")),
-                              str(body.get("name", "Dev customer")), str(body.get("text", "")))
+            whatsapp_delivery(
+                demo.phone_number_id,
+                str(body.get("customer", "15551234567")),
+                str(body.get("name", "Dev customer")),
+                str(body.get("text", "")),
+            )
         ).encode()
         client = current_app.test_client()
         answer = client.post(
@@ -153,8 +159,14 @@ def dev_blueprint(demo: DemoTenant) -> Blueprint:
         return jsonify(
             ai=current_container().ai().label,
             messages=[
-                {"direction": str(m.direction), "text": m.text, "status": str(m.status), "reason": m.failure_reason,
-                 "at": m.created_at.isoformat(), "conversation_id": m.conversation_id}
+                {
+                    "direction": str(m.direction),
+                    "text": m.text,
+                    "status": str(m.status),
+                    "reason": m.failure_reason,
+                    "at": m.created_at.isoformat(),
+                    "conversation_id": m.conversation_id,
+                }
                 for m in reversed(page.items)
             ],
         )

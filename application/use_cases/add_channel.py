@@ -38,7 +38,9 @@ class AddChannel:
             phone_number_id = phone_number_id or self._ids.new_id("wc")
         else:
             if not phone_number_id:
-                raise ValidationFailed(f"phone_number_id is required for {command.type} channels", field="phone_number_id")
+                raise ValidationFailed(
+                    f"phone_number_id is required for {command.type} channels", field="phone_number_id"
+                )
             if not access_token:
                 raise ValidationFailed(f"access_token is required for {command.type} channels", field="access_token")
         if not command.external_number.strip():

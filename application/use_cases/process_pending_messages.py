@@ -177,8 +177,11 @@ class ProcessPendingMessages:
         if refusal is not None:
             log.warning(
                 "turn_refused",
-                extra={"reason": refusal, "conversation_id": conversation.conversation_id,
-                       "user_id": conversation.user_id},
+                extra={
+                    "reason": refusal,
+                    "conversation_id": conversation.conversation_id,
+                    "user_id": conversation.user_id,
+                },
             )
             return _Step.TURN_ENDED
         self._balances.invalidate(conversation.user_id)

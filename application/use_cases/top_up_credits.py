@@ -37,7 +37,9 @@ class TopUpCredits:
         with self._uow() as uow:
             if uow.users.get(command.user_id) is None:
                 raise NotFound(f"user {command.user_id} not found")
-            entry = uow.credits.top_up(command.user_id, amount, command.reason, command.idempotency_key, self._clock.now())
+            entry = uow.credits.top_up(
+                command.user_id, amount, command.reason, command.idempotency_key, self._clock.now()
+            )
             credits = uow.credits.get(command.user_id)
             uow.commit()
         self._balances.invalidate(command.user_id)

@@ -59,8 +59,10 @@ def receive_delivery() -> ResponseReturnValue:
     apply_report = services.apply_delivery_report()
     applied = sum(apply_report(report) for report in delivery.reports)
     for ignored in delivery.ignored:
-        log.info("webhook_item_ignored", extra={"kind": str(ignored.kind), "reason": ignored.reason,
-                                                "detail": ignored.detail})
+        log.info(
+            "webhook_item_ignored",
+            extra={"kind": str(ignored.kind), "reason": ignored.reason, "detail": ignored.detail},
+        )
     return jsonify(
         received=len(delivery.inbound),
         outcomes=[str(outcome) for outcome in outcomes],

@@ -47,8 +47,9 @@ def make_system(
     systems: list[System] = []
 
     def make(**overrides: str) -> System:
-        system = System(clean_database, private_redis, openai_standin.base_url, graph_standin.base_url, tmp_path,
-                        **overrides)
+        system = System(
+            clean_database, private_redis, openai_standin.base_url, graph_standin.base_url, tmp_path, **overrides
+        )
         systems.append(system)
         return system
 

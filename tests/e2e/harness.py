@@ -84,8 +84,9 @@ class ServiceProcess:
         self.name = name
         self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def children(self) -> list[int]:
         found = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
@@ -108,8 +109,9 @@ class ServiceProcess:
 class System:
     """Everything a test drives: the API over HTTP, signed webhooks, and handles on the processes."""
 
-    def __init__(self, database_url: str, redis: PrivateRedis, openai_url: str, graph_url: str, log_dir: Path,
-                 **overrides: str) -> None:
+    def __init__(
+        self, database_url: str, redis: PrivateRedis, openai_url: str, graph_url: str, log_dir: Path, **overrides: str
+    ) -> None:
         self.redis = redis
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -142,8 +144,22 @@ class System:
     def start_web(self) -> None:
         self.web = ServiceProcess(
             "gunicorn",
-            [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread", "--threads", "4",
-             "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "entrypoints.http.app:create_app()"],
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "2",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--graceful-timeout",
+                "5",
+                "entrypoints.http.app:create_app()",
+            ],
             self.env,
             self.log_dir,
         )
@@ -176,13 +192,30 @@ class System:
         assert created.status_code == 201, created.text
         user_id = created.json()["user"]["user_id"]
         key = created.json()["api_key"]
-        channel = self.api("POST", f"/users/{user_id}/phone_numbers", key, json={
-            "type": "whatsapp", "phone_number_id": phone_number_id, "external_number": "+15550000000",
-            "access_token": f"token-{phone_number_id}", "display_name": "Shop"})
+        channel = self.api(
+            "POST",
+            f"/users/{user_id}/phone_numbers",
+            key,
+            json={
+                "type": "whatsapp",
+                "phone_number_id": phone_number_id,
+                "external_number": "+15550000000",
+                "access_token": f"token-{phone_number_id}",
+                "display_name": "Shop",
+            },
+        )
         assert channel.status_code == 201, channel.text
-        agent = self.api("POST", f"/users/{user_id}/agents", key, json={
-            "name": "Shop agent", "prompt_id": f"pmpt_{phone_number_id}", "phone_number_id": phone_number_id,
-            **({"prompt_version": prompt_version} if prompt_version else {})})
+        agent = self.api(
+            "POST",
+            f"/users/{user_id}/agents",
+            key,
+            json={
+                "name": "Shop agent",
+                "prompt_id": f"pmpt_{phone_number_id}",
+                "phone_number_id": phone_number_id,
+                **({"prompt_version": prompt_version} if prompt_version else {}),
+            },
+        )
         assert agent.status_code == 201, agent.text
         if credits:
             topped = self.api("POST", f"/users/{user_id}/credits", json={"amount": credits})
@@ -205,12 +238,15 @@ class System:
 
     def post_delivery(self, payload: dict[str, Any] | bytes, *, signature: str | None = None) -> requests.Response:
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json",
-                   "X-Hub-Signature-256": signature if signature is not None else sign(raw, WEBHOOK_SECRET)}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": signature if signature is not None else sign(raw, WEBHOOK_SECRET),
+        }
         return requests.post(f"{self.base_url}/webhook/meta", data=raw, headers=headers, timeout=10)
 
-    def send_text(self, tenant: Tenant, customer: str, text: str, *, wamid: str | None = None,
-                  sent_at: float | None = None) -> str:
+    def send_text(
+        self, tenant: Tenant, customer: str, text: str, *, wamid: str | None = None, sent_at: float | None = None
+    ) -> str:
         wamid = wamid or f"wamid.{uuid.uuid4().hex}"
         answer = self.post_delivery(text_delivery(tenant.phone_number_id, customer, text, wamid, sent_at))
         assert answer.status_code == 200, answer.text
@@ -224,28 +260,64 @@ class Tenant:
         self.phone_number_id = phone_number_id
 
 
-def text_delivery(phone_number_id: str, customer: str, text: str, wamid: str, sent_at: float | None = None) -> dict[str, Any]:
+def text_delivery(
+    phone_number_id: str, customer: str, text: str, wamid: str, sent_at: float | None = None
+) -> dict[str, Any]:
     return {
         "object": "whatsapp_business_account",
-        "entry": [{"id": "waba", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
-            "contacts": [{"profile": {"name": f"Customer {customer}"}, "wa_id": customer}],
-            "messages": [{"from": customer, "id": wamid, "timestamp": str(int(sent_at or time.time())),
-                          "type": "text", "text": {"body": text}}],
-        }}]}],
+        "entry": [
+            {
+                "id": "waba",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
+                            "contacts": [{"profile": {"name": f"Customer {customer}"}, "wa_id": customer}],
+                            "messages": [
+                                {
+                                    "from": customer,
+                                    "id": wamid,
+                                    "timestamp": str(int(sent_at or time.time())),
+                                    "type": "text",
+                                    "text": {"body": text},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
     }
 
 
 def status_delivery(phone_number_id: str, wamid: str, status: str, customer: str, **extra: Any) -> dict[str, Any]:
     return {
         "object": "whatsapp_business_account",
-        "entry": [{"id": "waba", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
-            "statuses": [{"id": wamid, "status": status, "timestamp": str(int(time.time())),
-                          "recipient_id": customer, **extra}],
-        }}]}],
+        "entry": [
+            {
+                "id": "waba",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
+                            "statuses": [
+                                {
+                                    "id": wamid,
+                                    "status": status,
+                                    "timestamp": str(int(time.time())),
+                                    "recipient_id": customer,
+                                    **extra,
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
     }
 
 

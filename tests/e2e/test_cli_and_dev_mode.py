@@ -14,8 +14,9 @@ from tests.e2e.harness import ROOT, free_port, wait_for
 
 
 def _mcagent(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "entrypoints.cli", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "entrypoints.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 def _bare_env(**extra: str) -> dict[str, str]:
@@ -25,10 +26,17 @@ def _bare_env(**extra: str) -> dict[str, str]:
 
 def test_dev_mode_lets_a_person_chat_with_the_offline_responder_without_any_account() -> None:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "entrypoints.cli", "dev"], env=_bare_env(PORT=str(port)),
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "entrypoints.cli", "dev"],
+        env=_bare_env(PORT=str(port)),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def up() -> bool:
             try:
                 return requests.get(f"{base}/health", timeout=0.5).status_code == 200
@@ -41,7 +49,9 @@ def test_dev_mode_lets_a_person_chat_with_the_offline_responder_without_any_acco
         assert sent.status_code == 200, sent.text
 
         def replied() -> bool:
-            return any(m["direction"] == "outbound" for m in requests.get(f"{base}/dev/messages", timeout=5).json()["messages"])
+            return any(
+                m["direction"] == "outbound" for m in requests.get(f"{base}/dev/messages", timeout=5).json()["messages"]
+            )
 
         wait_for(replied, timeout=15, what="the offline reply")
         chat = requests.get(f"{base}/dev/messages", timeout=5).json()
@@ -50,8 +60,9 @@ def test_dev_mode_lets_a_person_chat_with_the_offline_responder_without_any_acco
         assert "offline" in reply["text"].lower() and "Hello shop" in reply["text"]
         assert reply["status"] == "sent"
         # The same process serves the REST API with the dev admin key.
-        created = requests.post(f"{base}/users", json={"email": "newcomer@example.com"},
-                                headers={"x-api-key": "dev-admin-key"}, timeout=5)
+        created = requests.post(
+            f"{base}/users", json={"email": "newcomer@example.com"}, headers={"x-api-key": "dev-admin-key"}, timeout=5
+        )
         assert created.status_code == 201
     finally:
         process.terminate()

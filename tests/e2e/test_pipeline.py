@@ -49,7 +49,11 @@ def test_a_signed_text_message_is_answered_on_whatsapp_and_recorded(
 
     wait_for(lambda: len(system.messages(tenant)) == 2, timeout=5, what="both sides stored")
     outbound, inbound = system.messages(tenant)
-    assert (inbound["direction"], inbound["status"], inbound["text"]) == ("inbound", "answered", "Hi, do you ship to Lisbon?")
+    assert (inbound["direction"], inbound["status"], inbound["text"]) == (
+        "inbound",
+        "answered",
+        "Hi, do you ship to Lisbon?",
+    )
     assert (outbound["direction"], outbound["status"]) == ("outbound", "sent")
     assert outbound["platform_message_id"] == sent[0].message_id
     credits = system.credits(tenant)
@@ -102,6 +106,7 @@ def test_conversations_keep_their_order_across_concurrent_workers(
     def everything_answered() -> bool:
         asked = [text for inputs in _inputs_per_call(openai_standin) for text in inputs]
         return len(asked) >= 60
+
     wait_for(everything_answered, timeout=60, what="all 60 messages asked to the AI")
 
     asked_by_customer: dict[str, list[str]] = defaultdict(list)
@@ -121,7 +126,9 @@ def test_conversations_keep_their_order_across_concurrent_workers(
     for message in sent:
         replies_by_customer[message.to.lstrip("+")].append(message.text)
     for _, customer in customers:
-        replied = [text for reply in replies_by_customer[customer] for text in reply.removeprefix("echo: ").split(" | ")]
+        replied = [
+            text for reply in replies_by_customer[customer] for text in reply.removeprefix("echo: ").split(" | ")
+        ]
         assert replied == [f"{customer} message {n}" for n in range(5)]
 
 
@@ -175,8 +182,9 @@ def test_the_same_message_delivered_twice_even_concurrently_is_processed_once(
     tenant = system.provision(phone_number_id="5001")
     delivery = text_delivery("5001", "15550050", "only once please", "wamid.twice")
     answers = []
-    threads = [threading.Thread(target=lambda: answers.append(system.post_delivery(delivery).status_code))
-               for _ in range(6)]
+    threads = [
+        threading.Thread(target=lambda: answers.append(system.post_delivery(delivery).status_code)) for _ in range(6)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -249,9 +257,16 @@ def test_credits_never_go_negative_and_without_credits_nothing_is_asked_or_sent(
     system.start_workers()
 
     wait_for(
-        lambda: all(m["status"] in ("answered", "failed") for m in system.messages(tenant, status=None) if m["direction"] == "inbound")
-        and len([m for m in system.messages(tenant) if m["direction"] == "inbound"]) == 6,
-        timeout=30, what="every message settled",
+        lambda: (
+            all(
+                m["status"] in ("answered", "failed")
+                for m in system.messages(tenant, status=None)
+                if m["direction"] == "inbound"
+            )
+            and len([m for m in system.messages(tenant) if m["direction"] == "inbound"]) == 6
+        ),
+        timeout=30,
+        what="every message settled",
     )
     inbound = [m for m in system.messages(tenant) if m["direction"] == "inbound"]
     assert sorted(m["status"] for m in inbound) == ["answered"] * 2 + ["failed"] * 4

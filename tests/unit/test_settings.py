@@ -37,8 +37,18 @@ def test_every_bad_variable_is_named_in_one_error() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env)
     message = str(caught.value)
-    for name in ("DATABASE_URL", "REDIS_URL", "OPENAI_TIMEOUT", "WORKER_CONCURRENCY", "ORDERING_SCOPE",
-                 "WEBHOOK_PATH", "LOG_FORMAT", "WEBHOOK_SECRET", "ADMIN_API_KEY", "WEBHOOK_VERIFY_TOKEN"):
+    for name in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "OPENAI_TIMEOUT",
+        "WORKER_CONCURRENCY",
+        "ORDERING_SCOPE",
+        "WEBHOOK_PATH",
+        "LOG_FORMAT",
+        "WEBHOOK_SECRET",
+        "ADMIN_API_KEY",
+        "WEBHOOK_VERIFY_TOKEN",
+    ):
         assert name in message, f"{name} not named in: {message}"
 
 
@@ -55,4 +65,6 @@ def test_database_without_redis_is_refused_even_in_dev_mode() -> None:
 
 
 def test_phone_number_ordering_scope_is_accepted_in_any_case() -> None:
-    assert Settings.from_env({**PRODUCTION, "ORDERING_SCOPE": "Phone_Number"}).ordering_scope is OrderingScope.PHONE_NUMBER
+    assert (
+        Settings.from_env({**PRODUCTION, "ORDERING_SCOPE": "Phone_Number"}).ordering_scope is OrderingScope.PHONE_NUMBER
+    )
