@@ -92,35 +92,32 @@ def start_embedded_worker(container: Container, stop: threading.Event) -> thread
     return thread
 
 
-def whatsapp_delivery(phone_number_id: str, customer: str, name: str, text: str) -> dict[str, Any]:
-    """A WhatsApp Cloud API webhook delivery carrying one text message, as Meta would send it."""
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "dev-waba",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
-                            "contacts": [{"profile": {"name": name}, "wa_id": customer}],
-                            "messages": [
-                                {
-                                    "from": customer,
-                                    "id": f"wamid.dev{uuid.uuid4().hex}",
-                                    "timestamp": str(int(datetime.now(UTC).timestamp())),
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
+def whatsapp_delivery(phone_number_id: str, value: dict[str, Any]) -> dict[str, Any]:
+    """A WhatsApp Cloud API webhook delivery (one entry, one `messages` change) as Meta sends it."""
+    metadata = {"display_phone_number": "15550000000", "phone_number_id": phone_number_id}
+    change = {"field": "messages", "value": {"messaging_product": "whatsapp", "metadata": metadata, **value}}
+    return {"object": "whatsapp_business_account", "entry": [{"id": "waba", "changes": [change]}]}
+
+
+def whatsapp_text(
+    phone_number_id: str,
+    customer: str,
+    text: str,
+    *,
+    name: str | None = None,
+    wamid: str | None = None,
+    sent_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A delivery carrying one customer text message."""
+    message = {
+        "from": customer,
+        "id": wamid or f"wamid.dev{uuid.uuid4().hex}",
+        "timestamp": str(int((sent_at or datetime.now(UTC)).timestamp())),
+        "type": "text",
+        "text": {"body": text},
     }
+    contact = {"profile": {"name": name or f"Customer {customer}"}, "wa_id": customer}
+    return whatsapp_delivery(phone_number_id, {"contacts": [contact], "messages": [message]})
 
 
 def dev_blueprint(demo: DemoTenant) -> Blueprint:
@@ -137,14 +134,10 @@ def dev_blueprint(demo: DemoTenant) -> Blueprint:
         """Sign and post a WhatsApp delivery to our own webhook, as Meta would."""
         body = request.get_json(force=True)
         settings = current_container().settings()
-        raw = json.dumps(
-            whatsapp_delivery(
-                demo.phone_number_id,
-                str(body.get("customer", "15551234567")),
-                str(body.get("name", "Dev customer")),
-                str(body.get("text", "")),
-            )
-        ).encode()
+        delivery = whatsapp_text(
+            demo.phone_number_id, str(body.get("customer", "15551234567")), str(body.get("text", ""))
+        )
+        raw = json.dumps(delivery).encode()
         client = current_app.test_client()
         answer = client.post(
             settings.webhook_path,

@@ -13,11 +13,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from entrypoints.dev import whatsapp_delivery, whatsapp_text
 from entrypoints.http.signature import sign
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -263,62 +265,13 @@ class Tenant:
 def text_delivery(
     phone_number_id: str, customer: str, text: str, wamid: str, sent_at: float | None = None
 ) -> dict[str, Any]:
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "waba",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
-                            "contacts": [{"profile": {"name": f"Customer {customer}"}, "wa_id": customer}],
-                            "messages": [
-                                {
-                                    "from": customer,
-                                    "id": wamid,
-                                    "timestamp": str(int(sent_at or time.time())),
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
+    at = datetime.fromtimestamp(sent_at, UTC) if sent_at is not None else None
+    return whatsapp_text(phone_number_id, customer, text, wamid=wamid, sent_at=at)
 
 
-def status_delivery(phone_number_id: str, wamid: str, status: str, customer: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "waba",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
-                            "statuses": [
-                                {
-                                    "id": wamid,
-                                    "status": status,
-                                    "timestamp": str(int(time.time())),
-                                    "recipient_id": customer,
-                                    **extra,
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
+def status_delivery(phone_number_id: str, wamid: str, status: str, customer: str) -> dict[str, Any]:
+    report = {"id": wamid, "status": status, "timestamp": str(int(time.time())), "recipient_id": customer}
+    return whatsapp_delivery(phone_number_id, {"statuses": [report]})
 
 
 @contextmanager
