@@ -1,0 +1,129 @@
+"""The webhook route on the embedded container: handshake, signature, and what a delivery stores."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from adapters.memory.services import InMemoryJobQueue
+from application.ports.repositories import MessageQuery
+from application.use_cases.add_channel import AddChannelCommand
+from application.use_cases.create_agent import CreateAgentCommand
+from application.use_cases.create_user import CreateUserCommand
+from domain.messages import MessageStatus
+from domain.tenancy import ChannelType
+from entrypoints.container import Container, build_container
+from entrypoints.http.app import create_app
+from entrypoints.http.signature import sign
+from entrypoints.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
+NUMBERS = ("106540352242922", "106540352242999")
+
+
+@pytest.fixture
+def container() -> Container:
+    container = build_container(Settings.from_env({}, dev=True))
+    user = container.create_user()(CreateUserCommand(email="shop@example.com")).user
+    for number in NUMBERS:
+        container.add_channel()(
+            AddChannelCommand(user.user_id, ChannelType.WHATSAPP, "+15550100", "token", phone_number_id=number)
+        )
+        container.create_agent()(CreateAgentCommand(user.user_id, "Agent", "pmpt_a", number))
+    return container
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[FlaskClient]:
+    yield create_app(container).test_client()
+
+
+def _post(client: FlaskClient, raw: bytes, signature: str | None = None) -> Any:
+    secret = Settings.from_env({}, dev=True).webhook_secret
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature or sign(raw, secret)}
+    return client.post("/webhook/meta", data=raw, headers=headers)
+
+
+def _stored(container: Container) -> list[Any]:
+    with container.uow()() as uow:
+        user = next(iter(container.memory_store().tables.users))
+        return list(uow.messages.list(user, MessageQuery(limit=100)).items)
+
+
+def test_handshake_echoes_the_challenge_only_for_the_right_token(client: FlaskClient) -> None:
+    ok = client.get("/webhook/meta?hub.mode=subscribe&hub.verify_token=dev-verify-token&hub.challenge=1158201444")
+    assert (ok.status_code, ok.get_data(as_text=True)) == (200, "1158201444")
+    wrong = client.get("/webhook/meta?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1")
+    assert wrong.status_code == 403
+    assert wrong.json["error"]["code"] == "verification_failed"
+
+
+def test_a_delivery_with_a_bad_or_missing_signature_is_refused_and_nothing_is_stored(
+    client: FlaskClient, container: Container
+) -> None:
+    raw = (FIXTURES / "text.json").read_bytes()
+    assert _post(client, raw, signature="sha256=" + "ab" * 32).status_code == 401
+    assert client.post("/webhook/meta", data=raw, headers={"Content-Type": "application/json"}).status_code == 401
+    assert _stored(container) == []
+
+
+def test_the_signature_is_checked_over_the_raw_bytes_of_non_ascii_text(
+    client: FlaskClient, container: Container
+) -> None:
+    raw = (FIXTURES / "text_non_ascii.json").read_bytes()
+    assert _post(client, raw).status_code == 200
+    reserialised = json.dumps(json.loads(raw), ensure_ascii=False).encode()
+    assert _post(client, reserialised, signature=sign(raw, "dev-webhook-secret")).status_code == 401
+
+
+def test_malformed_json_is_a_400_with_the_one_error_body(client: FlaskClient) -> None:
+    answer = _post(client, b'{"object": "whatsapp_business_account", "entry": [')
+    assert answer.status_code == 400
+    assert answer.json["error"]["code"] == "malformed_json"
+
+
+def test_every_entry_change_and_message_of_a_delivery_is_handled(client: FlaskClient, container: Container) -> None:
+    answer = _post(client, (FIXTURES / "multi_entry.json").read_bytes())
+
+    assert answer.status_code == 200
+    stored = _stored(container)
+    assert len(stored) == 5
+    assert sorted(str(m.status) for m in stored) == ["received"] * 4 + ["skipped"]
+    assert {m.phone_number_id for m in stored} == set(NUMBERS)
+    queue = container.queue()
+    assert isinstance(queue, InMemoryJobQueue)
+    assert len(queue.enqueued) == 4
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    sorted(path.name for path in FIXTURES.glob("*.json")),
+)
+def test_every_documented_shape_is_answered_200(client: FlaskClient, fixture: str) -> None:
+    assert _post(client, (FIXTURES / fixture).read_bytes()).status_code == 200
+
+
+def test_a_redelivered_message_is_stored_once(client: FlaskClient, container: Container) -> None:
+    raw = (FIXTURES / "text.json").read_bytes()
+    first, second = _post(client, raw), _post(client, raw)
+    assert first.json["outcomes"] == ["queued"] and second.json["outcomes"] == ["duplicate"]
+    assert len(_stored(container)) == 1
+
+
+def test_an_unknown_number_is_ignored_with_200(client: FlaskClient, container: Container) -> None:
+    payload = json.loads((FIXTURES / "text.json").read_bytes())
+    payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "999"
+    answer = _post(client, json.dumps(payload).encode())
+    assert (answer.status_code, answer.json["outcomes"]) == (200, ["unknown_channel"])
+    assert _stored(container) == []
+
+
+def test_an_image_is_recorded_and_skipped_with_its_reason(client: FlaskClient, container: Container) -> None:
+    assert _post(client, (FIXTURES / "image.json").read_bytes()).status_code == 200
+    (image,) = _stored(container)
+    assert (image.status, image.failure_reason) == (MessageStatus.SKIPPED, "unsupported_type:image")
