@@ -6,13 +6,14 @@ from types import TracebackType
 from typing import Any, Self
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from adapters.postgres.conversations import PostgresConversationsRepository
 from adapters.postgres.credits import PostgresCreditsRepository
 from adapters.postgres.messages import PostgresMessagesRepository
 from adapters.postgres.tenancy import PostgresAgentsRepository, PostgresChannelsRepository, PostgresUsersRepository
 from adapters.postgres.turns import PostgresTurnsRepository
+from application.ports.repositories import StorageUnavailable
 
 
 class PostgresUnitOfWork:
@@ -43,7 +44,10 @@ class PostgresUnitOfWork:
     def __enter__(self) -> Self:
         if self._conn is not None:
             raise RuntimeError("the unit of work is entered already")
-        self._conn = self._pool.getconn()
+        try:
+            self._conn = self._pool.getconn()
+        except PoolTimeout as error:
+            raise StorageUnavailable(f"no database connection became available: {error}") from None
         return self
 
     def __exit__(
@@ -56,6 +60,10 @@ class PostgresUnitOfWork:
         finally:
             # The pool discards a broken connection and replaces it.
             self._pool.putconn(conn)
+        if isinstance(exc, psycopg.OperationalError):
+            # Connection-level failures (server gone, network) are the port's own error: callers
+            # such as the webhook answer "try again later" instead of a generic failure.
+            raise StorageUnavailable(f"the database connection failed: {exc}") from exc
 
     def commit(self) -> None:
         self._connection().commit()

@@ -42,6 +42,10 @@ class MessageQuery:
 T = TypeVar("T")
 
 
+class StorageUnavailable(Exception):
+    """The database cannot be reached (down, pool exhausted, connection lost). Nothing was stored."""
+
+
 @frozen
 class Page(Generic[T]):
     items: Sequence[T]

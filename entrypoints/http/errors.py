@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from flask import Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException
 
+from application.ports.repositories import StorageUnavailable
 from domain.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,14 @@ def register_error_handlers(app: Flask) -> None:
     def _domain_error(error: DomainError) -> Response:
         status = next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 400)
         return error_response(status, error.code, error.message, error.field)
+
+    @app.errorhandler(StorageUnavailable)
+    def _storage_unavailable(error: StorageUnavailable) -> Response:
+        # For the webhook this makes Meta deliver again later: nothing was acknowledged, nothing lost.
+        log.error("storage_unavailable", extra={"detail": str(error)})
+        response = error_response(503, "storage_unavailable", "the database is unavailable; try again shortly")
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
