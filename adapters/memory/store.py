@@ -27,7 +27,7 @@ from application.ports.repositories import (
     UsersRepository,
 )
 from domain.credits import Credits, LedgerEntry, LedgerKind
-from domain.errors import Conflict
+from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.messages import (
     Conversation,
     DeliveryReport,
@@ -121,8 +121,13 @@ class _Repo:
 
 class _Users(_Repo):
     def add(self, user: User) -> None:
+        # The unique keys of the users table, checked in the order PostgreSQL reports them.
+        if user.user_id in self.t.users:
+            raise Conflict(f"user {user.user_id} exists already", field="user_id")
         if any(existing.email == user.email for existing in self.t.users.values()):
-            raise Conflict(f"a user with e-mail {user.email} exists already", field="email")
+            raise Conflict(f"the e-mail {user.email} is taken", field="email")
+        if any(existing.api_key_hash == user.api_key_hash for existing in self.t.users.values()):
+            raise Conflict("that API key is in use already", field="api_key")
         self.t.users[user.user_id] = user
 
     def get(self, user_id: str) -> User | None:
@@ -158,6 +163,8 @@ class _Channels(_Repo):
 
 class _Agents(_Repo):
     def add(self, agent: Agent) -> None:
+        if agent.agent_id in self.t.agents:
+            raise Conflict(f"agent {agent.agent_id} exists already", field="agent_id")
         if any(a.phone_number_id == agent.phone_number_id for a in self.t.agents.values()):
             raise Conflict(f"channel {agent.phone_number_id} already has an agent", field="phone_number_id")
         self.t.agents[agent.agent_id] = agent
@@ -190,15 +197,19 @@ class _CreditsRepo(_Repo):
         return entry
 
     def reserve(self, user_id: str, amount: int, now: datetime) -> bool:
-        credits = self.get(user_id)
-        if not credits.can_reserve(amount):
+        credits = self.t.credits.get(user_id)
+        if credits is None or not credits.can_reserve(amount):
             return False
         self.t.credits[user_id] = evolve(credits, reserved=credits.reserved + amount, updated_at=now)
         return True
 
     def release(self, user_id: str, amount: int, now: datetime) -> None:
-        credits = self.get(user_id)
-        self.t.credits[user_id] = evolve(credits, reserved=max(0, credits.reserved - amount), updated_at=now)
+        credits = self.t.credits.get(user_id)
+        if credits is None:
+            return  # as in PostgreSQL: no account, no hold, nothing to update
+        if amount > credits.reserved:
+            raise Conflict(f"cannot release {amount} credits: less than that is held")
+        self.t.credits[user_id] = evolve(credits, reserved=credits.reserved - amount, updated_at=now)
 
     def charge(self, user_id: str, amount: int, turn_id: int, now: datetime) -> LedgerEntry:
         existing = next(
@@ -206,7 +217,11 @@ class _CreditsRepo(_Repo):
         )
         if existing is not None:
             return existing
-        credits = self.get(user_id)
+        credits = self.t.credits.get(user_id)
+        if credits is None:
+            raise Conflict(f"user {user_id} has no credits account")
+        if amount > credits.reserved:
+            raise Conflict(f"cannot charge {amount} credits for turn {turn_id}: less than that is held")
         credits = evolve(credits, balance=credits.balance - amount, reserved=credits.reserved - amount, updated_at=now)
         self.t.credits[user_id] = credits
         return self._append(user_id, LedgerKind.CHARGE, -amount, credits.balance, "ai_turn", turn_id, now)
@@ -261,7 +276,8 @@ class _Messages(_Repo):
         if route.agent is None:
             raise ValueError("record_inbound needs a channel with an agent")
         # A redelivery neither burns a sequence number nor opens a conversation (as in Postgres).
-        existing_id = self.t.platform_ids.get((inbound.phone_number_id, inbound.platform_message_id))
+        phone_number_id = route.channel.phone_number_id
+        existing_id = self.t.platform_ids.get((phone_number_id, inbound.platform_message_id))
         if existing_id is not None:
             existing = self.t.messages[existing_id]
             return RecordedInbound(existing.message_id, existing.conversation_id, existing.sequence_no, duplicate=True)
@@ -270,7 +286,7 @@ class _Messages(_Repo):
         last_customer = conversation.last_customer_message_at
         self.t.conversations[conversation.conversation_id] = evolve(
             conversation,
-            last_message_at=now,
+            last_message_at=max(conversation.last_message_at, now),
             last_customer_message_at=inbound.sent_at if last_customer is None else max(last_customer, inbound.sent_at),
             customer_name=inbound.customer_name or conversation.customer_name,
         )
@@ -278,7 +294,7 @@ class _Messages(_Repo):
             message_id=self.t.next_id("messages"),
             user_id=route.user_id,
             conversation_id=conversation.conversation_id,
-            phone_number_id=inbound.phone_number_id,
+            phone_number_id=phone_number_id,
             direction=Direction.INBOUND,
             sequence_no=sequence_no,
             platform_message_id=inbound.platform_message_id,
@@ -295,7 +311,7 @@ class _Messages(_Repo):
             updated_at=now,
         )
         self.t.messages[message.message_id] = message
-        self.t.platform_ids[(inbound.phone_number_id, inbound.platform_message_id)] = message.message_id
+        self.t.platform_ids[(phone_number_id, inbound.platform_message_id)] = message.message_id
         return RecordedInbound(message.message_id, message.conversation_id, message.sequence_no, duplicate=False)
 
     def _active_conversation(self, route: Route, inbound: InboundMessage, now: datetime) -> Conversation:
@@ -330,11 +346,17 @@ class _Messages(_Repo):
             return False
         message = self.t.messages[message_id]
         status = next_delivery_status(message.status, report.status)
+        if status is None and report.error_code is None and report.error_reason is None:
+            return True  # nothing to change, not even updated_at
         changes: dict[str, Any] = {"updated_at": now}
         if status is not None:
             changes["status"] = status
-        if report.error_code is not None or report.error_reason is not None:
+            if status in _DELIVERED_STATUSES and message.sent_at is None:
+                changes["sent_at"] = report.at
+        # A report's missing part keeps what an earlier report said.
+        if report.error_code is not None:
             changes["failure_code"] = report.error_code
+        if report.error_reason is not None:
             changes["failure_reason"] = report.error_reason
         self.t.messages[message_id] = evolve(message, **changes)
         return True
@@ -371,7 +393,8 @@ class _Messages(_Repo):
         return bool(self._received(scope))
 
     def get_many(self, message_ids: Sequence[int]) -> list[Message]:
-        return sorted((self.t.messages[i] for i in message_ids if i in self.t.messages), key=lambda m: m.sequence_no)
+        found = (self.t.messages[i] for i in set(message_ids) if i in self.t.messages)
+        return sorted(found, key=lambda m: (m.conversation_id, m.sequence_no))
 
     def mark_inbound(
         self,
@@ -382,9 +405,8 @@ class _Messages(_Repo):
         failure_reason: str | None = None,
         failure_code: str | None = None,
     ) -> None:
-        for message_id in message_ids:
-            message = self.t.messages[message_id]
-            self.t.messages[message_id] = evolve(
+        for message in _of_direction(self.t, message_ids, Direction.INBOUND):
+            self.t.messages[message.message_id] = evolve(
                 message, status=status, failure_reason=failure_reason, failure_code=failure_code, updated_at=now
             )
 
@@ -417,7 +439,9 @@ class _Messages(_Repo):
             self.t.messages[message.message_id] = message
             added.append(message)
         current = self.t.conversations[conversation.conversation_id]
-        self.t.conversations[conversation.conversation_id] = evolve(current, last_message_at=now)
+        self.t.conversations[conversation.conversation_id] = evolve(
+            current, last_message_at=max(current.last_message_at, now)
+        )
         return added
 
     def outbound_for_turn(self, turn_id: int) -> list[Message]:
@@ -425,44 +449,48 @@ class _Messages(_Repo):
         return sorted(found, key=lambda m: m.sequence_no)
 
     def start_sending(self, message_id: int, now: datetime) -> bool:
-        message = self.t.messages[message_id]
-        if message.status is not MessageStatus.PENDING:
-            return False
-        self.t.messages[message_id] = evolve(message, status=MessageStatus.SENDING, updated_at=now)
-        return True
+        for message in _of_direction(self.t, [message_id], Direction.OUTBOUND):
+            if message.status is MessageStatus.PENDING:
+                self.t.messages[message_id] = evolve(message, status=MessageStatus.SENDING, updated_at=now)
+                return True
+        return False
 
     def record_sent(self, message_id: int, platform_message_id: str, now: datetime) -> None:
-        message = self.t.messages[message_id]
-        self.t.messages[message_id] = evolve(
-            message, status=MessageStatus.SENT, platform_message_id=platform_message_id, sent_at=now, updated_at=now
-        )
-        self.t.platform_ids[(message.phone_number_id, platform_message_id)] = message_id
+        for message in _of_direction(self.t, [message_id], Direction.OUTBOUND):
+            self.t.messages[message_id] = evolve(
+                message, status=MessageStatus.SENT, platform_message_id=platform_message_id, sent_at=now, updated_at=now
+            )
+            self.t.platform_ids[(message.phone_number_id, platform_message_id)] = message_id
 
     def record_send_failure(self, message_id: int, code: str | None, reason: str, now: datetime) -> None:
-        message = self.t.messages[message_id]
-        self.t.messages[message_id] = evolve(
-            message, status=MessageStatus.FAILED, failure_code=code, failure_reason=reason, updated_at=now
-        )
+        for message in _of_direction(self.t, [message_id], Direction.OUTBOUND):
+            self.t.messages[message_id] = evolve(
+                message, status=MessageStatus.FAILED, failure_code=code, failure_reason=reason, updated_at=now
+            )
 
     def stalled_scopes(self, ordering: OrderingScope, older_than: datetime, limit: int) -> list[ScopeKey]:
-        keys: list[ScopeKey] = []
+        """Oldest first (by the oldest stalled message or turn of the scope), as in PostgreSQL."""
         stalled = [
-            (m.conversation_id, m.phone_number_id)
+            (m.conversation_id, m.phone_number_id, m.created_at)
             for m in self.t.messages.values()
             if m.status is MessageStatus.RECEIVED and m.created_at < older_than
         ]
         stalled += [
-            (t.conversation_id, t.phone_number_id)
+            (t.conversation_id, t.phone_number_id, t.updated_at)
             for t in self.t.turns.values()
             if t.status.open and t.updated_at < older_than
         ]
-        for conversation_id, phone_number_id in stalled:
+        since: dict[ScopeKey, datetime] = {}
+        for conversation_id, phone_number_id, at in stalled:
             key = ScopeKey.parse(ordering.key(conversation_id=conversation_id, phone_number_id=phone_number_id))
-            if key not in keys:
-                keys.append(key)
-        return keys[:limit]
+            since[key] = min(at, since.get(key, at))
+        return sorted(since, key=lambda key: since[key])[:limit]
 
     def list(self, user_id: str, query: MessageQuery) -> Page[Message]:
+        if query.order not in ("newest", "sequence"):
+            raise ValidationFailed("order must be 'newest' or 'sequence'", field="order")
+        if query.order == "sequence" and query.conversation_id is None:
+            raise ValidationFailed("order 'sequence' needs a conversation_id", field="order")
         found = [m for m in self.t.messages.values() if m.user_id == user_id and _matches(m, query)]
         if query.customer_id is not None:
             found = [m for m in found if self.t.conversations[m.conversation_id].customer_id == query.customer_id]
@@ -480,6 +508,12 @@ class _Messages(_Repo):
         if more and items:
             next_cursor = items[-1].sequence_no if query.order == "sequence" else items[-1].message_id
         return Page(items=items, next_cursor=next_cursor)
+
+
+def _of_direction(tables: _Tables, message_ids: Sequence[int], direction: Direction) -> list[Message]:
+    """The stored messages of `direction` among `message_ids`; the others are left alone, as in PostgreSQL."""
+    found = (tables.messages.get(message_id) for message_id in dict.fromkeys(message_ids))
+    return [m for m in found if m is not None and m.direction is direction]
 
 
 def _matches(message: Message, query: MessageQuery) -> bool:
@@ -529,36 +563,40 @@ class _Turns(_Repo):
             updated_at=now,
         )
         self.t.turns[turn.turn_id] = turn
-        for message_id in inbound_ids:
-            message = self.t.messages[message_id]
-            self.t.messages[message_id] = evolve(
+        for message in _of_direction(self.t, inbound_ids, Direction.INBOUND):
+            self.t.messages[message.message_id] = evolve(
                 message, status=MessageStatus.PROCESSING, turn_id=turn.turn_id, updated_at=now
             )
         return turn
 
     def note_attempt(self, turn_id: int, now: datetime) -> Turn:
-        turn = self.t.turns[turn_id]
+        turn = self.t.turns.get(turn_id)
+        if turn is None:
+            raise NotFound(f"turn {turn_id} does not exist")
         turn = evolve(turn, attempts=turn.attempts + 1, updated_at=now)
         self.t.turns[turn_id] = turn
         return turn
 
     def record_reply(self, turn_id: int, reply: AIReply, now: datetime) -> bool:
-        turn = self.t.turns[turn_id]
-        if turn.status is not TurnStatus.AWAITING_AI:
+        turn = self.t.turns.get(turn_id)
+        if turn is None or turn.status is not TurnStatus.AWAITING_AI:
             return False
         self.t.turns[turn_id] = evolve(turn, status=TurnStatus.REPLYING, response_id=reply.response_id, updated_at=now)
         return True
 
     def fail(self, turn_id: int, reason: str, now: datetime) -> bool:
-        turn = self.t.turns[turn_id]
-        if turn.status is not TurnStatus.AWAITING_AI:
+        turn = self.t.turns.get(turn_id)
+        if turn is None or turn.status is not TurnStatus.AWAITING_AI:
             return False
         self.t.turns[turn_id] = evolve(turn, status=TurnStatus.FAILED, failure_reason=reason, updated_at=now)
         return True
 
     def finish(self, turn_id: int, now: datetime) -> None:
-        turn = self.t.turns[turn_id]
-        self.t.turns[turn_id] = evolve(turn, status=TurnStatus.DONE, updated_at=now)
+        turn = self.t.turns.get(turn_id)
+        if turn is not None and turn.status is TurnStatus.REPLYING:
+            self.t.turns[turn_id] = evolve(turn, status=TurnStatus.DONE, updated_at=now)
 
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+_DELIVERED_STATUSES = frozenset({MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.PLAYED})

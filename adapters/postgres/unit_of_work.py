@@ -13,7 +13,16 @@ from adapters.postgres.credits import PostgresCreditsRepository
 from adapters.postgres.messages import PostgresMessagesRepository
 from adapters.postgres.tenancy import PostgresAgentsRepository, PostgresChannelsRepository, PostgresUsersRepository
 from adapters.postgres.turns import PostgresTurnsRepository
-from application.ports.repositories import StorageUnavailable
+from application.ports.repositories import (
+    AgentsRepository,
+    ChannelsRepository,
+    ConversationsRepository,
+    CreditsRepository,
+    MessagesRepository,
+    StorageUnavailable,
+    TurnsRepository,
+    UsersRepository,
+)
 
 
 class PostgresUnitOfWork:
@@ -28,13 +37,14 @@ class PostgresUnitOfWork:
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
         self._conn: psycopg.Connection[Any] | None = None
-        self.users = PostgresUsersRepository(self._connection)
-        self.channels = PostgresChannelsRepository(self._connection)
-        self.agents = PostgresAgentsRepository(self._connection)
-        self.credits = PostgresCreditsRepository(self._connection)
-        self.conversations = PostgresConversationsRepository(self._connection)
-        self.messages = PostgresMessagesRepository(self._connection)
-        self.turns = PostgresTurnsRepository(self._connection)
+        # Typed as the ports: a Protocol's attributes are invariant, so the concrete types would not match `UnitOfWork`.
+        self.users: UsersRepository = PostgresUsersRepository(self._connection)
+        self.channels: ChannelsRepository = PostgresChannelsRepository(self._connection)
+        self.agents: AgentsRepository = PostgresAgentsRepository(self._connection)
+        self.credits: CreditsRepository = PostgresCreditsRepository(self._connection)
+        self.conversations: ConversationsRepository = PostgresConversationsRepository(self._connection)
+        self.messages: MessagesRepository = PostgresMessagesRepository(self._connection)
+        self.turns: TurnsRepository = PostgresTurnsRepository(self._connection)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None:
