@@ -151,6 +151,7 @@ class Container(containers.DeclarativeContainer):
         WhatsAppCloudSender,
         base_url=settings.provided.whatsapp_api_base_url,
         timeout_ms=settings.provided.graph_timeout_ms,
+        connections=settings.provided.worker_threads,
     )
     # Embedded dev mode has no Meta account: replies are recorded (and shown on the dev page) instead.
     recording_sender = providers.Singleton(RecordingSender)

@@ -47,6 +47,11 @@ class Settings:
     api_key_header: str
     admin_api_key: str
     worker_concurrency: int
+    worker_max_processes: int
+    worker_threads: int
+    worker_mode: str
+    scale_up_age_ms: int
+    scale_down_idle_ms: int
     queue_name: str
     ordering_scope: OrderingScope
     coalesce_window_ms: int
@@ -102,7 +107,12 @@ class Settings:
             webhook_path=reader.path("WEBHOOK_PATH", "/webhook/meta"),
             api_key_header=reader.text("API_KEY_HEADER", "x-api-key") or "x-api-key",
             admin_api_key=reader.secret("ADMIN_API_KEY", DEV_ADMIN_API_KEY if dev else None),
-            worker_concurrency=reader.integer("WORKER_CONCURRENCY", 4, minimum=1),
+            worker_concurrency=(concurrency := reader.integer("WORKER_CONCURRENCY", 2, minimum=1)),
+            worker_max_processes=reader.integer("WORKER_MAX_PROCESSES", concurrency, minimum=1),
+            worker_threads=reader.integer("WORKER_THREADS", 32, minimum=1),
+            worker_mode=reader.choice_text("WORKER_MODE", "inprocess", ("inprocess", "fork")),
+            scale_up_age_ms=reader.integer("SCALE_UP_AGE_MS", 2_000, minimum=100),
+            scale_down_idle_ms=reader.integer("SCALE_DOWN_IDLE_MS", 30_000, minimum=1_000),
             queue_name=reader.text("QUEUE_NAME", "mcagent") or "mcagent",
             ordering_scope=reader.choice("ORDERING_SCOPE", OrderingScope.CONVERSATION, OrderingScope),
             coalesce_window_ms=reader.integer("COALESCE_WINDOW_MS", 0, minimum=0),
@@ -120,6 +130,8 @@ class Settings:
             graph_timeout_ms=reader.integer("GRAPH_TIMEOUT", 10_000, minimum=100),
             port=reader.integer("PORT", 8000, minimum=1),
         )
+        if settings.worker_max_processes < settings.worker_concurrency:
+            reader.problem("WORKER_MAX_PROCESSES: must be at least WORKER_CONCURRENCY")
         reader.raise_if_any()
         return settings
 

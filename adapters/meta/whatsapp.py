@@ -11,16 +11,26 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+import requests.adapters
 
 from application.ports.services import DeliveryFailed
 from domain.tenancy import Channel
 
 
 class WhatsAppCloudSender:
-    def __init__(self, base_url: str, timeout_ms: int, session: requests.Session | None = None) -> None:
+    def __init__(
+        self, base_url: str, timeout_ms: int, session: requests.Session | None = None, *, connections: int = 10
+    ) -> None:
         self._base_url = base_url.rstrip("/")
         self._timeout_s = timeout_ms / 1000
-        self._session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            # One kept-alive connection per thread that may send at once; requests keeps 10 by default
+            # and opens (and throws away) a new connection for every send beyond that.
+            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=connections, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self._session = session
 
     def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
         body = {

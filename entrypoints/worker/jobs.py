@@ -6,19 +6,28 @@ started, and the job functions resolve their use cases from it.
 
 from __future__ import annotations
 
-from entrypoints.container import Container
+import os
+
+from entrypoints.container import Container, build_container
+from entrypoints.settings import Settings
 
 _container: Container | None = None
+_bound_in: int | None = None
 
 
 def bind(container: Container) -> None:
-    global _container
-    _container = container
+    global _container, _bound_in
+    _container, _bound_in = container, os.getpid()
 
 
 def _bound() -> Container:
-    if _container is None:
-        raise RuntimeError("no container bound in this worker process: start workers with `mcagent worker`")
+    if _container is None or _bound_in != os.getpid():
+        # A forked job process (WORKER_MODE=fork) must not share its parent's pools and sockets:
+        # it builds its own, which is exactly the per-job cost that mode exists to show.
+        container = build_container(Settings.from_env())
+        container.init_resources()
+        bind(container)
+    assert _container is not None
     return _container
 
 

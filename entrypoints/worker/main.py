@@ -13,6 +13,7 @@ from entrypoints.logging_setup import configure_logging
 from entrypoints.settings import Settings
 from entrypoints.worker import jobs
 from entrypoints.worker.rq_worker import run_rq_worker
+from entrypoints.worker.scaling import ScalingPolicy
 from entrypoints.worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -28,13 +29,40 @@ def run_workers(settings: Settings) -> None:
         if index == 0:
             run_sweeper(settings)
         else:
+            fork_per_job = settings.worker_mode == "fork"
             run_rq_worker(
                 _required(settings.redis_url),
                 settings.queue_name,
-                on_start=lambda: _start_container(settings),
+                on_start=None if fork_per_job else lambda: _start_container(settings),
+                threads=settings.worker_threads,
+                fork_per_job=fork_per_job,
             )
 
-    Supervisor(child, settings.worker_concurrency + 1).run()
+    # Child 0 is the sweeper; the pool of RQ workers is children 1..n and is what scales.
+    Supervisor(child, settings.worker_concurrency + 1, scale=_scaler(settings)).run()
+
+
+def _scaler(settings: Settings) -> Callable[[int], int] | None:
+    if settings.worker_max_processes == settings.worker_concurrency:
+        return None
+    from adapters.redis.client import redis_client
+    from adapters.rq.queue import RqJobQueue
+
+    policy = ScalingPolicy(
+        minimum=settings.worker_concurrency,
+        maximum=settings.worker_max_processes,
+        threads_per_process=settings.worker_threads,
+        grow_after_s=settings.scale_up_age_ms / 1000,
+        shrink_after_s=settings.scale_down_idle_ms / 1000,
+    )
+    # A client without background threads: the supervisor keeps forking children.
+    queue = RqJobQueue(redis_client(_required(settings.redis_url), socket_timeout_s=2.0), settings.queue_name, "", 0)
+
+    def scale(processes: int) -> int:
+        workers = policy.decide(processes - 1, queue.queue_depth(), queue.oldest_job_age_s())
+        return workers + 1
+
+    return scale
 
 
 def _start_container(settings: Settings) -> None:

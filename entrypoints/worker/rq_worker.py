@@ -1,13 +1,26 @@
-"""One RQ worker process: takes scope jobs from the queue and runs them in this process."""
+"""One RQ worker process: takes scope jobs from the queue and runs them.
+
+Three ways to run a job, chosen by WORKER_MODE / WORKER_THREADS:
+- `InProcessWorker` (one thread): each job in the worker process, no fork per job;
+- `ConcurrentWorker` (N threads): up to N jobs at once in one process. A job spends nearly all
+  its time waiting for OpenAI, so one process can keep many turns in flight for the memory and
+  CPU of one interpreter instead of N;
+- RQ's forking `Worker` (WORKER_MODE=fork): a fresh process per job, as the seed design had it.
+  Kept to compare against (the benchmark's seed-literal configuration).
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 from rq import Queue
+from rq.exceptions import StopRequested
 from rq.job import Job
-from rq.worker import SimpleWorker
+from rq.timeouts import TimerDeathPenalty
+from rq.worker import SimpleWorker, Worker
 
 from adapters.redis.client import redis_client
 
@@ -27,6 +40,50 @@ class InProcessWorker(SimpleWorker):
             super().execute_job(job, queue)
 
 
+class ConcurrentWorker(SimpleWorker):
+    """Runs up to `threads` jobs at once on a thread pool; dequeues only while a thread is free.
+
+    RQ 3 keeps one Execution per running job, so the registries stay right with several at once.
+    Job timeouts use RQ's timer-based death penalty: the SIGALRM one only works in the main thread.
+    On a warm shutdown the jobs under way finish before the worker unregisters.
+    """
+
+    death_penalty_class = TimerDeathPenalty
+
+    def __init__(self, *args: object, threads: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._free = threading.BoundedSemaphore(threads)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="job")
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        self._free.acquire()
+        submitted = False
+        try:
+            execution = self.prepare_execution(job)
+            self._pool.submit(self._perform, job, queue, execution)
+            submitted = True
+        finally:
+            if not submitted:
+                self._free.release()
+
+    def _perform(self, job: Job, queue: Queue, execution: object) -> None:
+        try:
+            correlation_id = job.kwargs.get("correlation_id")
+            with structlog.contextvars.bound_contextvars(job_id=job.id, correlation_id=correlation_id):
+                self.perform_job(job, queue, execution)  # type: ignore[arg-type]
+        finally:
+            self._free.release()
+
+    def _shutdown(self) -> None:
+        # The main thread only dequeues: stop it at once (RQ would otherwise let it block on the queue
+        # for minutes while "busy"); the jobs under way finish in teardown before the worker unregisters.
+        raise StopRequested()
+
+    def teardown(self) -> None:
+        self._pool.shutdown(wait=True)
+        super().teardown()  # type: ignore[no-untyped-call]
+
+
 def run_rq_worker(
     redis_url: str,
     queue_name: str,
@@ -34,8 +91,10 @@ def run_rq_worker(
     on_start: Callable[[], None] | None,
     burst: bool = False,
     maintenance_interval_s: int = 60,
+    threads: int = 1,
+    fork_per_job: bool = False,
 ) -> None:
-    """Work on `queue_name` until SIGTERM/SIGINT (the job under way finishes first) or, in burst mode, until empty.
+    """Work on `queue_name` until SIGTERM/SIGINT (the jobs under way finish first) or, in burst mode, until empty.
 
     `on_start` runs once, in this process, before the first job: the place to build the container, so
     that pools and clients are opened after the supervisor forked. Maintenance (freeing the registries of
@@ -44,5 +103,13 @@ def run_rq_worker(
     if on_start is not None:
         on_start()
     connection = redis_client(redis_url, socket_timeout_s=_WORKER_SOCKET_TIMEOUT_S)
-    worker = InProcessWorker([queue_name], connection=connection, maintenance_interval=maintenance_interval_s)
+    worker: SimpleWorker | Worker
+    if fork_per_job:
+        worker = Worker([queue_name], connection=connection, maintenance_interval=maintenance_interval_s)
+    elif threads > 1:
+        worker = ConcurrentWorker(
+            [queue_name], connection=connection, maintenance_interval=maintenance_interval_s, threads=threads
+        )
+    else:
+        worker = InProcessWorker([queue_name], connection=connection, maintenance_interval=maintenance_interval_s)
     worker.work(burst=burst)

@@ -36,11 +36,17 @@ class Supervisor:
         restart_delay_s: float = 0.5,
         max_restart_delay_s: float = 30.0,
         grace_period_s: float = 30.0,
+        scale: Callable[[int], int] | None = None,
+        scale_interval_s: float = 2.0,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
         self._target = target
         self._processes = processes
+        self._scale = scale
+        self._scale_interval_s = scale_interval_s
+        self._next_scale_at = 0.0
+        self._retiring: set[int] = set()
         self._restart_delay_s = restart_delay_s
         self._max_restart_delay_s = max_restart_delay_s
         self._grace_period_s = grace_period_s
@@ -69,10 +75,12 @@ class Supervisor:
             for index in range(self._processes):
                 self._start(index)
             log.info("supervisor_started", processes=self._processes, pids=self.child_pids())
+            self._next_scale_at = time.monotonic() + self._scale_interval_s
             while self._stop_signal is None:
                 self._wait_for_change(read_fd)
                 self._reap_dead_children()
                 self._restart_due_children()
+                self._rescale_when_due()
             log.info("supervisor_stopping", signal=signal.Signals(self._stop_signal).name)
             self._stop_children()
         finally:
@@ -105,10 +113,45 @@ class Supervisor:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         self._target(index)
 
+    @property
+    def processes(self) -> int:
+        """How many children the supervisor keeps now (it changes when scaling)."""
+        return self._processes
+
+    def _rescale_when_due(self) -> None:
+        if self._scale is None or time.monotonic() < self._next_scale_at or self._stop_signal is not None:
+            return
+        self._next_scale_at = time.monotonic() + self._scale_interval_s
+        try:
+            wanted = max(1, self._scale(self._processes))
+        except Exception:
+            # The measure behind the decision (Redis) may be briefly unreachable: keep the pool as it is.
+            log.exception("scaling_decision_failed")
+            return
+        if wanted == self._processes:
+            return
+        log.info("worker_pool_resized", processes_before=self._processes, processes_after=wanted)
+        if wanted > self._processes:
+            for index in range(self._processes, wanted):
+                self._retiring.discard(index)
+                self._restart_at.pop(index, None)
+                if index not in self._children:
+                    self._start(index)
+        else:
+            for index in range(wanted, self._processes):
+                # The highest members go first; SIGTERM lets their jobs finish (warm shutdown).
+                self._retiring.add(index)
+                self._restart_at.pop(index, None)
+                child = self._children.get(index)
+                if child is not None and child.pid is not None and child.is_alive():
+                    os.kill(child.pid, signal.SIGTERM)
+        self._processes = wanted
+
     def _wait_for_change(self, read_fd: int) -> None:
-        timeout = None
-        if self._restart_at:
-            timeout = max(0.0, min(self._restart_at.values()) - time.monotonic())
+        deadlines = list(self._restart_at.values())
+        if self._scale is not None:
+            deadlines.append(self._next_scale_at)
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         sentinels: list[int] = [child.sentinel for child in self._children.values()]
         wait([*sentinels, read_fd], timeout)
         try:
@@ -123,6 +166,11 @@ class Supervisor:
                 continue
             child.join()
             del self._children[index]
+            if index in self._retiring:
+                self._retiring.discard(index)
+                log.info("worker_process_retired", index=index, pid=child.pid)
+                child.close()
+                continue
             uptime = time.monotonic() - self._started_at[index]
             quick_deaths = 0 if uptime >= STABLE_AFTER_S else self._quick_deaths.get(index, 0) + 1
             self._quick_deaths[index] = quick_deaths

@@ -173,3 +173,33 @@ def test_supervised_rq_workers_share_the_queue_and_stop_on_sigterm(client: redis
     assert sorted(_reported(client, RAN_KEY)) == sorted(f"conversation:{n}|None" for n in range(20))
     assert not any(_is_running(pid) for pid in pids)
     assert SimpleWorker.all(connection=client) == [], "workers that stopped on SIGTERM deregistered themselves"
+
+
+def test_the_pool_grows_and_shrinks_as_the_scaling_decision_says_and_retired_members_are_not_restarted(
+    client: redis.Redis, redis_url: str
+) -> None:
+    wanted = {"count": 1}
+    supervisor = Supervisor(
+        _work_until_terminated(redis_url),
+        processes=1,
+        restart_delay_s=0.05,
+        scale=lambda _current: wanted["count"],
+        scale_interval_s=0.1,
+    )
+    seen: dict[str, int] = {}
+
+    def drive() -> None:
+        _wait_for(lambda: len(_reported(client, STARTED)) == 1)
+        wanted["count"] = 3
+        _wait_for(lambda: len(supervisor.child_pids()) == 3)
+        seen["grown"] = supervisor.processes
+        wanted["count"] = 1
+        _wait_for(lambda: len(supervisor.child_pids()) == 1)
+        time.sleep(0.5)  # a retired member must stay retired
+        seen["shrunk"] = len(supervisor.child_pids())
+
+    _run_driven(supervisor, drive)
+
+    assert seen == {"grown": 3, "shrunk": 1}
+    assert sorted(_reported(client, STOPPED)) == ["0", "1", "2"], "retired members got SIGTERM, not SIGKILL"
+    assert len(_reported(client, STARTED)) == 3

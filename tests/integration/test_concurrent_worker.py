@@ -1,0 +1,91 @@
+"""The threaded RQ worker: many slow jobs at once in one process, and a warm shutdown that waits for them."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from adapters.redis.client import redis_client
+from adapters.rq.queue import RqJobQueue
+from entrypoints.worker.rq_worker import run_rq_worker
+from tests.support.jobs_for_tests import RAN_KEY
+
+QUEUE = "test-concurrent"
+RECORD_SLOWLY = "tests.support.jobs_for_tests.record_scope_slowly"
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis_client(redis_url, socket_timeout_s=2)
+    yield client
+    client.close()
+
+
+def _ran(client: redis.Redis) -> list[str]:
+    return [value.decode() for value in client.lrange(RAN_KEY, 0, -1)]
+
+
+def _worker(redis_url: str, *, threads: int, burst: bool) -> multiprocessing.process.BaseProcess:
+    process = multiprocessing.get_context("fork").Process(
+        target=run_rq_worker, args=(redis_url, QUEUE), kwargs={"on_start": None, "burst": burst, "threads": threads}
+    )
+    process.start()
+    return process
+
+
+def test_one_process_runs_as_many_slow_jobs_at_once_as_it_has_threads(client: redis.Redis, redis_url: str) -> None:
+    queue = RqJobQueue(client, QUEUE, RECORD_SLOWLY, job_timeout_s=30)
+    for n in range(8):
+        queue.enqueue_scope(f"conversation:{n}")
+
+    started = time.monotonic()
+    worker = _worker(redis_url, threads=8, burst=True)
+    worker.join(30)
+    elapsed = time.monotonic() - started
+
+    assert worker.exitcode == 0
+    finished = sorted(entry for entry in _ran(client) if entry.startswith("finished:"))
+    assert finished == sorted(f"finished:conversation:{n}" for n in range(8))
+    assert elapsed < 4, f"8 one-second jobs on 8 threads took {elapsed:.1f} s: they did not overlap"
+    assert client.keys("rq:job:*") == []
+
+
+def test_a_worker_never_runs_more_jobs_at_once_than_it_has_threads(client: redis.Redis, redis_url: str) -> None:
+    queue = RqJobQueue(client, QUEUE, RECORD_SLOWLY, job_timeout_s=30)
+    for n in range(4):
+        queue.enqueue_scope(f"conversation:{n}")
+
+    started = time.monotonic()
+    worker = _worker(redis_url, threads=2, burst=True)
+    worker.join(30)
+
+    assert worker.exitcode == 0
+    assert time.monotonic() - started >= 2.0, "4 one-second jobs on 2 threads need two rounds"
+    assert len([entry for entry in _ran(client) if entry.startswith("finished:")]) == 4
+
+
+def test_sigterm_lets_every_job_under_way_finish(client: redis.Redis, redis_url: str) -> None:
+    queue = RqJobQueue(client, QUEUE, RECORD_SLOWLY, job_timeout_s=30)
+    for n in range(3):
+        queue.enqueue_scope(f"conversation:{n}")
+    worker = _worker(redis_url, threads=4, burst=False)
+    try:
+        deadline = time.monotonic() + 10
+        while len([e for e in _ran(client) if e.startswith("started:")]) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGTERM)
+        worker.join(10)
+    finally:
+        worker.kill()
+
+    assert worker.exitcode == 0
+    assert sorted(e for e in _ran(client) if e.startswith("finished:")) == [
+        f"finished:conversation:{n}" for n in range(3)
+    ]
