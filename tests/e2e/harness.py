@@ -123,6 +123,7 @@ class System:
             "DATABASE_URL": database_url,
             "REDIS_URL": redis.url,
             "OPENAI_API_KEY": "sk-test",
+            "DATABASE_POOL_SIZE": "3",
             "OPENAI_BASE_URL": openai_url,
             "OPENAI_TIMEOUT": "5000",
             "OPENAI_MAX_RETRIES": "3",

@@ -81,12 +81,17 @@ def test_bad_signature_is_refused_and_nothing_is_stored(
     assert system.post_delivery({"object": "whatsapp_business_account", "entry": []}).status_code == 200
 
 
+@pytest.mark.parametrize(("processes", "threads"), [("4", "1"), ("2", "16")], ids=["4x1", "2x16"])
 def test_conversations_keep_their_order_across_concurrent_workers(
-    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+    make_system: Callable[..., System],
+    openai_standin: StandInOpenAI,
+    graph_standin: StandInGraph,
+    processes: str,
+    threads: str,
 ) -> None:
-    """Twelve customers on two numbers write five messages each, all at once; four workers answer."""
+    """Twelve customers on two numbers write five messages each, all at once; many workers answer."""
     openai_standin.latency_ms = 60
-    system = make_system(WORKER_CONCURRENCY="4")
+    system = make_system(WORKER_CONCURRENCY=processes, WORKER_THREADS=threads)
     system.start_web()
     system.start_workers()
     tenants = [system.provision(phone_number_id="2001"), system.provision(phone_number_id="2002")]
