@@ -35,6 +35,7 @@ from application.ports.services import (
     ChannelSenders,
     Clock,
     DeliveryFailed,
+    LockHandle,
     Locks,
 )
 from application.routes import ChannelRoutes
@@ -59,8 +60,15 @@ WINDOWED_CHANNELS = (ChannelType.WHATSAPP, ChannelType.INSTAGRAM)
 
 class _Step(enum.Enum):
     IDLE = "idle"  # nothing pending
-    PROGRESSED = "progressed"  # a turn moved on (or we waited for the customer to finish typing)
-    TURN_ENDED = "turn_ended"  # a turn was answered, failed, or refused
+    WAITED = "waited"  # the customer may still be typing: we waited for the coalesce window
+    TURN_ENDED = "turn_ended"  # the batch was refused (no credits, no agent, window closed)
+
+
+@frozen
+class _Started:
+    turn: Turn
+    conversation: Conversation
+    inputs: tuple[str, ...]
 
 
 @frozen
@@ -113,11 +121,7 @@ class ProcessPendingMessages:
             if handle is None:
                 return ended
             try:
-                while not handle.lost:
-                    step = self._step(scope)
-                    if step is _Step.IDLE:
-                        break
-                    ended += step is _Step.TURN_ENDED
+                ended += self._work(scope, handle)
             finally:
                 handle.release()
             # A message stored while we held the lock had its trigger turned away; it is ours.
@@ -125,24 +129,38 @@ class ProcessPendingMessages:
                 if not uow.messages.has_pending(scope):
                     return ended
 
-    def _step(self, scope: ScopeKey) -> _Step:
-        """Advance the scope by one step of one turn."""
-        with self._uow() as uow:
-            turn = uow.turns.open_turn(scope)
-        if turn is None:
-            started = self._start_turn(scope)
-            if not isinstance(started, Turn):
-                return started
-            turn = started
-        with self._uow() as uow:
-            conversation = _required(uow.conversations.get(turn.conversation_id))
-        route = self._routes.find(conversation.phone_number_id)
-        if turn.status is TurnStatus.AWAITING_AI:
-            return _Step.PROGRESSED if self._ask_ai(turn, conversation, route) else _Step.TURN_ENDED
-        self._send_reply(turn, conversation, route)
-        return _Step.TURN_ENDED
+    def _work(self, scope: ScopeKey, handle: LockHandle) -> int:
+        ended = 0
+        # Turns left open by a worker that died are finished first. Only a lock holder opens turns
+        # and it drives each to its end, so once these are done no other open turn can appear.
+        while not handle.lost:
+            with self._uow() as uow:
+                left_open = uow.turns.open_turn(scope)
+                conversation = uow.conversations.get(left_open.conversation_id) if left_open else None
+            if left_open is None or conversation is None:
+                break
+            self._drive(left_open, _required(conversation), None)
+            ended += 1
+        while not handle.lost:
+            step = self._start_turn(scope)
+            if step is _Step.IDLE:
+                break
+            if isinstance(step, _Started):
+                self._drive(step.turn, step.conversation, step.inputs)
+            ended += step is not _Step.WAITED
+        return ended
 
-    def _start_turn(self, scope: ScopeKey) -> Turn | _Step:
+    def _drive(self, turn: Turn, conversation: Conversation, inputs: tuple[str, ...] | None) -> None:
+        """Take a turn to its end. `inputs` is None when the turn was left open by another worker."""
+        route = self._routes.find(conversation.phone_number_id)
+        parts: list[Message] | None = None
+        if turn.status is TurnStatus.AWAITING_AI:
+            parts = self._ask_ai(turn, conversation, route, inputs)
+            if parts is None:
+                return
+        self._send_reply(turn, conversation, route, parts)
+
+    def _start_turn(self, scope: ScopeKey) -> _Started | _Step:
         now = self._clock.now()
         with self._uow() as uow:
             batch = uow.messages.pending_batch(scope)
@@ -153,7 +171,7 @@ class ProcessPendingMessages:
         if wait > 0:
             # The customer is still typing: wait out the window (holding the scope), then look again.
             self._sleep(wait)
-            return _Step.PROGRESSED
+            return _Step.WAITED
         # Looked up outside any transaction: a cache miss opens a unit of work of its own.
         route = self._routes.find(conversation.phone_number_id)
         refusal = self._refusal(conversation, route)
@@ -184,10 +202,9 @@ class ProcessPendingMessages:
                 },
             )
             return _Step.TURN_ENDED
-        self._balances.invalidate(conversation.user_id)
         assert route is not None
         self._mark_read(route, batch[-1])
-        return turn
+        return _Started(turn, conversation, tuple(m.text or "" for m in batch))
 
     def _refusal(self, conversation: Conversation, route: Route | None) -> str | None:
         if route is None or route.agent is None:
@@ -198,47 +215,51 @@ class ProcessPendingMessages:
             return "outside_service_window"
         return None
 
-    def _ask_ai(self, turn: Turn, conversation: Conversation, route: Route | None) -> bool:
-        """True when the reply was recorded and the turn goes on to sending it."""
+    def _ask_ai(
+        self, turn: Turn, conversation: Conversation, route: Route | None, inputs: tuple[str, ...] | None
+    ) -> list[Message] | None:
+        """The reply's parts to send, or None when the turn ended without one (it failed)."""
         if route is None or route.agent is None:
             self._fail_turn(turn, "no_agent")
-            return False
+            return None
+        resumed = inputs is None
         try:
             openai_conversation_id = conversation.openai_conversation_id or self._start_ai_conversation(conversation)
-            with self._uow() as uow:
-                turn = uow.turns.note_attempt(turn.turn_id, self._clock.now())
-                inbound = uow.messages.get_many(turn.inbound_ids)
-                uow.commit()
+            if inputs is None:
+                with self._uow() as uow:
+                    turn = uow.turns.note_attempt(turn.turn_id, self._clock.now())
+                    inputs = tuple(m.text or "" for m in uow.messages.get_many(turn.inbound_ids))
+                    uow.commit()
             reply = self._ai.respond(
                 AIRequest(
                     prompt_id=route.agent.prompt_id,
                     prompt_version=route.agent.prompt_version,
                     openai_conversation_id=openai_conversation_id,
-                    inputs=tuple(m.text or "" for m in inbound),
+                    inputs=inputs,
                     after_item_id=conversation.openai_last_item_id,
-                    resumed=turn.attempts > 1,
+                    resumed=resumed,
                 )
             )
         except AIRequestFailed as failure:
             self._fail_turn(turn, f"ai_failed: {failure.reason}")
-            return False
+            return None
         texts = split_text(reply.text, TEXT_LIMITS[route.channel.type])
         if not texts:
             self._fail_turn(turn, "ai_failed: empty reply")
-            return False
+            return None
         now = self._clock.now()
         with self._uow() as uow:
             if not uow.turns.record_reply(turn.turn_id, reply, now):
-                return True  # another worker recorded this turn's reply first; theirs stands
-            current = _required(uow.conversations.get(conversation.conversation_id))
-            uow.messages.add_outbound(current, turn.turn_id, texts, reply, now)
+                # Another worker recorded this turn's reply first; theirs stands and is what gets sent.
+                return uow.messages.outbound_for_turn(turn.turn_id)
+            parts = uow.messages.add_outbound(conversation, turn.turn_id, texts, reply, now)
             uow.messages.mark_inbound(turn.inbound_ids, MessageStatus.ANSWERED, now)
             uow.credits.charge(turn.user_id, turn.credits_reserved, turn.turn_id, now)
             if reply.last_item_id is not None:
                 uow.conversations.set_openai_last_item(conversation.conversation_id, reply.last_item_id)
             uow.commit()
         self._balances.invalidate(turn.user_id)
-        return True
+        return parts
 
     def _start_ai_conversation(self, conversation: Conversation) -> str:
         openai_conversation_id = self._ai.start_conversation(
@@ -264,9 +285,12 @@ class ProcessPendingMessages:
         self._balances.invalidate(turn.user_id)
         log.warning("turn_failed", extra={"turn_id": turn.turn_id, "reason": reason})
 
-    def _send_reply(self, turn: Turn, conversation: Conversation, route: Route | None) -> None:
-        with self._uow() as uow:
-            parts = uow.messages.outbound_for_turn(turn.turn_id)
+    def _send_reply(
+        self, turn: Turn, conversation: Conversation, route: Route | None, parts: list[Message] | None
+    ) -> None:
+        if parts is None:
+            with self._uow() as uow:
+                parts = uow.messages.outbound_for_turn(turn.turn_id)
         earlier_failed = False
         for part in parts:
             if part.status is MessageStatus.SENDING:
