@@ -1,0 +1,272 @@
+"""From what was sent and what arrived at the Graph stand-in to the report's figures."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.load import TEXT_PATTERN, Results, Schedule, customer_wa_id
+from bench.procstats import Sample
+
+
+@dataclass(frozen=True)
+class Reply:
+    at: float  # monotonic s, arrival at the Graph stand-in
+    phone_number_id: str
+    to: str
+    text: str
+
+
+class ReplyLog:
+    """Tails the Graph recorder's JSON-lines file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.replies: list[Reply] = []
+        self.answered: set[tuple[str, int, int]] = set()  # (prefix, customer, seq) named by a reply so far
+        self._offset = 0
+        self._partial = b""
+        self._lock = threading.Lock()
+
+    def poll(self) -> int:
+        """Read what arrived since the last poll; returns the number of replies so far."""
+        with self._lock:
+            try:
+                with self.path.open("rb") as handle:
+                    handle.seek(self._offset)
+                    chunk = handle.read()
+            except FileNotFoundError:
+                return len(self.replies)
+            self._offset += len(chunk)
+            data = self._partial + chunk
+            lines = data.split(b"\n")
+            self._partial = lines.pop()
+            for line in lines:
+                if line.strip():
+                    at, number, to, text = json.loads(line)
+                    self.replies.append(Reply(float(at), str(number), str(to), str(text)))
+                    self.answered.update(parse_inputs(str(text)))
+            return len(self.replies)
+
+
+def parse_inputs(text: str) -> list[tuple[str, int, int]]:
+    if not text.startswith("echo: "):
+        return []
+    found = []
+    for token in text[len("echo: ") :].split(" | "):
+        match = TEXT_PATTERN.match(token.strip())
+        if match:
+            found.append((match[1], int(match[2]), int(match[3])))
+    return found
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100) of unsorted values; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def ms_summary(seconds: Iterable[float], qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, float | None]:
+    values = [value * 1000 for value in seconds]
+    summary: dict[str, float | None] = {f"p{q}": _round(percentile(values, q)) for q in qs}
+    summary["max"] = _round(max(values)) if values else None
+    summary["mean"] = _round(sum(values) / len(values)) if values else None
+    summary["count"] = len(values)
+    return summary
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def ingest_figures(schedule: Schedule, results: Results, start_at: float, end_at: float) -> dict[str, Any]:
+    sent = [i for i, status in enumerate(results.status) if status != -1]
+    ok = [i for i in sent if results.status[i] == 200]
+    statuses: dict[str, int] = {}
+    for i in sent:
+        statuses[str(results.status[i])] = statuses.get(str(results.status[i]), 0) + 1
+    first = min((results.sent_at[i] for i in sent), default=start_at)
+    last = max((results.acked_at[i] for i in sent), default=end_at)
+    window = max(last - first, 1e-9)
+    lag = [max(0.0, results.sent_at[i] - (start_at + schedule.deliveries[i].due)) for i in sent]
+    return {
+        "scheduled": len(schedule.deliveries),
+        "sent": len(sent),
+        # As fast as possible, the schedule is only a cap: what was not sent in time says nothing.
+        "not_sent": None if schedule.as_fast_as_possible else len(schedule.deliveries) - len(sent),
+        "accepted_200": len(ok),
+        "non_200": len(sent) - len(ok),
+        "statuses": statuses,
+        "connection_retries": results.retries,
+        "window_s": round(window, 3),
+        "deliveries_per_s": round(len(ok) / window, 1),
+        "offered_per_s": round(len(sent) / window, 1),
+        "ack_ms": ms_summary([results.acked_at[i] - results.sent_at[i] for i in ok], (50, 90, 99)),
+        "generator_lag_ms": None if schedule.as_fast_as_possible else ms_summary(lag, (50, 99)),
+        "errors": results.errors[:10],
+    }
+
+
+def reply_figures(
+    schedule: Schedule,
+    results: Results,
+    replies: list[Reply],
+    *,
+    ai_latency_s: float,
+    start_at: float,
+    drive_end: float,
+) -> dict[str, Any]:
+    """Attribution of replies to messages, end-to-end latency, throughput and the correctness counts."""
+    index_of: dict[tuple[int, int], int] = {(d.customer, d.seq): d.index for d in schedule.deliveries}
+    answered_at: dict[int, float] = {}
+    last_seq: dict[int, int] = {}
+    last_reply_at: dict[int, float] = {}
+    ordering_violations = duplicate_messages = duplicate_replies = identical_texts = 0
+    unattributed = misrouted = warmup_replies = 0
+    texts_seen: set[str] = set()
+    turn_overheads: list[float] = []
+    replies_in_window = 0
+    for reply in sorted(replies, key=lambda r: r.at):
+        if reply.at < start_at:
+            continue
+        inputs = parse_inputs(reply.text)
+        if inputs and all(prefix == "w" for prefix, _, _ in inputs):
+            warmup_replies += 1
+            continue
+        replies_in_window += 1
+        if reply.text in texts_seen:
+            identical_texts += 1
+        texts_seen.add(reply.text)
+        keys = [(customer, seq) for prefix, customer, seq in inputs if prefix == "c"]
+        if not keys or any(key not in index_of for key in keys):
+            unattributed += 1
+            continue
+        customers = {customer for customer, _ in keys}
+        if len(customers) > 1 or reply.to.lstrip("+") != customer_wa_id(keys[0][0]):
+            misrouted += 1
+        repeated = False
+        ready = 0.0
+        for customer, seq in keys:
+            index = index_of[(customer, seq)]
+            if seq <= last_seq.get(customer, 0):
+                ordering_violations += 1
+            last_seq[customer] = max(last_seq.get(customer, 0), seq)
+            if index in answered_at:
+                duplicate_messages += 1
+                repeated = True
+            else:
+                answered_at[index] = reply.at
+            ready = max(ready, results.sent_at[index])
+        if repeated:
+            duplicate_replies += 1
+        customer = keys[0][0]
+        # A turn can start once its last input was sent and the previous reply to this customer went out.
+        ready = max(ready, last_reply_at.get(customer, 0.0))
+        last_reply_at[customer] = reply.at
+        turn_overheads.append(reply.at - ready - ai_latency_s)
+    accepted = {i for i, status in enumerate(results.status) if status == 200}
+    lost = sorted(accepted - answered_at.keys())
+    e2e = [answered_at[i] - results.sent_at[i] for i in answered_at]
+    answered = len(answered_at)
+    first_send = min((results.sent_at[i] for i in accepted), default=start_at)
+    last_reply = max(answered_at.values(), default=first_send)
+    window = max(last_reply - first_send, 1e-9)
+    drive_s = max(drive_end - start_at, 1e-9)
+    warm = min(ai_latency_s + 2.0, drive_s / 3)
+    steady = [at for at in answered_at.values() if start_at + warm <= at <= drive_end]
+    return {
+        "messages_answered": answered,
+        "replies_sent": replies_in_window,
+        "messages_per_reply": round(answered / replies_in_window, 3) if replies_in_window else None,
+        "window_s": round(window, 3),
+        "replies_per_s": round(answered / window, 1),
+        "steady_replies_per_s": round(len(steady) / max(drive_end - start_at - warm, 1e-9), 1),
+        "e2e_ms": ms_summary(e2e),
+        "overhead_ms": ms_summary([value - ai_latency_s for value in e2e]),
+        "turn_overhead_ms": ms_summary(turn_overheads),
+        "correctness": {
+            "ordering_violations": ordering_violations,
+            "duplicate_replies": duplicate_replies,
+            "duplicate_messages": duplicate_messages,
+            "identical_reply_texts": identical_texts,
+            "lost_messages": len(lost),
+            "misrouted_replies": misrouted,
+            "unattributed_replies": unattributed,
+            "lost_examples": [
+                f"c{schedule.deliveries[i].customer:05d}-m{schedule.deliveries[i].seq:05d}" for i in lost[:10]
+            ],
+        },
+        "_answered_at": answered_at,
+    }
+
+
+def timeseries(
+    results: Results,
+    answered_at: dict[int, float],
+    replies: list[Reply],
+    samples: list[Sample],
+    start_at: float,
+    end_at: float,
+) -> list[dict[str, Any]]:
+    """One point per second from the start of the drive: offered, acks, replies, queue depth, processes, CPU."""
+    seconds = max(1, math.ceil(end_at - start_at))
+    offered = [0] * seconds
+    acks = [0] * seconds
+    answered = [0] * seconds
+    reply_count = [0] * seconds
+
+    def bucket(at: float) -> int | None:
+        second = math.floor(at - start_at)
+        return second if 0 <= second < seconds else None
+
+    for i, status in enumerate(results.status):
+        if status == -1:
+            continue
+        if (b := bucket(results.sent_at[i])) is not None:
+            offered[b] += 1
+        if status == 200 and (b := bucket(results.acked_at[i])) is not None:
+            acks[b] += 1
+    for at in answered_at.values():
+        if (b := bucket(at)) is not None:
+            answered[b] += 1
+    for reply in replies:
+        if (b := bucket(reply.at)) is not None:
+            reply_count[b] += 1
+    points: list[dict[str, Any]] = []
+    previous_cpu: float | None = None
+    previous_at: float | None = None
+    by_second: dict[int, Sample] = {}
+    for each in samples:
+        if (b := bucket(each.at)) is not None:
+            by_second[b] = each  # the last sample of each second
+    for second in range(seconds):
+        sample = by_second.get(second)
+        cpu_pct = None
+        if sample is not None:
+            if previous_cpu is not None and previous_at is not None and sample.at > previous_at:
+                cpu_pct = round(100 * (sample.service_cpu_s - previous_cpu) / (sample.at - previous_at), 1)
+            previous_cpu, previous_at = sample.service_cpu_s, sample.at
+        points.append(
+            {
+                "t": second,
+                "offered": offered[second],
+                "acks": acks[second],
+                "answered": answered[second],
+                "replies": reply_count[second],
+                "queue_depth": sample.queue_depth if sample else None,
+                "worker_processes": sample.supervisor_children if sample else None,
+                "worker_tree_processes": sample.worker_tree_processes if sample else None,
+                "service_cpu_pct": cpu_pct,
+                "service_rss_mb": round(sample.service_rss_mb, 1) if sample else None,
+                "postgres_backends": sample.postgres_backends if sample else None,
+            }
+        )
+    return points

@@ -1,0 +1,305 @@
+"""CPU and memory of process trees, read from /proc (Linux).
+
+Two CPU counts are kept for the service trees, so that a process that died between samples is not lost:
+
+- *exact* (`tree_total`): for every process alive in the tree, utime+stime+cutime+cstime. A child that died
+  and was reaped by its parent (gunicorn master, the worker supervisor, RQ's fork-per-job parent) has its
+  whole CPU time added to the parent's cutime/cstime by the kernel, so the sum over the living covers the
+  dead as well. The difference between two snapshots is the CPU spent in between.
+- *sampled* (`last_seen`): utime+stime of every (pid, start time) ever seen, the last value kept. It misses
+  what a process spent after its last sample; it is reported as a cross-check.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    pid: int
+    comm: str
+    ppid: int
+    own_ticks: int  # utime + stime
+    children_ticks: int  # cutime + cstime (reaped descendants)
+    start: int  # start time in ticks since boot: (pid, start) names a process uniquely
+    rss_bytes: int
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.pid, self.start)
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read().decode(errors="replace")
+    except OSError:
+        return None
+    head, _, rest = raw.rpartition(")")
+    comm = head.partition("(")[2]
+    fields = rest.split()
+    try:
+        return ProcStat(
+            pid=pid,
+            comm=comm,
+            ppid=int(fields[1]),
+            own_ticks=int(fields[11]) + int(fields[12]),
+            children_ticks=int(fields[13]) + int(fields[14]),
+            start=int(fields[19]),
+            rss_bytes=int(fields[21]) * PAGE_SIZE,
+        )
+    except (IndexError, ValueError):
+        return None
+
+
+def all_stats() -> dict[int, ProcStat]:
+    found: dict[int, ProcStat] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            stat = read_stat(int(name))
+            if stat is not None:
+                found[stat.pid] = stat
+    return found
+
+
+def descendants(roots: Iterable[int], stats: dict[int, ProcStat]) -> set[int]:
+    """The roots (when alive) and every process below them."""
+    children: dict[int, list[int]] = {}
+    for stat in stats.values():
+        children.setdefault(stat.ppid, []).append(stat.pid)
+    found: set[int] = set()
+    todo = [root for root in roots if root in stats]
+    while todo:
+        pid = todo.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def pss_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    total = sum(values[:8])
+    return total - idle, total
+
+
+@dataclass
+class Group:
+    """One accounted set of processes: the service, redis, postgres, the harness."""
+
+    name: str
+    last_seen: dict[tuple[int, int], int] = field(default_factory=dict)  # key -> own ticks (sampled)
+    baseline_seen: dict[tuple[int, int], int] = field(default_factory=dict)
+    tree_total: int = 0  # own + children ticks of the living, at the last sample
+    baseline_tree_total: int = 0
+    alive: int = 0
+    peak_rss: int = 0
+    peak_pss: int = 0
+    last_rss: int = 0
+    last_pss: int = 0
+
+    def observe(self, stats: list[ProcStat], *, with_pss: bool) -> None:
+        total = 0
+        rss = 0
+        for stat in stats:
+            self.last_seen[stat.key] = stat.own_ticks
+            total += stat.own_ticks + stat.children_ticks
+            rss += stat.rss_bytes
+        self.tree_total = total
+        self.alive = len(stats)
+        self.last_rss = rss
+        self.peak_rss = max(self.peak_rss, rss)
+        if with_pss:
+            pss = sum(value for stat in stats if (value := pss_bytes(stat.pid)) is not None)
+            self.last_pss = pss
+            self.peak_pss = max(self.peak_pss, pss)
+
+    def mark_baseline(self) -> None:
+        self.baseline_seen = dict(self.last_seen)
+        self.baseline_tree_total = self.tree_total
+        self.peak_rss = self.last_rss
+        self.peak_pss = self.last_pss
+
+    def cpu_s(self) -> float:
+        return (self.tree_total - self.baseline_tree_total) / CLK_TCK
+
+    def cpu_sampled_s(self) -> float:
+        ticks = sum(value - self.baseline_seen.get(key, 0) for key, value in self.last_seen.items())
+        return ticks / CLK_TCK
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # time.monotonic()
+    service_cpu_s: float
+    queue_depth: int | None
+    supervisor_children: int
+    worker_tree_processes: int
+    web_processes: int
+    service_rss_mb: float
+    postgres_backends: int
+
+
+class ProcessMonitor:
+    """Samples the process trees every `interval_s` on a thread of its own, until stopped."""
+
+    def __init__(
+        self,
+        *,
+        service_roots: list[int],
+        supervisor_pid: int | None,
+        web_pid: int | None,
+        redis_pid: int | None,
+        harness_pids: list[int],
+        database_name: str,
+        queue_depth: object = None,
+        interval_s: float = 0.5,
+        pss_every: int = 4,
+    ) -> None:
+        self.service_roots = service_roots
+        self.supervisor_pid = supervisor_pid
+        self.web_pid = web_pid
+        self.redis_pid = redis_pid
+        self.harness_pids = harness_pids
+        self.database_name = database_name
+        self._queue_depth = queue_depth  # a callable returning int, or None
+        self.interval_s = interval_s
+        self.pss_every = pss_every
+        self.service = Group("service")
+        self.redis = Group("redis")
+        self.postgres = Group("postgres")  # our database's backends + the cluster's own processes
+        self.postgres_all = Group("postgres_all")  # every postgres process (other databases too)
+        self.harness = Group("harness")
+        self.samples: list[Sample] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._count = 0
+        self._machine_baseline = machine_ticks()
+        self._machine_last = self._machine_baseline
+        self.extra_harness_pids: list[int] = []
+        self._postgres_kind: dict[tuple[int, int], str] = {}
+        self.peak_postgres_backends = 0
+
+    def start(self) -> None:
+        self.sample()
+        self._thread = threading.Thread(target=self._run, name="process-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.sample()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.sample()
+            except Exception as error:  # a bad sample must not end the monitoring
+                if len(self.errors) < 20:
+                    self.errors.append(repr(error))
+
+    def mark_baseline(self) -> None:
+        with self._lock:
+            for group in (self.service, self.redis, self.postgres, self.postgres_all, self.harness):
+                group.mark_baseline()
+            self._machine_baseline = self._machine_last
+
+    def sample(self) -> None:
+        stats = all_stats()
+        with_pss = self._count % self.pss_every == 0
+        self._count += 1
+        service_pids = descendants(self.service_roots, stats)
+        worker_pids = descendants([self.supervisor_pid], stats) if self.supervisor_pid else set()
+        web_pids = descendants([self.web_pid], stats) if self.web_pid else set()
+        supervisor_children = sum(1 for s in stats.values() if s.ppid == self.supervisor_pid)
+        postgres_ours: list[ProcStat] = []
+        postgres_all: list[ProcStat] = []
+        backends = 0
+        for stat in stats.values():
+            if stat.comm != "postgres":
+                continue
+            postgres_all.append(stat)
+            kind = self._postgres_kind.get(stat.key)
+            if kind is None:
+                kind = self._classify(cmdline(stat.pid))
+                if kind != "cluster":  # a backend not yet titled looks like the postmaster: look again
+                    self._postgres_kind[stat.key] = kind
+            if kind == "ours":
+                backends += 1
+            if kind != "other":
+                postgres_ours.append(stat)
+        harness = [stats[pid] for pid in (*self.harness_pids, *self.extra_harness_pids) if pid in stats]
+        queue_depth = None
+        if callable(self._queue_depth):
+            try:
+                queue_depth = int(self._queue_depth())
+            except Exception:
+                queue_depth = None
+        with self._lock:
+            self.service.observe([stats[pid] for pid in service_pids], with_pss=with_pss)
+            self.redis.observe([stats[self.redis_pid]] if self.redis_pid in stats else [], with_pss=with_pss)
+            self.postgres.observe(postgres_ours, with_pss=False)
+            self.postgres_all.observe(postgres_all, with_pss=False)
+            self.harness.observe(harness, with_pss=False)
+            self._machine_last = machine_ticks()
+            self.peak_postgres_backends = max(self.peak_postgres_backends, backends)
+            self.samples.append(
+                Sample(
+                    at=time.monotonic(),
+                    service_cpu_s=self.service.tree_total / CLK_TCK,
+                    queue_depth=queue_depth,
+                    supervisor_children=supervisor_children,
+                    worker_tree_processes=len(worker_pids),
+                    web_processes=len(web_pids),
+                    service_rss_mb=self.service.last_rss / 2**20,
+                    postgres_backends=backends,
+                )
+            )
+
+    def _classify(self, title: str) -> str:
+        """A client backend's title is "postgres: <cluster>: <user> <database> <host(port)> <state>"."""
+        if f" {self.database_name} " in title or title.endswith(f" {self.database_name}"):
+            return "ours"
+        if ("(" in title and ")" in title) or " [local] " in title:
+            return "other"
+        return "cluster"  # the postmaster and the cluster's own processes (checkpointer, walwriter, …)
+
+    def machine_busy(self) -> tuple[float, float]:
+        """(busy CPU seconds, elapsed CPU seconds over all cores) since the baseline."""
+        busy = (self._machine_last[0] - self._machine_baseline[0]) / CLK_TCK
+        total = (self._machine_last[1] - self._machine_baseline[1]) / CLK_TCK
+        return busy, total

@@ -1,0 +1,603 @@
+"""`python -m bench.run`: start the real system, drive signed WhatsApp webhooks, print one JSON report.
+
+See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import psycopg
+import redis
+import requests
+
+from bench import profiling
+from bench.analysis import ReplyLog, ingest_figures, reply_figures, timeseries
+from bench.load import Results, Schedule, Step, build_delivery, build_schedule, drive, phone_number_id
+from bench.procstats import ProcessMonitor
+from bench.system import (
+    ROOT,
+    Database,
+    Service,
+    free_port,
+    gunicorn_argv,
+    start_graph,
+    start_openai,
+    start_redis,
+    wait_for,
+    worker_argv,
+)
+
+WEBHOOK_SECRET = "bench-webhook-secret"
+ADMIN_KEY = "bench-admin-key"
+RESULTS = ROOT / "bench" / "results"
+
+CONFIGS: dict[str, dict[str, str]] = {
+    "default": {},
+    # The seed, literally: a whole business number served one message at a time, one process per job.
+    "seed-literal": {"ORDERING_SCOPE": "phone_number", "WORKER_MODE": "fork"},
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    load = parser.add_argument_group("load")
+    load.add_argument("--rate", type=float, default=100.0, help="messages/s offered; 0 = as fast as possible")
+    load.add_argument("--duration", type=float, default=60.0, help="seconds of driving")
+    load.add_argument(
+        "--steps",
+        default="",
+        help="a load profile instead of --rate/--duration: 'RATE:SECONDS,RATE:SECONDS,…' (e.g. 20:15,150:30,20:15)",
+    )
+    load.add_argument("--customers", type=int, default=1000)
+    load.add_argument("--numbers", type=int, default=20, help="business numbers (channels, one agent each)")
+    load.add_argument("--tenants", type=int, default=0, help="users owning the numbers (default: one per number)")
+    load.add_argument("--burst-fraction", type=float, default=0.1, help="share of events that are 2–4 messages")
+    load.add_argument("--max-messages", type=int, default=100_000, help="cap on the deliveries of one run")
+    load.add_argument("--senders", type=int, default=32, help="load-generator threads (keep-alive connections)")
+    load.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to wait for replies after driving")
+    load.add_argument("--seed", type=int, default=1)
+    system = parser.add_argument_group("system")
+    system.add_argument("--config", choices=["default", "seed-literal", "both"], default="default")
+    system.add_argument("--ingest-only", action="store_true", help="gunicorn only, as fast as possible (--rate 0)")
+    system.add_argument("--ai-latency-ms", type=int, default=1000)
+    system.add_argument("--web-workers", type=int, default=2)
+    system.add_argument("--threads", type=int, default=8, help="gunicorn threads per web worker")
+    system.add_argument("--web-worker-class", default="gthread")
+    system.add_argument("--web-keepalive", type=int, default=10, help="gunicorn --keep-alive seconds")
+    system.add_argument("--workers", type=int, default=32, help="WORKER_CONCURRENCY")
+    system.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra service env")
+    system.add_argument("--web-env", action="append", default=[], metavar="KEY=VALUE", help="extra env, gunicorn only")
+    system.add_argument(
+        "--worker-env", action="append", default=[], metavar="KEY=VALUE", help="extra env, mcagent worker only"
+    )
+    system.add_argument(
+        "--harness-nice",
+        type=int,
+        default=-5,
+        help="nice value of the load generator and stand-ins (external systems in reality: not starved by the "
+        "service); 0 = same priority as the service",
+    )
+    system.add_argument("--database-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    system.add_argument("--warmup-timeout", type=float, default=60.0)
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", type=Path, help="also write the report to this file")
+    output.add_argument("--timeseries", choices=["full", "none"], default="full")
+    output.add_argument("--profile", action="store_true", help="py-spy the web and worker processes")
+    output.add_argument("--profile-seconds", type=float, default=20.0)
+    output.add_argument("--profile-rate", type=int, default=50, help="py-spy samples/s")
+    args = parser.parse_args(argv)
+    if args.ingest_only and not args.steps:
+        args.rate = 0.0
+    for item in [*args.env, *args.web_env, *args.worker_env]:
+        if "=" not in item:
+            parser.error(f"--env {item!r}: expected KEY=VALUE")
+    return args
+
+
+def steps_of(args: argparse.Namespace) -> list[Step]:
+    if not args.steps:
+        return [Step(args.rate, args.duration)]
+    steps = []
+    for part in args.steps.split(","):
+        rate, _, seconds = part.partition(":")
+        steps.append(Step(float(rate), float(seconds)))
+    return steps
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    started = datetime.now(UTC)
+    names = ["default", "seed-literal"] if args.config == "both" else [args.config]
+    report: dict[str, Any] = {
+        "benchmark": "mcagent webhook → worker → AI stand-in → Graph stand-in",
+        "date": started.isoformat(timespec="seconds"),
+        "command": " ".join(["python", "-m", "bench.run", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": {**machine_info(), "postgres": postgres_version(args.database_admin_url)},
+        "code": code_info(),
+        "options": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
+        "runs": [],
+    }
+    exit_code = 0
+    try:
+        for name in names:
+            run = run_once(args, name, started)
+            report["runs"].append(run)
+            if run.get("error"):
+                exit_code = 1
+    except KeyboardInterrupt:
+        report["interrupted"] = True
+        exit_code = 130
+    if len(report["runs"]) == 2:
+        rates = [run.get("e2e", {}).get("replies_per_s") for run in report["runs"]]
+        if all(isinstance(rate, int | float) and rate for rate in rates):
+            report["comparison"] = {
+                "replies_per_s": dict(zip(names, rates, strict=True)),
+                "throughput_ratio_default_over_seed_literal": round(rates[0] / rates[1], 2),
+            }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return exit_code
+
+
+def service_env(
+    args: argparse.Namespace, config: str, *, database_url: str, redis_port: int, ai: int, graph: int
+) -> dict[str, str]:
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "OPENAI_API_KEY": "sk-bench",
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{ai}/v1",
+        "WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{graph}/v24.0",
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "WEBHOOK_VERIFY_TOKEN": "bench-verify",
+        "ADMIN_API_KEY": ADMIN_KEY,
+        "WORKER_CONCURRENCY": str(args.workers),
+        "LOG_LEVEL": "warning",
+        **CONFIGS[config],
+    }
+    env.update(_pairs(args.env))
+    return env
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    return {key: value for key, _, value in (item.partition("=") for item in items)}
+
+
+def _renice(pid: int, value: int) -> bool:
+    if value == 0:
+        return True
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, value)
+        return True
+    except OSError:
+        return False
+
+
+def run_once(args: argparse.Namespace, config: str, started: datetime) -> dict[str, Any]:
+    """One configuration, from a fresh database and redis to the figures; everything started is stopped."""
+    run_dir = RESULTS / f"{started.strftime('%Y%m%d-%H%M%S')}-{config}{'-ingest' if args.ingest_only else ''}"
+    log_dir = run_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    sent_log = run_dir / "graph-sent.jsonl"
+    out: dict[str, Any] = {"config": config, "ingest_only": args.ingest_only, "results_dir": str(run_dir)}
+    services: dict[str, Service] = {}
+    with ExitStack() as stack:
+        try:
+            database = Database(args.database_admin_url)
+            database.create()
+            stack.callback(database.drop)
+            redis_service, redis_port = start_redis(log_dir)
+            stack.callback(redis_service.stop, 5)
+            ai_service, ai_port = start_openai(log_dir, args.ai_latency_ms)
+            stack.callback(ai_service.stop, 5)
+            graph_service, graph_port = start_graph(log_dir, sent_log)
+            stack.callback(graph_service.stop, 5)
+            env = service_env(
+                args, config, database_url=database.url, redis_port=redis_port, ai=ai_port, graph=graph_port
+            )
+            out["env"] = {key: value for key, value in env.items() if key not in ("DATABASE_URL",)}
+            out["web_env"] = _pairs(args.web_env)
+            out["worker_env"] = _pairs(args.worker_env)
+            out["harness_reniced"] = all(
+                _renice(pid, args.harness_nice) for pid in (os.getpid(), ai_service.pid, graph_service.pid)
+            )
+            full_env = {**os.environ, **env}
+            web_port = free_port()
+            web = Service(
+                "gunicorn",
+                gunicorn_argv(
+                    web_port,
+                    workers=args.web_workers,
+                    threads=args.threads,
+                    worker_class=args.web_worker_class,
+                    keepalive=args.web_keepalive,
+                ),
+                {**full_env, **_pairs(args.web_env)},
+                log_dir,
+            )
+            services["web"] = web
+            stack.callback(web.stop, 20)
+            base_url = f"http://127.0.0.1:{web_port}"
+            wait_for(lambda: _healthy(base_url, web), timeout=60, what=f"gunicorn (log: {web.log_path})")
+            if not web.alive():
+                raise RuntimeError(f"gunicorn exited: {web.tail()}")
+            workers: Service | None = None
+            if not args.ingest_only:
+                workers = Service("workers", worker_argv(), {**full_env, **_pairs(args.worker_env)}, log_dir)
+                services["workers"] = workers
+                stack.callback(workers.stop, 45)
+            redis_client = redis.Redis(host="127.0.0.1", port=redis_port, socket_timeout=2)
+            stack.callback(redis_client.close)
+            queue_key = f"rq:queue:{env.get('QUEUE_NAME', 'mcagent')}"
+
+            provision(base_url, args)
+            replies = ReplyLog(sent_log)
+            out["warmup"] = warm_up(base_url, args, replies, workers)
+
+            schedule = build_schedule(
+                steps=steps_of(args),
+                customers=args.customers,
+                numbers=args.numbers,
+                burst_fraction=args.burst_fraction,
+                max_messages=args.max_messages,
+                secret=WEBHOOK_SECRET,
+                seed=args.seed,
+            )
+            monitor = ProcessMonitor(
+                service_roots=[pid for pid in (web.pid, workers.pid if workers else None) if pid],
+                supervisor_pid=workers.pid if workers else None,
+                web_pid=web.pid,
+                redis_pid=redis_service.pid,
+                harness_pids=[os.getpid(), ai_service.pid, graph_service.pid],
+                database_name=database.name,
+                queue_depth=lambda: redis_client.llen(queue_key),
+            )
+            monitor.start()
+            stack.callback(monitor.stop)
+            monitor.mark_baseline()
+
+            profiler: profiling.Profiler | None = None
+            if args.profile:
+                targets = {"web": web.pid, **({"workers": workers.pid} if workers else {})}
+                delay = max(0.0, min(schedule.duration_s / 3, schedule.duration_s - args.profile_seconds))
+                profiler = profiling.Profiler(targets, run_dir, seconds=args.profile_seconds, rate=args.profile_rate)
+                profiler.start_after(delay, monitor)
+                stack.callback(profiler.stop)
+
+            stop = threading.Event()
+            results, start_at, drive_end = drive(
+                schedule, port=web_port, path="/webhook/meta", senders=args.senders, grace_s=10.0, stop=stop
+            )
+            drained, drain_end = (
+                (True, drive_end) if args.ingest_only else wait_for_replies(schedule, results, replies, args)
+            )
+            monitor.sample()
+            replies.poll()
+            out.update(
+                figures(
+                    args,
+                    schedule,
+                    results,
+                    replies,
+                    monitor,
+                    start_at=start_at,
+                    drive_end=drive_end,
+                    end_at=drain_end,
+                    drained=drained,
+                )
+            )
+            out["service_alive_at_end"] = {name: service.alive() for name, service in services.items()}
+            if profiler is not None:
+                out["profile"] = profiler.finish()
+            monitor.stop()
+            # Stopped before counting, so that the count needs no connection slot the service holds.
+            for name in ("workers", "web"):
+                if name in services:
+                    services[name].stop(45)
+            try:
+                out["database"] = database_figures(database, results)
+            except psycopg.Error as error:
+                out["database"] = {"error": repr(error)}
+            out["log_warnings"] = {name: log_summary(service.log_path) for name, service in services.items()}
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:
+            out["error"] = repr(error)
+            out["logs"] = {name: service.tail() for name, service in services.items()}
+    return out
+
+
+def _healthy(base_url: str, web: Service) -> bool:
+    if not web.alive():
+        return True  # stop waiting; the caller reports the exit
+    try:
+        return requests.get(f"{base_url}/health", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def provision(base_url: str, args: argparse.Namespace) -> None:
+    """Users, numbers, agents and credits through the REST API, as an operator and its tenants would."""
+    tenants = args.tenants or args.numbers
+    with requests.Session() as session:
+
+        def call(method: str, path: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+            answer = session.request(method, f"{base_url}{path}", headers={"x-api-key": key}, json=body, timeout=30)
+            if answer.status_code != 201:
+                raise RuntimeError(f"{method} {path}: {answer.status_code} {answer.text[:300]}")
+            result: dict[str, Any] = answer.json()
+            return result
+
+        users: list[tuple[str, str]] = []
+        for t in range(tenants):
+            created = call("POST", "/users", ADMIN_KEY, {"email": f"bench{t}@example.com", "company_name": f"B{t}"})
+            user_id, key = created["user"]["user_id"], created["api_key"]
+            call("POST", f"/users/{user_id}/credits", ADMIN_KEY, {"amount": 10_000_000})
+            users.append((user_id, key))
+        for n in range(args.numbers):
+            user_id, key = users[n % tenants]
+            number = phone_number_id(n)
+            call(
+                "POST",
+                f"/users/{user_id}/phone_numbers",
+                key,
+                {
+                    "type": "whatsapp",
+                    "phone_number_id": number,
+                    "external_number": f"+1555{n:07d}",
+                    "access_token": f"token-{number}",
+                    "display_name": f"Shop {n}",
+                },
+            )
+            call(
+                "POST",
+                f"/users/{user_id}/agents",
+                key,
+                {"name": f"Agent {n}", "prompt_id": f"pmpt_bench{n}", "phone_number_id": number},
+            )
+
+
+def warm_up(base_url: str, args: argparse.Namespace, replies: ReplyLog, workers: Service | None) -> dict[str, Any]:
+    """One message per number from a customer outside the measured set: opens pools and caches, proves the path."""
+    from datetime import datetime as _datetime
+
+    now = _datetime.now(UTC)
+    statuses = []
+    with requests.Session() as session:
+        for n in range(args.numbers):
+            delivery = build_delivery(n, n, 1, 0.0, n, WEBHOOK_SECRET, now, warmup=True)
+            answer = session.post(
+                f"{base_url}/webhook/meta",
+                data=delivery.body,
+                headers={"Content-Type": "application/json", "X-Hub-Signature-256": delivery.signature},
+                timeout=30,
+            )
+            statuses.append(answer.status_code)
+    if any(status != 200 for status in statuses):
+        raise RuntimeError(f"warm-up deliveries were not accepted: {statuses}")
+    if workers is None:
+        return {"messages": args.numbers, "answered": None}
+    wanted = {("w", n, 1) for n in range(args.numbers)}
+    deadline = time.monotonic() + args.warmup_timeout
+    began = time.monotonic()
+    while time.monotonic() < deadline:
+        replies.poll()
+        if wanted <= replies.answered:
+            break
+        if not workers.alive():
+            raise RuntimeError(f"mcagent worker exited: {workers.tail()}")
+        time.sleep(0.1)
+    answered = len(wanted & replies.answered)
+    if answered < len(wanted):
+        raise RuntimeError(
+            f"warm-up: {answered}/{len(wanted)} answered in {args.warmup_timeout} s; worker log: {workers.tail()}"
+        )
+    time.sleep(0.5)
+    return {"messages": len(wanted), "answered": answered, "seconds": round(time.monotonic() - began, 2)}
+
+
+def wait_for_replies(
+    schedule: Schedule, results: Results, replies: ReplyLog, args: argparse.Namespace
+) -> tuple[bool, float]:
+    """Until every accepted message is named by a reply, or the drain timeout passes."""
+    wanted = {
+        ("c", delivery.customer, delivery.seq)
+        for delivery in schedule.deliveries
+        if results.status[delivery.index] == 200
+    }
+    deadline = time.monotonic() + args.drain_timeout
+    while True:
+        replies.poll()
+        if wanted <= replies.answered:
+            return True, time.monotonic()
+        if time.monotonic() >= deadline:
+            return False, time.monotonic()
+        time.sleep(0.25)
+
+
+def figures(
+    args: argparse.Namespace,
+    schedule: Schedule,
+    results: Results,
+    replies: ReplyLog,
+    monitor: ProcessMonitor,
+    *,
+    start_at: float,
+    drive_end: float,
+    end_at: float,
+    drained: bool,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "load": {
+            "steps": [{"rate": step.rate, "seconds": step.seconds} for step in steps_of(args)],
+            "customers": schedule.customers,
+            "numbers": schedule.numbers,
+            "bursts": schedule.bursts,
+            "burst_messages": schedule.burst_messages,
+            "drive_s": round(drive_end - start_at, 2),
+            "drain_s": round(end_at - drive_end, 2),
+            "drained": drained,
+        },
+        "ingest": ingest_figures(schedule, results, start_at, drive_end),
+    }
+    accepted = out["ingest"]["accepted_200"]
+    answered_at: dict[int, float] = {}
+    if not args.ingest_only:
+        e2e = reply_figures(
+            schedule,
+            results,
+            replies.replies,
+            ai_latency_s=args.ai_latency_ms / 1000,
+            start_at=start_at,
+            drive_end=drive_end,
+        )
+        answered_at = e2e.pop("_answered_at")
+        out["correctness"] = e2e.pop("correctness")
+        out["e2e"] = e2e
+    per = max(1, len(answered_at) if not args.ingest_only else accepted)
+    unit = "message answered" if not args.ingest_only else "delivery accepted"
+    busy, capacity = monitor.machine_busy()
+    out["cpu"] = {
+        "per": unit,
+        "service_cpu_s": round(monitor.service.cpu_s(), 2),
+        "service_cpu_s_sampled": round(monitor.service.cpu_sampled_s(), 2),
+        "cpu_ms_per_message": round(1000 * monitor.service.cpu_s() / per, 3),
+        "redis_cpu_s": round(monitor.redis.cpu_s(), 2),
+        "postgres_cpu_s": round(monitor.postgres.cpu_sampled_s(), 2),
+        "postgres_all_databases_cpu_s": round(monitor.postgres_all.cpu_s(), 2),
+        "infra_cpu_ms_per_message": {
+            "redis": round(1000 * monitor.redis.cpu_s() / per, 3),
+            "postgres": round(1000 * monitor.postgres.cpu_sampled_s() / per, 3),
+        },
+        "harness_cpu_s": round(monitor.harness.cpu_s(), 2),
+        "machine_busy_cpu_s": round(busy, 2),
+        "machine_cpu_capacity_s": round(capacity, 2),
+        "machine_busy_pct": round(100 * busy / capacity, 1) if capacity else None,
+        # Busy CPU of the machine not accounted above: other work running beside the benchmark skews it.
+        "other_cpu_s": round(
+            busy
+            - monitor.service.cpu_s()
+            - monitor.redis.cpu_s()
+            - monitor.postgres_all.cpu_s()
+            - monitor.harness.cpu_s(),
+            2,
+        ),
+        "monitor_errors": monitor.errors[:5],
+    }
+    out["memory"] = {
+        "service_peak_rss_mb": round(monitor.service.peak_rss / 2**20, 1),
+        "service_peak_pss_mb": round(monitor.service.peak_pss / 2**20, 1),
+        "service_processes_at_end": monitor.service.alive,
+        "redis_peak_rss_mb": round(monitor.redis.peak_rss / 2**20, 1),
+        "postgres_backends_peak": monitor.peak_postgres_backends,
+    }
+    if args.timeseries == "full":
+        out["timeseries"] = timeseries(results, answered_at, replies.replies, monitor.samples, start_at, end_at)
+    return out
+
+
+def log_summary(path: Path, top: int = 8) -> dict[str, Any]:
+    """Warning and error lines of a service log (JSON lines), grouped by event."""
+    counts: dict[str, int] = {}
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        try:
+            record = json.loads(line)
+            event = f"{record.get('level', '?')}: {str(record.get('event', ''))[:160]}"
+        except ValueError:
+            if not line.strip() or line.startswith(" "):
+                continue
+            event = f"text: {line[:160]}"
+        counts[event] = counts.get(event, 0) + 1
+    ordered = sorted(counts.items(), key=lambda item: -item[1])
+    return {"lines": sum(counts.values()), "top": [[event, count] for event, count in ordered[:top]]}
+
+
+def database_figures(database: Database, results: Results) -> dict[str, Any]:
+    """What Postgres holds at the end: inbound messages by status, turns by status (warm-up included)."""
+    inbound = dict(database.query("SELECT status, count(*) FROM messages WHERE direction = 'inbound' GROUP BY status"))
+    measured = database.query("SELECT count(*) FROM messages WHERE direction = 'inbound' AND text LIKE 'c%'")[0][0]
+    figures: dict[str, Any] = {
+        "inbound_by_status": inbound,
+        "outbound_by_status": dict(
+            database.query("SELECT status, count(*) FROM messages WHERE direction = 'outbound' GROUP BY status")
+        ),
+        "turns_by_status": dict(database.query("SELECT status, count(*) FROM turns GROUP BY status")),
+        "measured_inbound_stored": measured,
+    }
+    accepted = sum(1 for status in results.status if status == 200)
+    figures["durable_equals_accepted"] = measured == accepted
+    return figures
+
+
+def machine_info() -> dict[str, Any]:
+    meminfo = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        None,
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(int(meminfo[1]) / 2**20, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_start": list(os.getloadavg()),
+        "redis_server": _command_output(["redis-server", "--version"]),
+    }
+
+
+def postgres_version(admin_url: str) -> str | None:
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            return str(row[0]) if row else None
+    except psycopg.Error:
+        return None
+
+
+def code_info() -> dict[str, Any]:
+    return {
+        "commit": _command_output(["git", "rev-parse", "--short", "HEAD"]),
+        "uncommitted_files": len((_command_output(["git", "status", "--porcelain"]) or "").splitlines()),
+    }
+
+
+def _command_output(argv: list[str]) -> str | None:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10, cwd=ROOT).stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
