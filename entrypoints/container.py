@@ -178,6 +178,7 @@ class Container(containers.DeclarativeContainer):
         TurnPolicy,
         credits_per_turn=settings.provided.credits_per_reply,
         coalesce_window=providers.Callable(lambda s: timedelta(milliseconds=s.coalesce_window_ms), settings),
+        mark_as_read=settings.provided.mark_as_read,
     )
     process_pending_messages = providers.Singleton(
         ProcessPendingMessages, uow, locks, routes, ai, senders, balance_cache, clock, turn_policy

@@ -56,6 +56,7 @@ class Settings:
     ordering_scope: OrderingScope
     coalesce_window_ms: int
     credits_per_reply: int
+    mark_as_read: bool
     lock_ttl_ms: int
     recovery_interval_ms: int
     recovery_after_ms: int
@@ -117,6 +118,7 @@ class Settings:
             ordering_scope=reader.choice("ORDERING_SCOPE", OrderingScope.CONVERSATION, OrderingScope),
             coalesce_window_ms=reader.integer("COALESCE_WINDOW_MS", 0, minimum=0),
             credits_per_reply=reader.integer("CREDITS_PER_REPLY", 1, minimum=0),
+            mark_as_read=reader.boolean("MARK_AS_READ", True),
             lock_ttl_ms=reader.integer("LOCK_TTL_MS", 30_000, minimum=300),
             recovery_interval_ms=reader.integer("RECOVERY_INTERVAL_MS", 10_000, minimum=100),
             recovery_after_ms=reader.integer("RECOVERY_AFTER_MS", 30_000, minimum=100),
@@ -164,6 +166,17 @@ class _Reader:
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
         return self._parsed(name, default, int, f"a whole number >= {minimum}", lambda v: v >= minimum)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problem(f"{name}: must be true or false, got {raw!r}")
+        return default
 
     def url(self, name: str, default: str) -> str:
         value = self._raw(name) or default

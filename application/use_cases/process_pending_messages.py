@@ -82,6 +82,8 @@ class TurnPolicy:
     credits_per_turn: int = 1
     #: Wait until the customer has been quiet this long before answering (0: answer at once).
     coalesce_window: timedelta = timedelta(0)
+    #: Send a read receipt (blue ticks) for the customer's messages when a turn starts.
+    mark_as_read: bool = True
 
 
 class ProcessPendingMessages:
@@ -340,7 +342,9 @@ class ProcessPendingMessages:
         log.warning("delivery_failed", extra={"message_id": part.message_id, "code": code, "reason": reason})
 
     def _mark_read(self, route: Route, last: Message) -> None:
-        if last.platform_message_id is None or route.channel.type is not ChannelType.WHATSAPP:
+        if not self._policy.mark_as_read or last.platform_message_id is None:
+            return
+        if route.channel.type is not ChannelType.WHATSAPP:
             return
         try:
             self._senders.for_type(route.channel.type).mark_read(route.channel, last.platform_message_id)
