@@ -78,7 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     system.add_argument("--threads", type=int, default=8, help="gunicorn threads per web worker")
     system.add_argument("--web-worker-class", default="gthread")
     system.add_argument("--web-keepalive", type=int, default=10, help="gunicorn --keep-alive seconds")
-    system.add_argument("--workers", type=int, default=32, help="WORKER_CONCURRENCY")
+    system.add_argument("--workers", type=int, default=2, help="WORKER_CONCURRENCY (worker processes)")
+    system.add_argument("--worker-threads", type=int, default=100, help="WORKER_THREADS (jobs at once per process)")
+    system.add_argument("--pool-size", type=int, default=6, help="DATABASE_POOL_SIZE per process")
     system.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra service env")
     system.add_argument("--web-env", action="append", default=[], metavar="KEY=VALUE", help="extra env, gunicorn only")
     system.add_argument(
@@ -174,9 +176,15 @@ def service_env(
         "WEBHOOK_VERIFY_TOKEN": "bench-verify",
         "ADMIN_API_KEY": ADMIN_KEY,
         "WORKER_CONCURRENCY": str(args.workers),
+        "WORKER_THREADS": str(args.worker_threads),
+        "DATABASE_POOL_SIZE": str(args.pool_size),
         "LOG_LEVEL": "warning",
         **CONFIGS[config],
     }
+    if config == "seed-literal":
+        # One process per job and one job per number at a time: more processes than numbers cannot help,
+        # fewer would understate the seed's design.
+        env["WORKER_CONCURRENCY"] = str(max(args.workers, args.numbers))
     env.update(_pairs(args.env))
     return env
 
