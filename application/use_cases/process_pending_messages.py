@@ -35,7 +35,6 @@ from application.ports.services import (
     ChannelSenders,
     Clock,
     DeliveryFailed,
-    LockHandle,
     Locks,
 )
 from application.routes import ChannelRoutes
@@ -67,7 +66,7 @@ class _Step(enum.Enum):
 @frozen
 class _Started:
     turn: Turn
-    conversation: Conversation
+    route: Route | None
     inputs: tuple[str, ...]
 
 
@@ -123,55 +122,55 @@ class ProcessPendingMessages:
             if handle is None:
                 return ended
             try:
-                ended += self._work(scope, handle)
+                ended += self._advance(scope)
             finally:
                 handle.release()
-            # A message stored while we held the lock had its trigger turned away; it is ours.
+            # More may be pending: a burst behind this turn, or a message whose trigger was turned
+            # away because we held the lock. Either way it is ours.
             with self._uow() as uow:
                 if not uow.messages.has_pending(scope):
                     return ended
 
-    def _work(self, scope: ScopeKey, handle: LockHandle) -> int:
-        ended = 0
-        # Turns left open by a worker that died are finished first. Only a lock holder opens turns
-        # and it drives each to its end, so once these are done no other open turn can appear.
-        while not handle.lost:
-            with self._uow() as uow:
-                left_open = uow.turns.open_turn(scope)
-                conversation = uow.conversations.get(left_open.conversation_id) if left_open else None
-            if left_open is None or conversation is None:
-                break
-            self._drive(left_open, _required(conversation), None)
-            ended += 1
-        while not handle.lost:
-            step = self._start_turn(scope)
-            if step is _Step.IDLE:
-                break
-            if isinstance(step, _Started):
-                self._drive(step.turn, step.conversation, step.inputs)
-            ended += step is not _Step.WAITED
-        return ended
+    def _advance(self, scope: ScopeKey) -> int:
+        """Take the scope one turn further; returns 1 when a turn ended, 0 when there was nothing to do.
 
-    def _drive(self, turn: Turn, conversation: Conversation, inputs: tuple[str, ...] | None) -> None:
-        """Take a turn to its end. `inputs` is None when the turn was left open by another worker."""
-        route = self._routes.find(conversation.phone_number_id)
-        parts: list[Message] | None = None
-        if turn.status is TurnStatus.AWAITING_AI:
-            parts = self._ask_ai(turn, conversation, route, inputs)
-            if parts is None:
-                return
-        self._send_reply(turn, conversation, route, parts)
-
-    def _start_turn(self, scope: ScopeKey) -> _Started | _Step:
-        now = self._clock.now()
+        A turn left open by a worker that died comes first: only a lock holder opens turns and it
+        drives each to its end, so an open turn found here is an orphan.
+        """
         with self._uow() as uow:
-            batch = uow.messages.pending_batch(scope)
-            conversation = _required(uow.conversations.get(batch[0].conversation_id)) if batch else None
-        if not batch or conversation is None:
-            return _Step.IDLE
+            left_open = uow.turns.open_turn(scope)
+            batch = [] if left_open else uow.messages.pending_batch(scope)
+            conversation_id = left_open.conversation_id if left_open else batch[0].conversation_id if batch else None
+            conversation = uow.conversations.get(conversation_id) if conversation_id is not None else None
+        if conversation is None:
+            return 0
+        if left_open is not None:
+            self._drive(left_open, conversation, self._routes.find(conversation.phone_number_id), None)
+            return 1
+        started = self._start_turn(batch, conversation)
+        if isinstance(started, _Started):
+            self._drive(started.turn, conversation, started.route, started.inputs)
+        return 0 if started is _Step.WAITED else 1
+
+    def _drive(
+        self, turn: Turn, conversation: Conversation, route: Route | None, inputs: tuple[str, ...] | None
+    ) -> None:
+        """Take a turn to its end. `inputs` is None when the turn was left open by another worker."""
+        if turn.status is TurnStatus.AWAITING_AI:
+            answered = self._ask_ai(turn, conversation, route, inputs)
+            if answered is None:
+                return
+            parts, claimed = answered
+        else:
+            with self._uow() as uow:
+                parts, claimed = uow.messages.outbound_for_turn(turn.turn_id), None
+        self._send_reply(turn, conversation, route, parts, claimed)
+
+    def _start_turn(self, batch: list[Message], conversation: Conversation) -> _Started | _Step:
+        now = self._clock.now()
         wait = (batch[-1].created_at + self._policy.coalesce_window - now).total_seconds()
         if wait > 0:
-            # The customer is still typing: wait out the window (holding the scope), then look again.
+            # The customer may still be typing: wait out the window, then look again (the batch may grow).
             self._sleep(wait)
             return _Step.WAITED
         # Looked up outside any transaction: a cache miss opens a unit of work of its own.
@@ -206,7 +205,7 @@ class ProcessPendingMessages:
             return _Step.TURN_ENDED
         assert route is not None
         self._mark_read(route, batch[-1])
-        return _Started(turn, conversation, tuple(m.text or "" for m in batch))
+        return _Started(turn, route, tuple(m.text or "" for m in batch))
 
     def _refusal(self, conversation: Conversation, route: Route | None) -> str | None:
         if route is None or route.agent is None:
@@ -219,8 +218,9 @@ class ProcessPendingMessages:
 
     def _ask_ai(
         self, turn: Turn, conversation: Conversation, route: Route | None, inputs: tuple[str, ...] | None
-    ) -> list[Message] | None:
-        """The reply's parts to send, or None when the turn ended without one (it failed)."""
+    ) -> tuple[list[Message], int | None] | None:
+        """The reply's parts and the id of the part already claimed for sending, or None when the
+        turn ended without a reply (it failed)."""
         if route is None or route.agent is None:
             self._fail_turn(turn, "no_agent")
             return None
@@ -250,18 +250,24 @@ class ProcessPendingMessages:
             self._fail_turn(turn, "ai_failed: empty reply")
             return None
         now = self._clock.now()
+        # The first part is claimed for its one send attempt in the same transaction (the usual reply
+        # has one part): committed as `sending` right before the send, exactly as a separate claim would be.
+        send_first = self._sendable(conversation, route) is None
         with self._uow() as uow:
             if not uow.turns.record_reply(turn.turn_id, reply, now):
                 # Another worker recorded this turn's reply first; theirs stands and is what gets sent.
-                return uow.messages.outbound_for_turn(turn.turn_id)
+                return uow.messages.outbound_for_turn(turn.turn_id), None
             parts = uow.messages.add_outbound(conversation, turn.turn_id, texts, reply, now)
+            claimed = (
+                parts[0].message_id if send_first and uow.messages.start_sending(parts[0].message_id, now) else None
+            )
             uow.messages.mark_inbound(turn.inbound_ids, MessageStatus.ANSWERED, now)
             uow.credits.charge(turn.user_id, turn.credits_reserved, turn.turn_id, now)
             if reply.last_item_id is not None:
                 uow.conversations.set_openai_last_item(conversation.conversation_id, reply.last_item_id)
             uow.commit()
         self._balances.invalidate(turn.user_id)
-        return parts
+        return parts, claimed
 
     def _start_ai_conversation(self, conversation: Conversation) -> str:
         openai_conversation_id = self._ai.start_conversation(
@@ -288,58 +294,87 @@ class ProcessPendingMessages:
         log.warning("turn_failed", extra={"turn_id": turn.turn_id, "reason": reason})
 
     def _send_reply(
-        self, turn: Turn, conversation: Conversation, route: Route | None, parts: list[Message] | None
+        self,
+        turn: Turn,
+        conversation: Conversation,
+        route: Route | None,
+        parts: list[Message],
+        claimed: int | None,
     ) -> None:
-        if parts is None:
-            with self._uow() as uow:
-                parts = uow.messages.outbound_for_turn(turn.turn_id)
+        """Send each part once, in order; the last part's outcome and the end of the turn are one transaction."""
         earlier_failed = False
-        for part in parts:
-            if part.status is MessageStatus.SENDING:
+        for index, part in enumerate(parts):
+            closing = turn if index == len(parts) - 1 else None
+            if part.message_id == claimed:
+                earlier_failed = not self._deliver(part, conversation, route, closing)
+            elif part.status is MessageStatus.SENDING:
                 # A worker stopped during this very send: it may have gone out. Never send twice.
-                self._record_failure(part, None, "delivery_outcome_unknown")
-                earlier_failed = True
-            elif part.status is MessageStatus.FAILED:
+                self._close_part(part, closing, failure=(None, "delivery_outcome_unknown"))
                 earlier_failed = True
             elif part.status is MessageStatus.PENDING:
-                earlier_failed = not self._send_part(part, conversation, route, earlier_failed)
-        with self._uow() as uow:
-            uow.turns.finish(turn.turn_id, self._clock.now())
-            uow.commit()
+                refusal = "earlier_part_failed" if earlier_failed else self._sendable(conversation, route)
+                if refusal is not None:
+                    self._close_part(part, closing, failure=(None, refusal))
+                    earlier_failed = True
+                    continue
+                with self._uow() as uow:
+                    mine = uow.messages.start_sending(part.message_id, self._clock.now())
+                    uow.commit()
+                if mine:
+                    earlier_failed = not self._deliver(part, conversation, route, closing)
+                elif closing is not None:
+                    self._close_part(None, closing)
+            else:
+                earlier_failed = earlier_failed or part.status is MessageStatus.FAILED
+                if closing is not None:
+                    self._close_part(None, closing)
+        if not parts:
+            self._close_part(None, turn)
 
-    def _send_part(self, part: Message, conversation: Conversation, route: Route | None, earlier_failed: bool) -> bool:
-        if earlier_failed:
-            self._record_failure(part, None, "earlier_part_failed")
-            return False
+    def _sendable(self, conversation: Conversation, route: Route | None) -> str | None:
+        """Why a part may not be sent now, or None."""
         if route is None:
-            self._record_failure(part, None, "channel_removed")
-            return False
+            return "channel_removed"
         if route.channel.type in WINDOWED_CHANNELS and not within_service_window(
             conversation.last_customer_message_at, self._clock.now()
         ):
-            self._record_failure(part, None, "outside_service_window")
-            return False
-        with self._uow() as uow:
-            claimed = uow.messages.start_sending(part.message_id, self._clock.now())
-            uow.commit()
-        if not claimed:
-            return True
+            return "outside_service_window"
+        return None
+
+    def _deliver(self, part: Message, conversation: Conversation, route: Route | None, closing: Turn | None) -> bool:
+        """The one send attempt of a part claimed as `sending`; True when the channel took it."""
+        assert route is not None
         try:
             sender = self._senders.for_type(route.channel.type)
             platform_message_id = sender.send_text(route.channel, conversation.customer_id, part.text or "")
         except DeliveryFailed as failure:
-            self._record_failure(part, failure.code, failure.reason)
+            self._close_part(part, closing, failure=(failure.code, failure.reason))
             return False
-        with self._uow() as uow:
-            uow.messages.record_sent(part.message_id, platform_message_id, self._clock.now())
-            uow.commit()
+        self._close_part(part, closing, sent=platform_message_id)
         return True
 
-    def _record_failure(self, part: Message, code: str | None, reason: str) -> None:
+    def _close_part(
+        self,
+        part: Message | None,
+        closing: Turn | None,
+        *,
+        sent: str | None = None,
+        failure: tuple[str | None, str] | None = None,
+    ) -> None:
+        """Record a part's outcome and, with `closing`, the end of its turn, in one transaction."""
+        now = self._clock.now()
         with self._uow() as uow:
-            uow.messages.record_send_failure(part.message_id, code, reason, self._clock.now())
+            if part is not None and sent is not None:
+                uow.messages.record_sent(part.message_id, sent, now)
+            elif part is not None and failure is not None:
+                uow.messages.record_send_failure(part.message_id, failure[0], failure[1], now)
+            if closing is not None:
+                uow.turns.finish(closing.turn_id, now)
             uow.commit()
-        log.warning("delivery_failed", extra={"message_id": part.message_id, "code": code, "reason": reason})
+        if part is not None and failure is not None:
+            log.warning(
+                "delivery_failed", extra={"message_id": part.message_id, "code": failure[0], "reason": failure[1]}
+            )
 
     def _mark_read(self, route: Route, last: Message) -> None:
         if not self._policy.mark_as_read or last.platform_message_id is None:
