@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import openai
 import structlog
@@ -56,10 +56,12 @@ class OpenAIResponder:
 
     def start_conversation(self, *, metadata: dict[str, str]) -> str:
         # A retried create can at worst leave an empty conversation behind, which costs nothing.
-        conversation = self._with_retries(
-            "start_conversation", lambda: self._client.conversations.create(metadata=metadata)
+        # Low-level `post` for the same reason as in `_Turn._ask`: this runs once per new customer.
+        created = self._with_retries(
+            "start_conversation",
+            lambda: self._client.post("/conversations", body={"metadata": metadata}, cast_to=object),
         )
-        return conversation.id
+        return str(_as_dict(created)["id"])
 
     def respond(self, request: AIRequest) -> AIReply:
         turn = _Turn(self._client, request)
@@ -137,17 +139,11 @@ class _Turn:
         if request.prompt_version:
             prompt["version"] = request.prompt_version
         inputs: ResponseInputParam = [{"role": "user", "content": text} for text in request.inputs]
-        response = self._client.responses.create(
-            prompt=prompt, conversation=request.openai_conversation_id, input=inputs, store=True
-        )
-        usage = response.usage
-        return AIReply(
-            text=response.output_text,
-            response_id=response.id,
-            input_tokens=usage.input_tokens if usage else None,
-            output_tokens=usage.output_tokens if usage else None,
-            last_item_id=response.output[-1].id if response.output else None,
-        )
+        body = {"prompt": prompt, "conversation": request.openai_conversation_id, "input": inputs, "store": True}
+        # The SDK's generic `post` sends exactly what `responses.create` would, with the same auth,
+        # timeouts and error types, but skips walking the typed parameters and building the typed
+        # Response: 2.3 instead of 3.6 ms of CPU per call here, on the path every message takes.
+        return reply_from(self._client.post("/responses", body=body, cast_to=object))
 
     def _find_landed_reply(self) -> AIReply | None:
         request = self._request
@@ -159,6 +155,35 @@ class _Turn:
             page = self._client.conversations.items.list(request.openai_conversation_id, order="asc", limit=_PAGE_SIZE)
         # Iterating the page follows the cursor through every later page.
         return find_reply_to(request.inputs, list(page))
+
+
+def reply_from(response: object) -> AIReply:
+    """The reply in a Responses API `response` object (decoded JSON): the text of its output messages,
+    as the SDK's `output_text` joins it, its id, token usage and the id of its last output item."""
+    data = _as_dict(response)
+    output = [item for item in data.get("output") or [] if isinstance(item, dict)]
+    text = "".join(
+        part.get("text", "")
+        for item in output
+        if item.get("type") == "message"
+        for part in item.get("content") or []
+        if isinstance(part, dict) and part.get("type") == "output_text"
+    )
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+    return AIReply(
+        text=text,
+        response_id=data.get("id"),
+        input_tokens=usage.get("input_tokens") if usage else None,
+        output_tokens=usage.get("output_tokens") if usage else None,
+        last_item_id=output[-1].get("id") if output else None,
+    )
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        # An OpenAIError, so it ends as an AIRequestFailed like any other answer we cannot use.
+        raise openai.OpenAIError(f"OpenAI answered {type(value).__name__}, not a JSON object")
+    return value
 
 
 def find_reply_to(inputs: tuple[str, ...], items: list[ConversationItem]) -> AIReply | None:
