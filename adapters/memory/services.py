@@ -23,11 +23,16 @@ class InMemoryJobQueue:
         self.enqueued: list[str] = []
         self._ready = threading.Condition()
 
-    def enqueue_scope(self, scope_key: str, *, correlation_id: str | None = None) -> None:
+    def enqueue_scope(self, scope_key: str, *, correlation_id: str | None = None, force: bool = False) -> None:
         with self._ready:
+            if scope_key in self.jobs and not force:
+                return  # the waiting job will see this work too
             self.jobs.append(scope_key)
             self.enqueued.append(scope_key)
             self._ready.notify()
+
+    def taken(self, scope_key: str) -> None:
+        """Nothing to clear: a job stops counting as waiting when `take` pops it."""
 
     def take(self, timeout_s: float) -> str | None:
         with self._ready:

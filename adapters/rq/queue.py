@@ -12,6 +12,10 @@ from application.ports.services import QueueUnavailable
 #: Failed jobs are kept a week for troubleshooting (RQ's default is a year of Redis memory).
 FAILURE_TTL = timedelta(days=7)
 
+#: How long "a job for this scope is waiting" is believed without the job starting. Past it a new
+#: trigger enqueues again: a lost marker costs at most one duplicate job, never a missed message.
+WAITING_MARK_TTL_S = 120
+
 
 class RqJobQueue:
     """Enqueues `job_function(scope_key, correlation_id=…)` by its dotted path.
@@ -24,11 +28,19 @@ class RqJobQueue:
 
     def __init__(self, connection: redis.Redis, queue_name: str, job_function: str, job_timeout_s: int) -> None:
         self._queue = Queue(queue_name, connection=connection)
+        self._connection = connection
+        self._waiting_prefix = f"mcagent:waiting:{queue_name}:"
         self._job_function = job_function
         self._job_timeout_s = job_timeout_s
 
-    def enqueue_scope(self, scope_key: str, *, correlation_id: str | None = None) -> None:
+    def enqueue_scope(self, scope_key: str, *, correlation_id: str | None = None, force: bool = False) -> None:
         try:
+            # One Redis command decides whether a job already waits for this scope; an RQ enqueue is
+            # several, and every extra job costs a worker RQ's whole per-job bookkeeping for nothing.
+            if not force and not self._connection.set(
+                self._waiting_prefix + scope_key, b"1", nx=True, ex=WAITING_MARK_TTL_S
+            ):
+                return
             self._queue.enqueue_call(
                 self._job_function,
                 args=(scope_key,),
@@ -39,6 +51,13 @@ class RqJobQueue:
             )
         except redis.RedisError as error:
             raise QueueUnavailable(f"could not enqueue {scope_key}: {error}") from error
+
+    def taken(self, scope_key: str) -> None:
+        try:
+            self._connection.delete(self._waiting_prefix + scope_key)
+        except redis.RedisError as error:
+            # The marker expires by itself; until then new work for the scope waits for the sweep.
+            raise QueueUnavailable(f"could not clear the waiting mark of {scope_key}: {error}") from error
 
     def queue_depth(self) -> int:
         """Jobs waiting to be taken by a worker. Raises QueueUnavailable."""

@@ -17,8 +17,15 @@ class QueueUnavailable(Exception):
 
 
 class JobQueue(Protocol):
-    def enqueue_scope(self, scope_key: str, *, correlation_id: str | None = None) -> None:
-        """Ask a worker to process the pending work of one ordering scope. Raises QueueUnavailable."""
+    def enqueue_scope(self, scope_key: str, *, correlation_id: str | None = None, force: bool = False) -> None:
+        """Ask a worker to process the pending work of one ordering scope. Raises QueueUnavailable.
+
+        A job that is already waiting for the scope (not yet started) covers new work too, so unless
+        `force` none is added; the job calls `taken` as it starts, after which work needs a new job.
+        """
+
+    def taken(self, scope_key: str) -> None:
+        """A job for the scope has started: the next trigger must queue a new one."""
 
 
 class LockHandle(Protocol):

@@ -48,7 +48,8 @@ class RecoverStalledWork:
         for scope in scopes:
             if self._locks.is_held(str(scope)):
                 continue
-            self._queue.enqueue_scope(str(scope))
+            # Forced: a "job waiting" mark may outlive its job (a worker died holding it).
+            self._queue.enqueue_scope(str(scope), force=True)
             queued += 1
         if queued:
             log.info("stalled_work_requeued", extra={"scopes": queued})

@@ -6,6 +6,7 @@ started, and the job functions resolve their use cases from it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from entrypoints.container import Container, build_container
@@ -33,6 +34,12 @@ def _bound() -> Container:
 
 def process_scope(scope_key: str, correlation_id: str | None = None) -> int:
     """Answer what is pending in one ordering scope. Safe to run twice, or concurrently."""
+    from application.ports.services import QueueUnavailable
     from application.use_cases.process_pending_messages import ProcessScope
 
-    return _bound().process_pending_messages()(ProcessScope(scope_key, correlation_id))
+    container = _bound()
+    # Before looking at the scope: work stored from now on needs (and gets) a job of its own. If Redis
+    # cannot be told, the mark expires by itself and the sweep covers the meantime.
+    with contextlib.suppress(QueueUnavailable):
+        container.queue().taken(scope_key)
+    return container.process_pending_messages()(ProcessScope(scope_key, correlation_id))

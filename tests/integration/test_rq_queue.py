@@ -115,3 +115,18 @@ def test_enqueue_with_redis_down_raises_queue_unavailable() -> None:
         queue.queue_depth()
     with pytest.raises(QueueUnavailable):
         queue.oldest_job_age_s()
+
+
+def test_a_scope_with_a_job_waiting_gets_no_second_job_until_the_first_starts(client: redis.Redis) -> None:
+    queue = RqJobQueue(client, QUEUE, RECORD, job_timeout_s=30)
+    queue.enqueue_scope("conversation:1")
+    queue.enqueue_scope("conversation:1")
+    queue.enqueue_scope("conversation:2")
+    assert queue.queue_depth() == 2
+
+    queue.taken("conversation:1")
+    queue.enqueue_scope("conversation:1")
+    assert queue.queue_depth() == 3
+
+    queue.enqueue_scope("conversation:2", force=True)  # the sweep does not trust the mark
+    assert queue.queue_depth() == 4

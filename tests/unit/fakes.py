@@ -99,8 +99,11 @@ class DownQueue:
     def __init__(self) -> None:
         self.attempts: list[str] = []
 
-    def enqueue_scope(self, scope_key: str, *, correlation_id: str | None = None) -> None:
+    def enqueue_scope(self, scope_key: str, *, correlation_id: str | None = None, force: bool = False) -> None:
         self.attempts.append(scope_key)
+        raise QueueUnavailable("redis is down")
+
+    def taken(self, scope_key: str) -> None:
         raise QueueUnavailable("redis is down")
 
 

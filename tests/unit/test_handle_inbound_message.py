@@ -183,3 +183,13 @@ def test_adding_a_channel_invalidates_its_cached_route(app: App) -> None:
 
     assert "pn_300" in app.route_cache.invalidated
     assert "pn_300" not in app.route_cache.entries
+
+
+def test_a_job_already_waiting_for_the_conversation_is_not_queued_again(app: App) -> None:
+    app.receive("one")
+    app.receive("two")
+    assert app.queue.enqueued == ["conversation:1"]
+
+    app.queue.take(timeout_s=0)  # a worker starts the job
+    app.receive("three")
+    assert app.queue.enqueued == ["conversation:1", "conversation:1"]
