@@ -9,31 +9,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from tests.support.processes import free_port, wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, every: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(every)
-    raise TimeoutError(f"gave up after {timeout} s waiting for {what}")
 
 
 def port_answers(port: int) -> bool:
@@ -124,40 +109,28 @@ class Database:
             return list(conn.execute(statement.encode()).fetchall())
 
 
+def _start_listening(name: str, argv: list[str], log_dir: Path, port: int, timeout: float) -> tuple[Service, int]:
+    service = Service(name, argv, dict(os.environ), log_dir)
+    wait_for(lambda: port_answers(port), timeout=timeout, what=name)
+    return service, port
+
+
 def start_redis(log_dir: Path) -> tuple[Service, int]:
     port = free_port()
-    service = Service(
-        "redis",
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        dict(os.environ),
-        log_dir,
-    )
-    wait_for(lambda: port_answers(port), timeout=10, what="redis-server")
-    return service, port
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    return _start_listening("redis", argv, log_dir, port, 10)
 
 
 def start_openai(log_dir: Path, latency_ms: int) -> tuple[Service, int]:
     port = free_port()
-    service = Service(
-        "standin-openai",
-        [sys.executable, "-m", "tests.support.standin_openai", "--port", str(port), "--latency-ms", str(latency_ms)],
-        dict(os.environ),
-        log_dir,
-    )
-    wait_for(lambda: port_answers(port), timeout=20, what="the stand-in OpenAI server")
-    return service, port
+    argv = [sys.executable, "-m", "tests.support.standin_openai", "--port", str(port), "--latency-ms", str(latency_ms)]
+    return _start_listening("standin-openai", argv, log_dir, port, 20)
 
 
 def start_graph(log_dir: Path, out: Path) -> tuple[Service, int]:
     port = free_port()
-    service = Service(
-        "standin-graph",
-        [sys.executable, "-m", "bench.graph_recorder", "--port", str(port), "--out", str(out)],
-        dict(os.environ),
-        log_dir,
-    )
-    wait_for(lambda: port_answers(port), timeout=20, what="the stand-in Graph server")
-    return service, port
+    argv = [sys.executable, "-m", "bench.graph_recorder", "--port", str(port), "--out", str(out)]
+    return _start_listening("standin-graph", argv, log_dir, port, 20)
 
 
 def gunicorn_argv(port: int, *, workers: int, threads: int, worker_class: str, keepalive: int) -> list[str]:

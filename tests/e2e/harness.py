@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,25 +21,11 @@ import requests
 
 from entrypoints.dev import whatsapp_delivery, whatsapp_text
 from entrypoints.http.signature import sign
+from tests.support.processes import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "e2e-webhook-secret"
 ADMIN_KEY = "e2e-admin-key"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, every: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(every)
-    raise TimeoutError(f"gave up after {timeout} s waiting for {what}")
 
 
 class PrivateRedis:
