@@ -1,0 +1,87 @@
+"""CPU per call of the two HTTP clients on the hot path, in the ways the service could use them.
+
+    python -m bench.clients [--calls 300]
+
+Each client talks to the stand-in server in its own process, so `time.process_time()` here is the
+client's cost alone: `requests` with and without its per-call environment lookups (proxy variables,
+netrc), and the OpenAI SDK's typed `responses.create` against its generic `post`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import openai
+import requests
+
+from tests.support.processes import free_port, wait_for
+
+
+def _server(module: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", module, "--port", str(port)], stdout=subprocess.DEVNULL)
+
+    def up() -> bool:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=0.2)
+            return True
+        except requests.RequestException:
+            return False
+
+    wait_for(up, timeout=20, what=module)
+    return process, port
+
+
+def _cpu_ms_per_call(call: Callable[[], object], calls: int) -> float:
+    for _ in range(30):
+        call()
+    started = time.process_time()
+    for _ in range(calls):
+        call()
+    return round((time.process_time() - started) * 1000 / calls, 2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.clients", description=__doc__)
+    parser.add_argument("--calls", type=int, default=300)
+    calls = parser.parse_args(argv).calls
+    graph, graph_port = _server("tests.support.standin_graph")
+    ai, ai_port = _server("tests.support.standin_openai")
+    try:
+        url = f"http://127.0.0.1:{graph_port}/v24.0/100/messages"
+        body = {"messaging_product": "whatsapp", "to": "+15550001", "type": "text", "text": {"body": "hi"}}
+        figures: dict[str, float] = {}
+        for trust_env in (True, False):
+            session = requests.Session()
+            session.trust_env = trust_env
+            figures[f"requests_graph_send_trust_env_{str(trust_env).lower()}"] = _cpu_ms_per_call(
+                lambda s=session: s.post(url, json=body, headers={"Authorization": "Bearer t"}, timeout=5), calls
+            )
+        client = openai.OpenAI(api_key="sk-bench", base_url=f"http://127.0.0.1:{ai_port}/v1", max_retries=0)
+        conversation = client.conversations.create().id
+        request = {
+            "prompt": {"id": "pmpt_bench"},
+            "conversation": conversation,
+            "input": [{"role": "user", "content": "hi"}],
+            "store": True,
+        }
+        figures["openai_responses_create_typed"] = _cpu_ms_per_call(
+            lambda: client.responses.create(**request).output_text,
+            calls,  # type: ignore[call-overload]
+        )
+        figures["openai_generic_post"] = _cpu_ms_per_call(
+            lambda: client.post("/responses", body=request, cast_to=object), calls
+        )
+        print(json.dumps({"unit": "ms CPU per call (client process only)", "calls": calls, **figures}, indent=2))
+    finally:
+        graph.terminate()
+        ai.terminate()
+
+
+if __name__ == "__main__":
+    main()
