@@ -43,6 +43,8 @@ class Profiler:
                         str(pid),
                         "--subprocesses",
                         "--nonblocking",
+                        # Only threads holding the GIL: where the CPU goes, not where threads wait.
+                        "--gil",
                         "--rate",
                         str(self.rate),
                         "--duration",

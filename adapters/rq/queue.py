@@ -41,14 +41,18 @@ class RqJobQueue:
                 self._waiting_prefix + scope_key, b"1", nx=True, ex=WAITING_MARK_TTL_S
             ):
                 return
-            self._queue.enqueue_call(
-                self._job_function,
-                args=(scope_key,),
-                kwargs={"correlation_id": correlation_id},
-                timeout=self._job_timeout_s,
-                result_ttl=0,
-                failure_ttl=int(FAILURE_TTL.total_seconds()),
-            )
+            # RQ sends its queue registration and the job in two round trips; on our pipeline, one.
+            with self._connection.pipeline() as pipeline:
+                self._queue.enqueue_call(
+                    self._job_function,
+                    args=(scope_key,),
+                    kwargs={"correlation_id": correlation_id},
+                    timeout=self._job_timeout_s,
+                    result_ttl=0,
+                    failure_ttl=int(FAILURE_TTL.total_seconds()),
+                    pipeline=pipeline,
+                )
+                pipeline.execute()
         except redis.RedisError as error:
             raise QueueUnavailable(f"could not enqueue {scope_key}: {error}") from error
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from pytest_mock import MockerFixture
 
 from adapters.redis.client import redis_client
 from adapters.rq.queue import RqJobQueue
@@ -89,3 +90,33 @@ def test_sigterm_lets_every_job_under_way_finish(client: redis.Redis, redis_url:
     assert sorted(e for e in _ran(client) if e.startswith("finished:")) == [
         f"finished:conversation:{n}" for n in range(3)
     ]
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_busy_worker_writes_its_heartbeat_every_few_seconds_not_around_every_job(
+    client: redis.Redis, redis_url: str, threads: int, mocker: MockerFixture
+) -> None:
+    from rq import Worker as RqWorker
+    from rq.worker import BaseWorker
+
+    queue = RqJobQueue(client, QUEUE, "tests.support.jobs_for_tests.record_scope", job_timeout_s=30)
+    for n in range(30):
+        queue.enqueue_scope(f"conversation:{n}")
+    written = mocker.spy(BaseWorker, "heartbeat")
+    seen_registered: list[bool] = []
+    mocker.patch(
+        "tests.support.jobs_for_tests._push",
+        side_effect=lambda value: seen_registered.append(bool(RqWorker.all(connection=client))),
+    )
+
+    run_rq_worker(redis_url, QUEUE, on_start=None, burst=True, threads=threads)
+
+    assert len(seen_registered) == 30 and all(seen_registered), "the worker was not registered while it worked"
+    stand_alone = [
+        call
+        for call in written.call_args_list
+        if call.kwargs.get("pipeline", (*call.args, None, None, None)[2]) is None
+    ]
+    # RQ on its own writes three stand-alone heartbeats around every job: 90 here.
+    assert len(stand_alone) <= 3, f"{len(stand_alone)} stand-alone heartbeats for 30 jobs"
+    assert client.keys("rq:job:*") == []
