@@ -569,6 +569,27 @@ class _Turns(_Repo):
             )
         return turn
 
+    def start_funded(
+        self,
+        *,
+        user_id: str,
+        conversation_id: int,
+        phone_number_id: str,
+        inbound_ids: Sequence[int],
+        credits_reserved: int,
+        now: datetime,
+    ) -> Turn | None:
+        if not _CreditsRepo(self._store).reserve(user_id, credits_reserved, now):
+            return None
+        return self.start(
+            user_id=user_id,
+            conversation_id=conversation_id,
+            phone_number_id=phone_number_id,
+            inbound_ids=inbound_ids,
+            credits_reserved=credits_reserved,
+            now=now,
+        )
+
     def note_attempt(self, turn_id: int, now: datetime) -> Turn:
         turn = self.t.turns.get(turn_id)
         if turn is None:
@@ -583,6 +604,31 @@ class _Turns(_Repo):
             return False
         self.t.turns[turn_id] = evolve(turn, status=TurnStatus.REPLYING, response_id=reply.response_id, updated_at=now)
         return True
+
+    def record_answer(
+        self,
+        turn: Turn,
+        conversation: Conversation,
+        reply: AIReply,
+        texts: Sequence[str],
+        now: datetime,
+        *,
+        claim_first: bool,
+    ) -> list[Message] | None:
+        if not texts:
+            raise ValueError("an answer has at least one part")
+        if not self.record_reply(turn.turn_id, reply, now):
+            return None
+        messages = _Messages(self._store)
+        parts = messages.add_outbound(conversation, turn.turn_id, texts, reply, now)
+        if claim_first:
+            messages.start_sending(parts[0].message_id, now)
+            parts[0] = self.t.messages[parts[0].message_id]
+        messages.mark_inbound(turn.inbound_ids, MessageStatus.ANSWERED, now)
+        _CreditsRepo(self._store).charge(turn.user_id, turn.credits_reserved, turn.turn_id, now)
+        if reply.last_item_id is not None:
+            _Conversations(self._store).set_openai_last_item(conversation.conversation_id, reply.last_item_id)
+        return parts
 
     def fail(self, turn_id: int, reason: str, now: datetime) -> bool:
         turn = self.t.turns.get(turn_id)

@@ -27,7 +27,7 @@ from domain.messages import (
 from domain.tenancy import Route
 from domain.turns import AIReply
 
-_MESSAGE_COLUMNS = (
+MESSAGE_COLUMNS = (
     "message_id, user_id, conversation_id, phone_number_id, direction, sequence_no, platform_message_id, "
     "content_type, text, status, failure_reason, failure_code, turn_id, input_tokens, output_tokens, sent_at, "
     "created_at, updated_at"
@@ -94,7 +94,7 @@ WITH head AS (
       AND conversation_id <> (SELECT conversation_id FROM head)
     ORDER BY message_id LIMIT 1
 )
-SELECT {_MESSAGE_COLUMNS} FROM messages
+SELECT {MESSAGE_COLUMNS} FROM messages
 WHERE phone_number_id = %(scope)s AND status = 'received'
   AND conversation_id = (SELECT conversation_id FROM head)
   AND message_id < ALL (SELECT message_id FROM cut)
@@ -128,7 +128,7 @@ _LIST_ORDERS = {
 }
 
 
-def _message(row: dict[str, Any]) -> Message:
+def message_of(row: dict[str, Any]) -> Message:
     return Message(
         message_id=row["message_id"],
         user_id=row["user_id"],
@@ -230,14 +230,14 @@ class PostgresMessagesRepository(PostgresRepository):
         if scope.kind is OrderingScope.CONVERSATION:
             rows = self._cursor().execute(
                 f"""
-                SELECT {_MESSAGE_COLUMNS} FROM messages
+                SELECT {MESSAGE_COLUMNS} FROM messages
                 WHERE conversation_id = %s AND status = 'received' ORDER BY sequence_no
                 """,
                 (int(scope.value),),
             )
         else:
             rows = self._cursor().execute(_CHANNEL_BATCH, {"scope": scope.value})
-        return [_message(row) for row in rows]
+        return [message_of(row) for row in rows]
 
     def has_pending(self, scope: ScopeKey) -> bool:
         if scope.kind is OrderingScope.CONVERSATION:
@@ -253,10 +253,10 @@ class PostgresMessagesRepository(PostgresRepository):
 
     def get_many(self, message_ids: Sequence[int]) -> list[Message]:
         rows = self._cursor().execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ANY(%s) ORDER BY conversation_id, sequence_no",
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE message_id = ANY(%s) ORDER BY conversation_id, sequence_no",
             (list(message_ids),),
         )
-        return [_message(row) for row in rows]
+        return [message_of(row) for row in rows]
 
     def mark_inbound(
         self,
@@ -299,7 +299,7 @@ class PostgresMessagesRepository(PostgresRepository):
                    CASE WHEN piece.ordinality = 1 THEN %(output_tokens)s::integer END,
                    %(now)s, %(now)s
             FROM allocated, unnest(%(texts)s::text[]) WITH ORDINALITY AS piece(text, ordinality)
-            RETURNING {_MESSAGE_COLUMNS}
+            RETURNING {MESSAGE_COLUMNS}
             """,
             {
                 "count": len(texts),
@@ -311,17 +311,17 @@ class PostgresMessagesRepository(PostgresRepository):
                 "texts": list(texts),
             },
         )
-        return sorted((_message(row) for row in rows), key=lambda message: message.sequence_no)
+        return sorted((message_of(row) for row in rows), key=lambda message: message.sequence_no)
 
     def outbound_for_turn(self, turn_id: int) -> list[Message]:
         rows = self._cursor().execute(
             f"""
-            SELECT {_MESSAGE_COLUMNS} FROM messages
+            SELECT {MESSAGE_COLUMNS} FROM messages
             WHERE turn_id = %s AND direction = 'outbound' ORDER BY sequence_no
             """,
             (turn_id,),
         )
-        return [_message(row) for row in rows]
+        return [message_of(row) for row in rows]
 
     def start_sending(self, message_id: int, now: datetime) -> bool:
         cursor = self._cursor().execute(
@@ -385,7 +385,7 @@ class PostgresMessagesRepository(PostgresRepository):
             conditions.append(after)
         statement = sql.SQL(
             "SELECT {columns} FROM messages WHERE {conditions} ORDER BY {order} LIMIT %(limit)s"
-        ).format(columns=sql.SQL(_MESSAGE_COLUMNS), conditions=sql.SQL(" AND ").join(conditions), order=order_by)
+        ).format(columns=sql.SQL(MESSAGE_COLUMNS), conditions=sql.SQL(" AND ").join(conditions), order=order_by)
         rows = (
             self._cursor()
             .execute(
@@ -408,6 +408,6 @@ class PostgresMessagesRepository(PostgresRepository):
             )
             .fetchall()
         )
-        items = [_message(row) for row in rows[: query.limit]]
+        items = [message_of(row) for row in rows[: query.limit]]
         next_cursor = rows[query.limit - 1][cursor_column] if len(rows) > query.limit else None
         return Page(items=items, next_cursor=next_cursor)

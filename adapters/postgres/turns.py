@@ -6,9 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from psycopg import errors
+
 from adapters.postgres._sql import PostgresRepository
-from domain.errors import NotFound
-from domain.messages import OrderingScope, ScopeKey
+from adapters.postgres.messages import MESSAGE_COLUMNS, message_of
+from domain.errors import Conflict, NotFound
+from domain.messages import Conversation, Message, OrderingScope, ScopeKey
 from domain.turns import AIReply, Turn, TurnStatus
 
 _TURN_COLUMNS = (
@@ -99,6 +102,53 @@ class PostgresTurnsRepository(PostgresRepository):
             raise RuntimeError(f"turn of conversation {conversation_id} was not created")
         return _turn(row)
 
+    def start_funded(
+        self,
+        *,
+        user_id: str,
+        conversation_id: int,
+        phone_number_id: str,
+        inbound_ids: Sequence[int],
+        credits_reserved: int,
+        now: datetime,
+    ) -> Turn | None:
+        # The hold is the same conditional UPDATE as `credits.reserve`; no hold, no turn, nothing marked.
+        row = (
+            self._cursor()
+            .execute(
+                f"""
+                WITH held AS (
+                    UPDATE credits SET reserved = reserved + %(credits_reserved)s, updated_at = %(now)s
+                    WHERE user_id = %(user_id)s AND balance - reserved >= %(credits_reserved)s
+                    RETURNING user_id
+                ), turn AS (
+                    INSERT INTO turns (
+                        user_id, conversation_id, phone_number_id, status, inbound_ids, credits_reserved,
+                        created_at, updated_at)
+                    SELECT user_id, %(conversation_id)s, %(phone_number_id)s, 'awaiting_ai', %(inbound_ids)s,
+                           %(credits_reserved)s, %(now)s, %(now)s
+                    FROM held
+                    RETURNING {_TURN_COLUMNS}
+                ), processing AS (
+                    UPDATE messages SET status = 'processing', turn_id = turn.turn_id, updated_at = %(now)s
+                    FROM turn
+                    WHERE messages.message_id = ANY(%(inbound_ids)s) AND messages.direction = 'inbound'
+                )
+                SELECT {_TURN_COLUMNS} FROM turn
+                """,
+                {
+                    "user_id": user_id,
+                    "conversation_id": conversation_id,
+                    "phone_number_id": phone_number_id,
+                    "inbound_ids": list(inbound_ids),
+                    "credits_reserved": credits_reserved,
+                    "now": now,
+                },
+            )
+            .fetchone()
+        )
+        return None if row is None else _turn(row)
+
     def note_attempt(self, turn_id: int, now: datetime) -> Turn:
         row = (
             self._cursor()
@@ -125,6 +175,88 @@ class PostgresTurnsRepository(PostgresRepository):
             (reply.response_id, reply.input_tokens, reply.output_tokens, now, turn_id),
         )
         return cursor.rowcount == 1
+
+    def record_answer(
+        self,
+        turn: Turn,
+        conversation: Conversation,
+        reply: AIReply,
+        texts: Sequence[str],
+        now: datetime,
+        *,
+        claim_first: bool,
+    ) -> list[Message] | None:
+        if not texts:
+            raise ValueError("an answer has at least one part")
+        # One statement instead of eleven (BEGIN, seven writes, a ledger lookup and its savepoint, COMMIT):
+        # every part hangs off `replied`, so when the turn has moved on nothing at all is written. The
+        # sequence numbers are allocated under the conversation's row lock, as in `messages.add_outbound`;
+        # the ledger's unique index on a turn's charge stays the last word against a double charge.
+        try:
+            rows = self._cursor().execute(
+                f"""
+                WITH replied AS (
+                    UPDATE turns SET status = 'replying', response_id = %(response_id)s,
+                                     input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
+                                     updated_at = %(now)s
+                    WHERE turn_id = %(turn_id)s AND status = 'awaiting_ai'
+                    RETURNING turn_id, user_id, inbound_ids, credits_reserved
+                ), allocated AS (
+                    UPDATE conversations AS c
+                    SET last_sequence_no = c.last_sequence_no + %(count)s,
+                        last_message_at = greatest(c.last_message_at, %(now)s),
+                        openai_last_item_id = coalesce(%(last_item_id)s, c.openai_last_item_id)
+                    FROM replied
+                    WHERE c.conversation_id = %(conversation_id)s
+                    RETURNING c.user_id, c.phone_number_id, c.last_sequence_no - %(count)s AS base
+                ), parts AS (
+                    INSERT INTO messages (
+                        user_id, conversation_id, phone_number_id, direction, sequence_no, content_type, text,
+                        status, turn_id, input_tokens, output_tokens, created_at, updated_at)
+                    SELECT allocated.user_id, %(conversation_id)s, allocated.phone_number_id, 'outbound',
+                           allocated.base + piece.ordinality, 'text', piece.text,
+                           CASE WHEN %(claim_first)s AND piece.ordinality = 1 THEN 'sending' ELSE 'pending' END,
+                           %(turn_id)s,
+                           CASE WHEN piece.ordinality = 1 THEN %(input_tokens)s::integer END,
+                           CASE WHEN piece.ordinality = 1 THEN %(output_tokens)s::integer END,
+                           %(now)s, %(now)s
+                    FROM allocated, unnest(%(texts)s::text[]) WITH ORDINALITY AS piece(text, ordinality)
+                    RETURNING {MESSAGE_COLUMNS}
+                ), answered AS (
+                    UPDATE messages SET status = 'answered', failure_reason = NULL, failure_code = NULL,
+                                        updated_at = %(now)s
+                    FROM replied
+                    WHERE messages.message_id = ANY(replied.inbound_ids) AND messages.direction = 'inbound'
+                ), charged AS (
+                    UPDATE credits
+                    SET balance = credits.balance - replied.credits_reserved,
+                        reserved = credits.reserved - replied.credits_reserved, updated_at = %(now)s
+                    FROM replied
+                    WHERE credits.user_id = replied.user_id
+                    RETURNING credits.user_id, credits.balance, replied.credits_reserved, replied.turn_id
+                ), ledger AS (
+                    INSERT INTO credit_ledger (user_id, kind, amount, balance_after, reason, turn_id, created_at)
+                    SELECT user_id, 'charge', -credits_reserved, balance, 'ai_turn', turn_id, %(now)s FROM charged
+                )
+                SELECT {MESSAGE_COLUMNS} FROM parts ORDER BY sequence_no
+                """,
+                {
+                    "turn_id": turn.turn_id,
+                    "conversation_id": conversation.conversation_id,
+                    "response_id": reply.response_id,
+                    "input_tokens": reply.input_tokens,
+                    "output_tokens": reply.output_tokens,
+                    "last_item_id": reply.last_item_id,
+                    "count": len(texts),
+                    "texts": list(texts),
+                    "claim_first": claim_first,
+                    "now": now,
+                },
+            )
+        except errors.CheckViolation as error:
+            raise Conflict(f"cannot charge turn {turn.turn_id}: less than its credits are held") from error
+        parts = [message_of(row) for row in rows]
+        return parts or None
 
     def fail(self, turn_id: int, reason: str, now: datetime) -> bool:
         cursor = self._cursor().execute(

@@ -187,10 +187,42 @@ class TurnsRepository(Protocol):
     ) -> Turn:
         """Create an `awaiting_ai` turn and mark its inbound messages `processing`."""
 
+    def start_funded(
+        self,
+        *,
+        user_id: str,
+        conversation_id: int,
+        phone_number_id: str,
+        inbound_ids: Sequence[int],
+        credits_reserved: int,
+        now: datetime,
+    ) -> Turn | None:
+        """`credits.reserve` and `start` as one step (the worker's hot path: one statement in PostgreSQL).
+        None, and nothing changed, when fewer than `credits_reserved` credits are available."""
+
     def note_attempt(self, turn_id: int, now: datetime) -> Turn: ...
 
     def record_reply(self, turn_id: int, reply: AIReply, now: datetime) -> bool:
         """awaiting_ai → replying. False when the turn had moved on (another worker got there first)."""
+
+    def record_answer(
+        self,
+        turn: Turn,
+        conversation: Conversation,
+        reply: AIReply,
+        texts: Sequence[str],
+        now: datetime,
+        *,
+        claim_first: bool,
+    ) -> list[Message] | None:
+        """Everything an AI answer changes, as one step (one statement in PostgreSQL): `record_reply`;
+        the texts stored as the reply's parts (`messages.add_outbound`), the first already `sending`
+        with `claim_first`; the turn's inbound messages `answered`; its reserved credits charged
+        (`credits.charge`); and the conversation's last OpenAI item when the reply names one.
+
+        Returns the parts in order, or None, with nothing changed, when the turn had moved on.
+        `texts` must not be empty.
+        """
 
     def fail(self, turn_id: int, reason: str, now: datetime) -> bool:
         """awaiting_ai → failed. False when the turn had moved on."""

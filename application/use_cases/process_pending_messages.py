@@ -177,14 +177,10 @@ class ProcessPendingMessages:
         route = self._routes.find(conversation.phone_number_id)
         refusal = self._refusal(conversation, route)
         batch_ids = [m.message_id for m in batch]
+        turn: Turn | None = None
         with self._uow() as uow:
-            if refusal is None and not uow.credits.reserve(conversation.user_id, self._policy.credits_per_turn, now):
-                refusal = "insufficient_credits"
-            if refusal is not None:
-                uow.messages.mark_inbound(batch_ids, MessageStatus.FAILED, now, failure_reason=refusal)
-                uow.commit()
-            else:
-                turn = uow.turns.start(
+            if refusal is None:
+                turn = uow.turns.start_funded(
                     user_id=conversation.user_id,
                     conversation_id=conversation.conversation_id,
                     phone_number_id=conversation.phone_number_id,
@@ -192,8 +188,12 @@ class ProcessPendingMessages:
                     credits_reserved=self._policy.credits_per_turn,
                     now=now,
                 )
-                uow.commit()
-        if refusal is not None:
+                if turn is None:
+                    refusal = "insufficient_credits"
+            if refusal is not None:
+                uow.messages.mark_inbound(batch_ids, MessageStatus.FAILED, now, failure_reason=refusal)
+            uow.commit()
+        if refusal is not None or turn is None:
             log.warning(
                 "turn_refused",
                 extra={
@@ -254,20 +254,13 @@ class ProcessPendingMessages:
         # has one part): committed as `sending` right before the send, exactly as a separate claim would be.
         send_first = self._sendable(conversation, route) is None
         with self._uow() as uow:
-            if not uow.turns.record_reply(turn.turn_id, reply, now):
+            parts = uow.turns.record_answer(turn, conversation, reply, texts, now, claim_first=send_first)
+            if parts is None:
                 # Another worker recorded this turn's reply first; theirs stands and is what gets sent.
                 return uow.messages.outbound_for_turn(turn.turn_id), None
-            parts = uow.messages.add_outbound(conversation, turn.turn_id, texts, reply, now)
-            claimed = (
-                parts[0].message_id if send_first and uow.messages.start_sending(parts[0].message_id, now) else None
-            )
-            uow.messages.mark_inbound(turn.inbound_ids, MessageStatus.ANSWERED, now)
-            uow.credits.charge(turn.user_id, turn.credits_reserved, turn.turn_id, now)
-            if reply.last_item_id is not None:
-                uow.conversations.set_openai_last_item(conversation.conversation_id, reply.last_item_id)
             uow.commit()
         self._balances.invalidate(turn.user_id)
-        return parts, claimed
+        return parts, parts[0].message_id if send_first else None
 
     def _start_ai_conversation(self, conversation: Conversation) -> str:
         openai_conversation_id = self._ai.start_conversation(

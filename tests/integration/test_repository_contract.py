@@ -897,6 +897,169 @@ def test_finish_leaves_a_turn_that_is_not_replying_alone(uow_factory: UowFactory
         assert uow.turns.open_turn(CHANNEL) == turn
 
 
+def _funded_turn(
+    uow_factory: UowFactory, route: Route, recorded: list[RecordedInbound], *, credits_reserved: int = 1
+) -> Turn | None:
+    with uow_factory() as uow:
+        turn = uow.turns.start_funded(
+            user_id=route.user_id,
+            conversation_id=recorded[0].conversation_id,
+            phone_number_id=route.channel.phone_number_id,
+            inbound_ids=[r.message_id for r in recorded],
+            credits_reserved=credits_reserved,
+            now=NOW + minutes(1),
+        )
+        uow.commit()
+    return turn
+
+
+def test_a_funded_turn_holds_its_credits_and_marks_its_messages_processing(uow_factory: UowFactory) -> None:
+    route = _seed(uow_factory)
+    _top_up(uow_factory, 5)
+    first = _record(uow_factory, route, "wamid.1")
+    second = _record(uow_factory, route, "wamid.2")
+
+    turn = _funded_turn(uow_factory, route, [first, second], credits_reserved=2)
+
+    assert turn is not None
+    assert (turn.status, turn.inbound_ids, turn.credits_reserved, turn.conversation_id) == (
+        TurnStatus.AWAITING_AI,
+        (first.message_id, second.message_id),
+        2,
+        first.conversation_id,
+    )
+    with uow_factory() as uow:
+        credits = uow.credits.get("user-1")
+        assert uow.turns.open_turn(CHANNEL) == turn
+    assert (credits.balance, credits.reserved, credits.updated_at) == (5, 2, NOW + minutes(1))
+    assert [(m.status, m.turn_id) for m in (_stored(uow_factory, r.message_id) for r in (first, second))] == [
+        (MessageStatus.PROCESSING, turn.turn_id)
+    ] * 2
+
+
+def test_a_turn_the_balance_cannot_fund_is_not_started_and_changes_nothing(uow_factory: UowFactory) -> None:
+    route = _seed(uow_factory)
+    _top_up(uow_factory, 1)
+    held = _record(uow_factory, route, "wamid.1", customer_id="ann")
+    assert _funded_turn(uow_factory, route, [held]) is not None
+    unfunded = _record(uow_factory, route, "wamid.2", customer_id="bob")
+
+    assert _funded_turn(uow_factory, route, [unfunded]) is None
+
+    with uow_factory() as uow:
+        credits = uow.credits.get("user-1")
+        assert uow.turns.open_turn(_conversation_scope(unfunded.conversation_id)) is None
+        assert [m.message_id for m in uow.messages.pending_batch(_conversation_scope(unfunded.conversation_id))] == [
+            unfunded.message_id
+        ]
+    assert (credits.balance, credits.reserved) == (1, 1)
+
+
+def test_a_turn_without_a_credits_account_is_not_started(uow_factory: UowFactory) -> None:
+    route = _seed(uow_factory)
+
+    assert _funded_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")], credits_reserved=0) is None
+
+
+def _answer(uow_factory: UowFactory, turn: Turn, texts: list[str], reply: AIReply = REPLY) -> list[Message] | None:
+    with uow_factory() as uow:
+        conversation = uow.conversations.get(turn.conversation_id)
+        assert conversation is not None
+        parts = uow.turns.record_answer(turn, conversation, reply, texts, NOW + minutes(2), claim_first=True)
+        uow.commit()
+    return parts
+
+
+def test_an_answer_stores_the_parts_answers_the_batch_and_charges_the_turn_at_once(uow_factory: UowFactory) -> None:
+    route = _seed(uow_factory)
+    _top_up(uow_factory, 5)
+    first = _record(uow_factory, route, "wamid.1")
+    second = _record(uow_factory, route, "wamid.2")
+    turn = _funded_turn(uow_factory, route, [first, second], credits_reserved=2)
+    assert turn is not None
+    reply = evolve(REPLY, last_item_id="msg_9")
+
+    parts = _answer(uow_factory, turn, ["part one", "part two"], reply)
+
+    assert parts is not None
+    assert [(p.direction, p.sequence_no, p.text, p.status, p.turn_id) for p in parts] == [
+        (Direction.OUTBOUND, 3, "part one", MessageStatus.SENDING, turn.turn_id),
+        (Direction.OUTBOUND, 4, "part two", MessageStatus.PENDING, turn.turn_id),
+    ]
+    assert [(p.input_tokens, p.output_tokens) for p in parts] == [(40, 9), (None, None)]
+    with uow_factory() as uow:
+        assert uow.messages.outbound_for_turn(turn.turn_id) == parts
+        replying = uow.turns.open_turn(CHANNEL)
+        credits = uow.credits.get("user-1")
+        [charge, _] = uow.credits.ledger("user-1", limit=10)
+        conversation = uow.conversations.get(turn.conversation_id)
+    assert replying is not None
+    assert (replying.status, replying.response_id) == (TurnStatus.REPLYING, "resp_1")
+    assert [_stored(uow_factory, r.message_id).status for r in (first, second)] == [MessageStatus.ANSWERED] * 2
+    assert (credits.balance, credits.reserved) == (3, 0)
+    assert (charge.kind, charge.amount, charge.balance_after, charge.turn_id) == (
+        LedgerKind.CHARGE,
+        -2,
+        3,
+        turn.turn_id,
+    )
+    assert conversation is not None
+    assert (conversation.openai_last_item_id, conversation.last_message_at) == ("msg_9", NOW + minutes(2))
+
+
+def test_an_answer_to_a_turn_that_moved_on_changes_nothing(uow_factory: UowFactory) -> None:
+    route = _seed(uow_factory)
+    _top_up(uow_factory, 5)
+    turn = _funded_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
+    assert turn is not None
+    theirs = _answer(uow_factory, turn, ["theirs"])
+
+    assert _answer(uow_factory, turn, ["mine", "too"]) is None
+
+    with uow_factory() as uow:
+        assert uow.messages.outbound_for_turn(turn.turn_id) == theirs
+        credits = uow.credits.get("user-1")
+        charges = [e for e in uow.credits.ledger("user-1", limit=10) if e.kind is LedgerKind.CHARGE]
+    assert (credits.balance, credits.reserved, len(charges)) == (4, 0, 1)
+
+
+def test_an_answer_without_a_last_item_keeps_the_conversations_one_and_may_leave_parts_unclaimed(
+    uow_factory: UowFactory,
+) -> None:
+    route = _seed(uow_factory)
+    _top_up(uow_factory, 5)
+    recorded = _record(uow_factory, route, "wamid.1")
+    with uow_factory() as uow:
+        uow.conversations.set_openai_last_item(recorded.conversation_id, "msg_1")
+        uow.commit()
+    turn = _funded_turn(uow_factory, route, [recorded])
+    assert turn is not None
+
+    with uow_factory() as uow:
+        conversation = uow.conversations.get(turn.conversation_id)
+        assert conversation is not None
+        parts = uow.turns.record_answer(turn, conversation, REPLY, ["hi"], NOW + minutes(2), claim_first=False)
+        uow.commit()
+        kept = uow.conversations.get(turn.conversation_id)
+
+    assert parts is not None
+    assert [p.status for p in parts] == [MessageStatus.PENDING]
+    assert kept is not None
+    assert kept.openai_last_item_id == "msg_1"
+
+
+def test_an_answer_needs_at_least_one_part(uow_factory: UowFactory) -> None:
+    route = _seed(uow_factory)
+    _top_up(uow_factory, 5)
+    turn = _funded_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
+    assert turn is not None
+
+    with pytest.raises(ValueError), uow_factory() as uow:
+        conversation = uow.conversations.get(turn.conversation_id)
+        assert conversation is not None
+        uow.turns.record_answer(turn, conversation, REPLY, [], NOW, claim_first=True)
+
+
 # --- replies and their delivery ------------------------------------------------------------------
 
 
