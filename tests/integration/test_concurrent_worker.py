@@ -120,3 +120,22 @@ def test_a_busy_worker_writes_its_heartbeat_every_few_seconds_not_around_every_j
     # RQ on its own writes three stand-alone heartbeats around every job: 90 here.
     assert len(stand_alone) <= 3, f"{len(stand_alone)} stand-alone heartbeats for 30 jobs"
     assert client.keys("rq:job:*") == []
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_suspended_queue_is_left_alone_until_resumed(client: redis.Redis, redis_url: str, threads: int) -> None:
+    from rq.suspension import resume, suspend
+
+    queue = RqJobQueue(client, QUEUE, "tests.support.jobs_for_tests.record_scope", job_timeout_s=30)
+    for n in range(3):
+        queue.enqueue_scope(f"conversation:{n}")
+    suspend(client)
+    try:
+        run_rq_worker(redis_url, QUEUE, on_start=None, burst=True, threads=threads)
+        assert _ran(client) == []
+    finally:
+        resume(client)
+
+    run_rq_worker(redis_url, QUEUE, on_start=None, burst=True, threads=threads)
+
+    assert sorted(_ran(client)) == [f"conversation:{n}|None" for n in range(3)]
