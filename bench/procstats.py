@@ -197,6 +197,8 @@ class ProcessMonitor:
         self.interval_s = interval_s
         self.pss_every = pss_every
         self.service = Group("service")
+        self.web = Group("web")  # gunicorn and its workers: part of `service`
+        self.workers = Group("workers")  # `mcagent worker` and its pool: part of `service`
         self.redis = Group("redis")
         self.postgres = Group("postgres")  # our database's backends + the cluster's own processes
         self.postgres_all = Group("postgres_all")  # every postgres process (other databases too)
@@ -234,7 +236,15 @@ class ProcessMonitor:
 
     def mark_baseline(self) -> None:
         with self._lock:
-            for group in (self.service, self.redis, self.postgres, self.postgres_all, self.harness):
+            for group in (
+                self.service,
+                self.web,
+                self.workers,
+                self.redis,
+                self.postgres,
+                self.postgres_all,
+                self.harness,
+            ):
                 group.mark_baseline()
             self._machine_baseline = self._machine_last
 
@@ -271,6 +281,8 @@ class ProcessMonitor:
                 queue_depth = None
         with self._lock:
             self.service.observe([stats[pid] for pid in service_pids], with_pss=with_pss)
+            self.web.observe([stats[pid] for pid in web_pids], with_pss=False)
+            self.workers.observe([stats[pid] for pid in worker_pids], with_pss=False)
             self.redis.observe([stats[self.redis_pid]] if self.redis_pid in stats else [], with_pss=with_pss)
             self.postgres.observe(postgres_ours, with_pss=False)
             self.postgres_all.observe(postgres_all, with_pss=False)

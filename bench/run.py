@@ -492,6 +492,11 @@ def figures(
         "service_cpu_s": round(monitor.service.cpu_s(), 2),
         "service_cpu_s_sampled": round(monitor.service.cpu_sampled_s(), 2),
         "cpu_ms_per_message": round(1000 * monitor.service.cpu_s() / per, 3),
+        # The same CPU split between the webhook (gunicorn) and the workers (`mcagent worker` and its pool).
+        "service_cpu_ms_per_message": {
+            "web": round(1000 * monitor.web.cpu_s() / per, 3),
+            "workers": round(1000 * monitor.workers.cpu_s() / per, 3),
+        },
         "redis_cpu_s": round(monitor.redis.cpu_s(), 2),
         "postgres_cpu_s": round(monitor.postgres.cpu_sampled_s(), 2),
         "postgres_all_databases_cpu_s": round(monitor.postgres_all.cpu_s(), 2),
