@@ -107,6 +107,12 @@ class Container(containers.DeclarativeContainer):
         embedded=providers.Factory(InMemoryUnitOfWork, memory_store).provider,
         production=providers.Factory(PostgresUnitOfWork, postgres_pool).provider,
     )
+    # For the hot path's blocks that read, or change one thing in one statement (see the use cases).
+    single_step_uow = providers.Selector(
+        mode,
+        embedded=providers.Factory(InMemoryUnitOfWork, memory_store).provider,
+        production=providers.Factory(PostgresUnitOfWork, postgres_pool, autocommit=True).provider,
+    )
     queue = providers.Selector(
         mode,
         embedded=providers.Singleton(InMemoryJobQueue),
@@ -171,7 +177,13 @@ class Container(containers.DeclarativeContainer):
     tenant_queries = providers.Singleton(TenantQueries, uow, balance_cache)
 
     handle_inbound_message = providers.Singleton(
-        HandleInboundMessage, uow, routes, queue, clock, ordering=settings.provided.ordering_scope
+        HandleInboundMessage,
+        uow,
+        routes,
+        queue,
+        clock,
+        ordering=settings.provided.ordering_scope,
+        single_step_uow=single_step_uow,
     )
     apply_delivery_report = providers.Singleton(ApplyDeliveryReport, uow, clock)
     turn_policy = providers.Singleton(
@@ -181,7 +193,16 @@ class Container(containers.DeclarativeContainer):
         mark_as_read=settings.provided.mark_as_read,
     )
     process_pending_messages = providers.Singleton(
-        ProcessPendingMessages, uow, locks, routes, ai, senders, balance_cache, clock, turn_policy
+        ProcessPendingMessages,
+        uow,
+        locks,
+        routes,
+        ai,
+        senders,
+        balance_cache,
+        clock,
+        turn_policy,
+        single_step_uow=single_step_uow,
     )
     recover_stalled_work = providers.Singleton(
         RecoverStalledWork,

@@ -39,8 +39,11 @@ class HandleInboundMessage:
         queue: JobQueue,
         clock: Clock,
         ordering: OrderingScope,
+        single_step_uow: Callable[[], UnitOfWork] | None = None,
     ) -> None:
-        self._uow = uow
+        """`single_step_uow`, when given, stores the message: one repository call, which an adapter
+        may run without a transaction around it (see ProcessPendingMessages)."""
+        self._uow = single_step_uow or uow
         self._routes = routes
         self._queue = queue
         self._clock = clock

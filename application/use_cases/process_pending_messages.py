@@ -97,8 +97,13 @@ class ProcessPendingMessages:
         clock: Clock,
         policy: TurnPolicy,
         sleep: Callable[[float], None] = time.sleep,
+        single_step_uow: Callable[[], UnitOfWork] | None = None,
     ) -> None:
+        """`single_step_uow`, when given, serves the blocks that read, or change one thing in one
+        repository call (most of a turn's): an adapter may run those without a transaction around them.
+        Blocks with several changes that must stand or fall together use `uow`."""
         self._uow = uow
+        self._single = single_step_uow or uow
         self._locks = locks
         self._routes = routes
         self._ai = ai
@@ -127,7 +132,7 @@ class ProcessPendingMessages:
                 handle.release()
             # More may be pending: a burst behind this turn, or a message whose trigger was turned
             # away because we held the lock. Either way it is ours.
-            with self._uow() as uow:
+            with self._single() as uow:
                 if not uow.messages.has_pending(scope):
                     return ended
 
@@ -137,7 +142,7 @@ class ProcessPendingMessages:
         A turn left open by a worker that died comes first: only a lock holder opens turns and it
         drives each to its end, so an open turn found here is an orphan.
         """
-        with self._uow() as uow:
+        with self._single() as uow:
             left_open = uow.turns.open_turn(scope)
             batch = [] if left_open else uow.messages.pending_batch(scope)
             conversation_id = left_open.conversation_id if left_open else batch[0].conversation_id if batch else None
@@ -162,7 +167,7 @@ class ProcessPendingMessages:
                 return
             parts, claimed = answered
         else:
-            with self._uow() as uow:
+            with self._single() as uow:
                 parts, claimed = uow.messages.outbound_for_turn(turn.turn_id), None
         self._send_reply(turn, conversation, route, parts, claimed)
 
@@ -178,7 +183,8 @@ class ProcessPendingMessages:
         refusal = self._refusal(conversation, route)
         batch_ids = [m.message_id for m in batch]
         turn: Turn | None = None
-        with self._uow() as uow:
+        # One change either way: the funded start (one statement), or, without it, the refusal.
+        with self._single() as uow:
             if refusal is None:
                 turn = uow.turns.start_funded(
                     user_id=conversation.user_id,
@@ -228,7 +234,7 @@ class ProcessPendingMessages:
         try:
             openai_conversation_id = conversation.openai_conversation_id or self._start_ai_conversation(conversation)
             if inputs is None:
-                with self._uow() as uow:
+                with self._single() as uow:
                     turn = uow.turns.note_attempt(turn.turn_id, self._clock.now())
                     inputs = tuple(m.text or "" for m in uow.messages.get_many(turn.inbound_ids))
                     uow.commit()
@@ -253,7 +259,7 @@ class ProcessPendingMessages:
         # The first part is claimed for its one send attempt in the same transaction (the usual reply
         # has one part): committed as `sending` right before the send, exactly as a separate claim would be.
         send_first = self._sendable(conversation, route) is None
-        with self._uow() as uow:
+        with self._single() as uow:
             parts = uow.turns.record_answer(turn, conversation, reply, texts, now, claim_first=send_first)
             if parts is None:
                 # Another worker recorded this turn's reply first; theirs stands and is what gets sent.
@@ -270,7 +276,7 @@ class ProcessPendingMessages:
                 "phone_number_id": conversation.phone_number_id,
             }
         )
-        with self._uow() as uow:
+        with self._single() as uow:
             uow.conversations.set_openai_conversation(conversation.conversation_id, openai_conversation_id)
             uow.commit()
         return openai_conversation_id
@@ -310,7 +316,7 @@ class ProcessPendingMessages:
                     self._close_part(part, closing, failure=(None, refusal))
                     earlier_failed = True
                     continue
-                with self._uow() as uow:
+                with self._single() as uow:
                     mine = uow.messages.start_sending(part.message_id, self._clock.now())
                     uow.commit()
                 if mine:

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 
 import pytest
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from adapters.postgres.pool import open_pool
@@ -99,6 +100,102 @@ def test_timestamps_come_back_as_aware_utc_datetimes(pool: ConnectionPool) -> No
 
 
 # --- users, channels, agents ---------------------------------------------------------------------
+
+
+def test_an_autocommit_unit_of_work_keeps_each_statement_without_a_transaction(pool: ConnectionPool) -> None:
+    with PostgresUnitOfWork(pool, autocommit=True) as uow:
+        uow.users.add(a_user())
+        connection = uow._connection()
+        assert connection.info.transaction_status is TransactionStatus.IDLE  # nothing begun, nothing to end
+        # No commit: an autocommit unit of work is for blocks with one change, which stands at once.
+
+    with _uow(pool) as uow:
+        assert uow.users.get("user-1") == a_user()
+
+
+def test_a_connection_goes_back_to_the_pool_transactional_after_autocommit_use(pool: ConnectionPool) -> None:
+    single = open_pool(pool.conninfo, size=1, timeout_s=10)
+    try:
+        with PostgresUnitOfWork(single, autocommit=True) as uow:
+            uow.users.get("user-1")
+
+        with PostgresUnitOfWork(single) as uow:
+            uow.users.add(a_user())  # not committed: rolled back at exit, as in any transactional unit
+
+        with PostgresUnitOfWork(single) as uow:
+            assert uow.users.get("user-1") is None
+    finally:
+        single.close()
+
+
+def test_concurrent_funded_turns_never_hold_more_than_the_balance(pool: ConnectionPool) -> None:
+    route = seed_route(pool)
+    _top_up(pool, 5)
+    with _uow(pool) as uow:
+        recorded = [
+            uow.messages.record_inbound(route, an_inbound(route, f"wamid.{n}", customer_id=f"c{n}"), NOW)
+            for n in range(8)
+        ]
+        uow.commit()
+    barrier = threading.Barrier(8)
+
+    def start(n: int) -> bool:
+        with PostgresUnitOfWork(pool, autocommit=True) as uow:
+            barrier.wait()
+            turn = uow.turns.start_funded(
+                user_id="user-1",
+                conversation_id=recorded[n].conversation_id,
+                phone_number_id="pn-1",
+                inbound_ids=[recorded[n].message_id],
+                credits_reserved=1,
+                now=NOW,
+            )
+            return turn is not None
+
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        results = list(executor.map(start, range(8)))
+
+    assert results.count(True) == 5
+    with _uow(pool) as uow:
+        credits = uow.credits.get("user-1")
+        statuses = [m.status for m in uow.messages.get_many([r.message_id for r in recorded])]
+    assert (credits.balance, credits.reserved) == (5, 5)
+    assert sorted(statuses) == sorted([MessageStatus.PROCESSING] * 5 + [MessageStatus.RECEIVED] * 3)
+
+
+def test_concurrent_answers_to_one_turn_store_one_reply_and_charge_once(pool: ConnectionPool) -> None:
+    route = seed_route(pool)
+    _top_up(pool, 5)
+    with PostgresUnitOfWork(pool, autocommit=True) as uow:
+        recorded = uow.messages.record_inbound(route, an_inbound(route, "wamid.1"), NOW)
+        turn = uow.turns.start_funded(
+            user_id="user-1",
+            conversation_id=recorded.conversation_id,
+            phone_number_id="pn-1",
+            inbound_ids=[recorded.message_id],
+            credits_reserved=1,
+            now=NOW,
+        )
+        conversation = uow.conversations.get(recorded.conversation_id)
+    assert turn is not None and conversation is not None
+    barrier = threading.Barrier(4)
+
+    def answer(n: int) -> bool:
+        with PostgresUnitOfWork(pool, autocommit=True) as uow:
+            barrier.wait()
+            reply = AIReply(f"answer {n}", f"resp_{n}", 1, 1)
+            return (
+                uow.turns.record_answer(turn, conversation, reply, [f"answer {n}"], NOW, claim_first=True) is not None
+            )
+
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        assert list(executor.map(answer, range(4))).count(True) == 1
+    with _uow(pool) as uow:
+        [part] = uow.messages.outbound_for_turn(turn.turn_id)
+        credits = uow.credits.get("user-1")
+        charges = [e for e in uow.credits.ledger("user-1", limit=10) if e.kind is LedgerKind.CHARGE]
+    assert part.status is MessageStatus.SENDING
+    assert (credits.balance, credits.reserved, len(charges)) == (4, 0, 1)
 
 
 def test_user_is_found_by_its_api_key_hash(pool: ConnectionPool) -> None:
