@@ -455,18 +455,26 @@ class _Messages(_Repo):
                 return True
         return False
 
-    def record_sent(self, message_id: int, platform_message_id: str, now: datetime) -> None:
+    def record_sent(
+        self, message_id: int, platform_message_id: str, now: datetime, *, finishing: int | None = None
+    ) -> None:
         for message in _of_direction(self.t, [message_id], Direction.OUTBOUND):
             self.t.messages[message_id] = evolve(
                 message, status=MessageStatus.SENT, platform_message_id=platform_message_id, sent_at=now, updated_at=now
             )
             self.t.platform_ids[(message.phone_number_id, platform_message_id)] = message_id
+        if finishing is not None:
+            _Turns(self._store).finish(finishing, now)
 
-    def record_send_failure(self, message_id: int, code: str | None, reason: str, now: datetime) -> None:
+    def record_send_failure(
+        self, message_id: int, code: str | None, reason: str, now: datetime, *, finishing: int | None = None
+    ) -> None:
         for message in _of_direction(self.t, [message_id], Direction.OUTBOUND):
             self.t.messages[message_id] = evolve(
                 message, status=MessageStatus.FAILED, failure_code=code, failure_reason=reason, updated_at=now
             )
+        if finishing is not None:
+            _Turns(self._store).finish(finishing, now)
 
     def stalled_scopes(self, ordering: OrderingScope, older_than: datetime, limit: int) -> list[ScopeKey]:
         """Oldest first (by the oldest stalled message or turn of the scope), as in PostgreSQL."""

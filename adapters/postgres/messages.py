@@ -122,6 +122,12 @@ _STALLED = {
     """,
 }
 
+#: The tail of a part's outcome: with a turn id, that turn replying → done in the same statement
+#: (as `turns.finish`); with NULL it matches nothing.
+_FINISH_TURN: LiteralString = """
+    UPDATE turns SET status = 'done', updated_at = %(now)s WHERE turn_id = %(turn_id)s AND status = 'replying'
+"""
+
 _LIST_ORDERS = {
     "newest": (sql.SQL("message_id < %(cursor)s"), sql.SQL("message_id DESC"), "message_id"),
     "sequence": (sql.SQL("sequence_no > %(cursor)s"), sql.SQL("sequence_no"), "sequence_no"),
@@ -333,22 +339,34 @@ class PostgresMessagesRepository(PostgresRepository):
         )
         return cursor.rowcount == 1
 
-    def record_sent(self, message_id: int, platform_message_id: str, now: datetime) -> None:
+    def record_sent(
+        self, message_id: int, platform_message_id: str, now: datetime, *, finishing: int | None = None
+    ) -> None:
         self._cursor().execute(
             """
-            UPDATE messages SET platform_message_id = %s, status = 'sent', sent_at = %s, updated_at = %s
-            WHERE message_id = %s AND direction = 'outbound'
-            """,
-            (platform_message_id, now, now, message_id),
+            WITH part AS (
+                UPDATE messages SET platform_message_id = %(platform_message_id)s, status = 'sent',
+                                    sent_at = %(now)s, updated_at = %(now)s
+                WHERE message_id = %(message_id)s AND direction = 'outbound'
+            )
+            """
+            + _FINISH_TURN,
+            {"platform_message_id": platform_message_id, "now": now, "message_id": message_id, "turn_id": finishing},
         )
 
-    def record_send_failure(self, message_id: int, code: str | None, reason: str, now: datetime) -> None:
+    def record_send_failure(
+        self, message_id: int, code: str | None, reason: str, now: datetime, *, finishing: int | None = None
+    ) -> None:
         self._cursor().execute(
             """
-            UPDATE messages SET status = 'failed', failure_code = %s, failure_reason = %s, updated_at = %s
-            WHERE message_id = %s AND direction = 'outbound'
-            """,
-            (code, reason, now, message_id),
+            WITH part AS (
+                UPDATE messages SET status = 'failed', failure_code = %(code)s, failure_reason = %(reason)s,
+                                    updated_at = %(now)s
+                WHERE message_id = %(message_id)s AND direction = 'outbound'
+            )
+            """
+            + _FINISH_TURN,
+            {"code": code, "reason": reason, "now": now, "message_id": message_id, "turn_id": finishing},
         )
 
     def stalled_scopes(self, ordering: OrderingScope, older_than: datetime, limit: int) -> list[ScopeKey]:

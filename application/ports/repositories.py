@@ -160,10 +160,16 @@ class MessagesRepository(Protocol):
     def start_sending(self, message_id: int, now: datetime) -> bool:
         """pending → sending. False when the message was not pending (someone else took it)."""
 
-    def record_sent(self, message_id: int, platform_message_id: str, now: datetime) -> None: ...
+    def record_sent(
+        self, message_id: int, platform_message_id: str, now: datetime, *, finishing: int | None = None
+    ) -> None:
+        """Mark an outbound message sent. With `finishing`, that turn's `turns.finish` in the same step."""
 
-    def record_send_failure(self, message_id: int, code: str | None, reason: str, now: datetime) -> None:
-        """Mark an outbound message failed with the channel's error code and reason."""
+    def record_send_failure(
+        self, message_id: int, code: str | None, reason: str, now: datetime, *, finishing: int | None = None
+    ) -> None:
+        """Mark an outbound message failed with the channel's error code and reason. With `finishing`,
+        that turn's `turns.finish` in the same step."""
 
     def stalled_scopes(self, ordering: OrderingScope, older_than: datetime, limit: int) -> list[ScopeKey]:
         """Scopes with `received` messages or open turns last touched before `older_than`."""

@@ -360,15 +360,16 @@ class ProcessPendingMessages:
         sent: str | None = None,
         failure: tuple[str | None, str] | None = None,
     ) -> None:
-        """Record a part's outcome and, with `closing`, the end of its turn, in one transaction."""
+        """Record a part's outcome and, with `closing`, the end of its turn, in one step."""
         now = self._clock.now()
-        with self._uow() as uow:
+        finishing = closing.turn_id if closing is not None else None
+        with self._single() as uow:
             if part is not None and sent is not None:
-                uow.messages.record_sent(part.message_id, sent, now)
+                uow.messages.record_sent(part.message_id, sent, now, finishing=finishing)
             elif part is not None and failure is not None:
-                uow.messages.record_send_failure(part.message_id, failure[0], failure[1], now)
-            if closing is not None:
-                uow.turns.finish(closing.turn_id, now)
+                uow.messages.record_send_failure(part.message_id, failure[0], failure[1], now, finishing=finishing)
+            elif finishing is not None:
+                uow.turns.finish(finishing, now)
             uow.commit()
         if part is not None and failure is not None:
             log.warning(

@@ -1152,6 +1152,45 @@ def test_a_failed_send_keeps_the_channels_code_and_reason(uow_factory: UowFactor
     )
 
 
+@pytest.mark.parametrize("outcome", ["sent", "failed"])
+def test_the_last_parts_outcome_can_finish_its_turn_in_the_same_step(uow_factory: UowFactory, outcome: str) -> None:
+    route = _seed(uow_factory)
+    turn, [message] = _reply(uow_factory, route, ["hi"])
+
+    with uow_factory() as uow:
+        uow.messages.start_sending(message.message_id, NOW)
+        if outcome == "sent":
+            uow.messages.record_sent(message.message_id, "wamid.out", NOW + minutes(2), finishing=turn.turn_id)
+        else:
+            uow.messages.record_send_failure(
+                message.message_id, "131047", "late", NOW + minutes(2), finishing=turn.turn_id
+            )
+        uow.commit()
+
+    with uow_factory() as uow:
+        assert uow.turns.open_turn(CHANNEL) is None
+        done = uow.turns.note_attempt(turn.turn_id, NOW + minutes(3))
+    assert done.status is TurnStatus.DONE
+    assert _stored(uow_factory, message.message_id).status is MessageStatus(outcome)
+
+
+def test_a_parts_outcome_leaves_a_turn_that_is_not_replying_alone(uow_factory: UowFactory) -> None:
+    route = _seed(uow_factory)
+    turn, [message] = _reply(uow_factory, route, ["hi"])
+    with uow_factory() as uow:
+        assert uow.turns.fail(turn.turn_id, "x", NOW) is False  # replying: cannot fail
+        uow.turns.finish(turn.turn_id, NOW)
+        uow.commit()
+    other = _start_turn(uow_factory, route, [_record(uow_factory, route, "wamid.next")])
+
+    with uow_factory() as uow:
+        uow.messages.record_sent(message.message_id, "wamid.out", NOW + minutes(2), finishing=other.turn_id)
+        uow.commit()
+
+    with uow_factory() as uow:
+        assert uow.turns.open_turn(CHANNEL) == other  # awaiting_ai, not replying: not finished
+
+
 def test_delivery_reports_out_of_order_never_move_the_status_back(uow_factory: UowFactory) -> None:
     route = _seed(uow_factory)
     message = _sent_reply(uow_factory, route)
