@@ -90,9 +90,51 @@ class Profiler:
             if path.exists():
                 summary["files"][name] = str(path)
                 summary["top"][name] = top_functions(path)
+                if name in STEPS:
+                    summary.setdefault("by_step_pct", {})[name] = step_shares(path, STEPS[name])
             else:
                 summary["problems"].append(f"no profile for {name} (see {self.out_dir / 'logs'})")
         return summary
+
+
+#: What a sample was doing, by the first marker found in its stack (function names and file paths),
+#: checked in this order. Samples are taken only from threads holding the GIL (`--gil`): CPU, not waiting.
+STEPS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+    "workers": [
+        ("openai: conversations.create", ("OpenAIResponder.start_conversation",)),
+        ("openai: responses", ("OpenAIResponder.respond",)),
+        ("graph: read receipt", ("ProcessPendingMessages._mark_read",)),
+        ("graph: send reply", ("ProcessPendingMessages._deliver",)),
+        ("postgres (psycopg, pool)", ("PostgresUnitOfWork", "/psycopg")),
+        ("redis (lock, caches, waiting mark)", ("RedisLocks", "_RedisJsonCache", "RqJobQueue.taken")),
+        ("use cases, domain, container", ("Job.perform",)),
+        ("rq bookkeeping (dequeue, registries, heartbeats)", ("/rq/", "rq_worker.py")),
+    ],
+    "web": [
+        ("rq enqueue and waiting mark", ("RqJobQueue.enqueue_scope",)),
+        ("route lookup (redis cache)", ("ChannelRoutes.find",)),
+        ("postgres: store the message", ("PostgresUnitOfWork", "/psycopg")),
+        ("signature, JSON, payload parsing", ("verify_signature", "parse_delivery", "/json/")),
+        ("flask and werkzeug", ("/flask/", "/werkzeug/")),
+        ("gunicorn (gthread)", ("/gunicorn/",)),
+    ],
+}
+
+
+def step_shares(path: Path, steps: list[tuple[str, tuple[str, ...]]]) -> list[list[Any]]:
+    """Share of samples per step of the pipeline (`STEPS`), largest first; `other` for the rest."""
+    data = json.loads(path.read_text())
+    frames = data["shared"]["frames"]
+    labels = [f"{frame['name']}\n{frame.get('file') or ''}" for frame in frames]
+    counts: Counter[str] = Counter()
+    total = 0.0
+    for profile in data.get("profiles", []):
+        for stack, weight in zip(profile.get("samples", []), profile.get("weights", []), strict=False):
+            total += weight
+            text = "\n".join(labels[index] for index in stack)
+            step = next((name for name, markers in steps if any(marker in text for marker in markers)), "other")
+            counts[step] += weight
+    return [[name, round(100 * weight / total, 1)] for name, weight in counts.most_common()] if total else []
 
 
 def top_functions(path: Path, count: int = 25) -> dict[str, Any]:
