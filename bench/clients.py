@@ -4,7 +4,8 @@
 
 Each client talks to the stand-in server in its own process, so `time.process_time()` here is the
 client's cost alone: `requests` with and without its per-call environment lookups (proxy variables,
-netrc), and the OpenAI SDK's typed `responses.create` against its generic `post`.
+netrc) and through its adapter directly, and the OpenAI SDK's typed `responses.create` against its
+generic `post`, on its own HTTP stack and on urllib3.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import sys
 import time
 from collections.abc import Callable
 
+import httpx2
 import openai
 import requests
+import requests.adapters
+import urllib3
 
 from tests.support.processes import free_port, wait_for
 
@@ -35,6 +39,19 @@ def _server(module: str) -> tuple[subprocess.Popen[bytes], int]:
 
     wait_for(up, timeout=20, what=module)
     return process, port
+
+
+class _Urllib3Transport(httpx2.BaseTransport):
+    """The OpenAI SDK's HTTP client on urllib3 (what `requests` uses) instead of httpcore: is it cheaper?"""
+
+    def __init__(self) -> None:
+        self._pool = urllib3.PoolManager(maxsize=10, retries=False)
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        answer = self._pool.request(
+            request.method, str(request.url), body=request.read(), headers=dict(request.headers), timeout=30
+        )
+        return httpx2.Response(answer.status, headers=list(answer.headers.items()), content=answer.data)
 
 
 def _cpu_ms_per_call(call: Callable[[], object], calls: int) -> float:
@@ -77,6 +94,22 @@ def main(argv: list[str] | None = None) -> None:
         figures["openai_generic_post"] = _cpu_ms_per_call(
             lambda: client.post("/responses", body=request, cast_to=object), calls
         )
+        on_urllib3 = openai.OpenAI(
+            api_key="sk-bench",
+            base_url=f"http://127.0.0.1:{ai_port}/v1",
+            max_retries=0,
+            http_client=httpx2.Client(transport=_Urllib3Transport()),
+        )
+        figures["openai_generic_post_urllib3_transport"] = _cpu_ms_per_call(
+            lambda: on_urllib3.post("/responses", body=request, cast_to=object), calls
+        )
+        adapter = requests.adapters.HTTPAdapter(max_retries=0)
+
+        def adapter_send() -> object:
+            prepared = requests.Request("POST", url, json=body, headers={"Authorization": "Bearer t"}).prepare()
+            return adapter.send(prepared, timeout=5).json()
+
+        figures["requests_graph_send_adapter_direct"] = _cpu_ms_per_call(adapter_send, calls)
         print(json.dumps({"unit": "ms CPU per call (client process only)", "calls": calls, **figures}, indent=2))
     finally:
         graph.terminate()
