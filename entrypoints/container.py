@@ -102,15 +102,16 @@ class Container(containers.DeclarativeContainer):
     redis = providers.Resource(_redis, settings)
 
     memory_store = providers.Singleton(InMemoryStore)
+    memory_uow = providers.Factory(InMemoryUnitOfWork, memory_store)
     uow = providers.Selector(
         mode,
-        embedded=providers.Factory(InMemoryUnitOfWork, memory_store).provider,
+        embedded=memory_uow.provider,
         production=providers.Factory(PostgresUnitOfWork, postgres_pool).provider,
     )
     # For the hot path's blocks that read, or change one thing in one statement (see the use cases).
     single_step_uow = providers.Selector(
         mode,
-        embedded=providers.Factory(InMemoryUnitOfWork, memory_store).provider,
+        embedded=memory_uow.provider,
         production=providers.Factory(PostgresUnitOfWork, postgres_pool, autocommit=True).provider,
     )
     queue = providers.Selector(

@@ -122,9 +122,25 @@ _STALLED = {
     """,
 }
 
-#: The tail of a part's outcome: with a turn id, that turn replying → done in the same statement
-#: (as `turns.finish`); with NULL it matches nothing.
-_FINISH_TURN: LiteralString = """
+#: The parts of a reply, numbered from the `allocated` CTE's `base` (the conversation's sequence before
+#: them), token usage on the first; with `claim_first` the first is stored already `sending`.
+OUTBOUND_PARTS: LiteralString = f"""
+    INSERT INTO messages (
+        user_id, conversation_id, phone_number_id, direction, sequence_no, content_type, text, status,
+        turn_id, input_tokens, output_tokens, created_at, updated_at)
+    SELECT allocated.user_id, %(conversation_id)s, allocated.phone_number_id, 'outbound',
+           allocated.base + piece.ordinality, 'text', piece.text,
+           CASE WHEN %(claim_first)s AND piece.ordinality = 1 THEN 'sending' ELSE 'pending' END, %(turn_id)s,
+           CASE WHEN piece.ordinality = 1 THEN %(input_tokens)s::integer END,
+           CASE WHEN piece.ordinality = 1 THEN %(output_tokens)s::integer END,
+           %(now)s, %(now)s
+    FROM allocated, unnest(%(texts)s::text[]) WITH ORDINALITY AS piece(text, ordinality)
+    RETURNING {MESSAGE_COLUMNS}
+"""
+
+#: `turns.finish`, and the tail of a part's outcome closing its turn in the same statement (with a
+#: NULL turn id it matches nothing).
+FINISH_TURN: LiteralString = """
     UPDATE turns SET status = 'done', updated_at = %(now)s WHERE turn_id = %(turn_id)s AND status = 'replying'
 """
 
@@ -288,7 +304,7 @@ class PostgresMessagesRepository(PostgresRepository):
             return []
         # The UPDATE allocates the numbers under the conversation's row lock, like record_inbound.
         rows = self._cursor().execute(
-            f"""
+            """
             WITH allocated AS (
                 UPDATE conversations
                 SET last_sequence_no = last_sequence_no + %(count)s,
@@ -296,17 +312,8 @@ class PostgresMessagesRepository(PostgresRepository):
                 WHERE conversation_id = %(conversation_id)s
                 RETURNING user_id, phone_number_id, last_sequence_no - %(count)s AS base
             )
-            INSERT INTO messages (
-                user_id, conversation_id, phone_number_id, direction, sequence_no, content_type, text, status,
-                turn_id, input_tokens, output_tokens, created_at, updated_at)
-            SELECT allocated.user_id, %(conversation_id)s, allocated.phone_number_id, 'outbound',
-                   allocated.base + piece.ordinality, 'text', piece.text, 'pending', %(turn_id)s,
-                   CASE WHEN piece.ordinality = 1 THEN %(input_tokens)s::integer END,
-                   CASE WHEN piece.ordinality = 1 THEN %(output_tokens)s::integer END,
-                   %(now)s, %(now)s
-            FROM allocated, unnest(%(texts)s::text[]) WITH ORDINALITY AS piece(text, ordinality)
-            RETURNING {MESSAGE_COLUMNS}
-            """,
+            """
+            + OUTBOUND_PARTS,
             {
                 "count": len(texts),
                 "now": now,
@@ -315,6 +322,7 @@ class PostgresMessagesRepository(PostgresRepository):
                 "input_tokens": reply.input_tokens,
                 "output_tokens": reply.output_tokens,
                 "texts": list(texts),
+                "claim_first": False,
             },
         )
         return sorted((message_of(row) for row in rows), key=lambda message: message.sequence_no)
@@ -350,7 +358,7 @@ class PostgresMessagesRepository(PostgresRepository):
                 WHERE message_id = %(message_id)s AND direction = 'outbound'
             )
             """
-            + _FINISH_TURN,
+            + FINISH_TURN,
             {"platform_message_id": platform_message_id, "now": now, "message_id": message_id, "turn_id": finishing},
         )
 
@@ -365,7 +373,7 @@ class PostgresMessagesRepository(PostgresRepository):
                 WHERE message_id = %(message_id)s AND direction = 'outbound'
             )
             """
-            + _FINISH_TURN,
+            + FINISH_TURN,
             {"code": code, "reason": reason, "now": now, "message_id": message_id, "turn_id": finishing},
         )
 

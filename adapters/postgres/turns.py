@@ -9,7 +9,7 @@ from typing import Any
 from psycopg import errors
 
 from adapters.postgres._sql import PostgresRepository
-from adapters.postgres.messages import MESSAGE_COLUMNS, message_of
+from adapters.postgres.messages import FINISH_TURN, MESSAGE_COLUMNS, OUTBOUND_PARTS, message_of
 from domain.errors import Conflict, NotFound
 from domain.messages import Conversation, Message, OrderingScope, ScopeKey
 from domain.turns import AIReply, Turn, TurnStatus
@@ -69,38 +69,10 @@ class PostgresTurnsRepository(PostgresRepository):
         credits_reserved: int,
         now: datetime,
     ) -> Turn:
-        row = (
-            self._cursor()
-            .execute(
-                f"""
-                WITH turn AS (
-                    INSERT INTO turns (
-                        user_id, conversation_id, phone_number_id, status, inbound_ids, credits_reserved,
-                        created_at, updated_at)
-                    VALUES (%(user_id)s, %(conversation_id)s, %(phone_number_id)s, 'awaiting_ai', %(inbound_ids)s,
-                            %(credits_reserved)s, %(now)s, %(now)s)
-                    RETURNING {_TURN_COLUMNS}
-                ), processing AS (
-                    UPDATE messages
-                    SET status = 'processing', turn_id = (SELECT turn_id FROM turn), updated_at = %(now)s
-                    WHERE message_id = ANY(%(inbound_ids)s) AND direction = 'inbound'
-                )
-                SELECT {_TURN_COLUMNS} FROM turn
-                """,
-                {
-                    "user_id": user_id,
-                    "conversation_id": conversation_id,
-                    "phone_number_id": phone_number_id,
-                    "inbound_ids": list(inbound_ids),
-                    "credits_reserved": credits_reserved,
-                    "now": now,
-                },
-            )
-            .fetchone()
-        )
-        if row is None:
+        turn = self._start(user_id, conversation_id, phone_number_id, inbound_ids, credits_reserved, now, hold=False)
+        if turn is None:
             raise RuntimeError(f"turn of conversation {conversation_id} was not created")
-        return _turn(row)
+        return turn
 
     def start_funded(
         self,
@@ -112,22 +84,38 @@ class PostgresTurnsRepository(PostgresRepository):
         credits_reserved: int,
         now: datetime,
     ) -> Turn | None:
-        # The hold is the same conditional UPDATE as `credits.reserve`; no hold, no turn, nothing marked.
+        return self._start(user_id, conversation_id, phone_number_id, inbound_ids, credits_reserved, now, hold=True)
+
+    def _start(
+        self,
+        user_id: str,
+        conversation_id: int,
+        phone_number_id: str,
+        inbound_ids: Sequence[int],
+        credits_reserved: int,
+        now: datetime,
+        *,
+        hold: bool,
+    ) -> Turn | None:
+        """One statement. With `hold`, the credits are held first by the same conditional UPDATE as
+        `credits.reserve`: no hold, no turn, nothing marked (None)."""
         row = (
             self._cursor()
             .execute(
                 f"""
                 WITH held AS (
                     UPDATE credits SET reserved = reserved + %(credits_reserved)s, updated_at = %(now)s
-                    WHERE user_id = %(user_id)s AND balance - reserved >= %(credits_reserved)s
+                    WHERE %(hold)s AND user_id = %(user_id)s AND balance - reserved >= %(credits_reserved)s
                     RETURNING user_id
+                ), owner AS (
+                    SELECT user_id FROM held UNION ALL SELECT %(user_id)s::text WHERE NOT %(hold)s
                 ), turn AS (
                     INSERT INTO turns (
                         user_id, conversation_id, phone_number_id, status, inbound_ids, credits_reserved,
                         created_at, updated_at)
                     SELECT user_id, %(conversation_id)s, %(phone_number_id)s, 'awaiting_ai', %(inbound_ids)s,
                            %(credits_reserved)s, %(now)s, %(now)s
-                    FROM held
+                    FROM owner
                     RETURNING {_TURN_COLUMNS}
                 ), processing AS (
                     UPDATE messages SET status = 'processing', turn_id = turn.turn_id, updated_at = %(now)s
@@ -137,6 +125,7 @@ class PostgresTurnsRepository(PostgresRepository):
                 SELECT {_TURN_COLUMNS} FROM turn
                 """,
                 {
+                    "hold": hold,
                     "user_id": user_id,
                     "conversation_id": conversation_id,
                     "phone_number_id": phone_number_id,
@@ -194,7 +183,7 @@ class PostgresTurnsRepository(PostgresRepository):
         # the ledger's unique index on a turn's charge stays the last word against a double charge.
         try:
             rows = self._cursor().execute(
-                f"""
+                """
                 WITH replied AS (
                     UPDATE turns SET status = 'replying', response_id = %(response_id)s,
                                      input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
@@ -209,19 +198,9 @@ class PostgresTurnsRepository(PostgresRepository):
                     FROM replied
                     WHERE c.conversation_id = %(conversation_id)s
                     RETURNING c.user_id, c.phone_number_id, c.last_sequence_no - %(count)s AS base
-                ), parts AS (
-                    INSERT INTO messages (
-                        user_id, conversation_id, phone_number_id, direction, sequence_no, content_type, text,
-                        status, turn_id, input_tokens, output_tokens, created_at, updated_at)
-                    SELECT allocated.user_id, %(conversation_id)s, allocated.phone_number_id, 'outbound',
-                           allocated.base + piece.ordinality, 'text', piece.text,
-                           CASE WHEN %(claim_first)s AND piece.ordinality = 1 THEN 'sending' ELSE 'pending' END,
-                           %(turn_id)s,
-                           CASE WHEN piece.ordinality = 1 THEN %(input_tokens)s::integer END,
-                           CASE WHEN piece.ordinality = 1 THEN %(output_tokens)s::integer END,
-                           %(now)s, %(now)s
-                    FROM allocated, unnest(%(texts)s::text[]) WITH ORDINALITY AS piece(text, ordinality)
-                    RETURNING {MESSAGE_COLUMNS}
+                ), parts AS ("""
+                + OUTBOUND_PARTS
+                + f"""
                 ), answered AS (
                     UPDATE messages SET status = 'answered', failure_reason = NULL, failure_code = NULL,
                                         updated_at = %(now)s
@@ -269,7 +248,4 @@ class PostgresTurnsRepository(PostgresRepository):
         return cursor.rowcount == 1
 
     def finish(self, turn_id: int, now: datetime) -> None:
-        self._cursor().execute(
-            "UPDATE turns SET status = 'done', updated_at = %s WHERE turn_id = %s AND status = 'replying'",
-            (now, turn_id),
-        )
+        self._cursor().execute(FINISH_TURN, {"now": now, "turn_id": turn_id})
