@@ -6,26 +6,17 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
 from pytest_mock import MockerFixture
 
-from adapters.redis.client import redis_client
 from adapters.rq.queue import RqJobQueue
 from entrypoints.worker.rq_worker import run_rq_worker
 from tests.support.jobs_for_tests import RAN_KEY
 
 QUEUE = "test-concurrent"
 RECORD_SLOWLY = "tests.support.jobs_for_tests.record_scope_slowly"
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis_client(redis_url, socket_timeout_s=2)
-    yield client
-    client.close()
 
 
 def _ran(client: redis.Redis) -> list[str]:

@@ -24,13 +24,6 @@ CREDITS = Credits(user_id="usr_1", balance=500, reserved=20, updated_at=AT)
 
 
 @pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis_client(redis_url, socket_timeout_s=2)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def hanging_redis_url() -> Iterator[str]:
     """A port that accepts connections and never answers: every command waits for its timeout."""
     listener = socket.socket()

@@ -20,13 +20,6 @@ FULL_KEY = "mcagent:lock:conversation:42"
 
 
 @pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis_client(redis_url, socket_timeout_s=2)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def make_locks(client: redis.Redis) -> Iterator[Callable[[int], RedisLocks]]:
     made: list[RedisLocks] = []
 

@@ -6,7 +6,6 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -21,13 +20,6 @@ from tests.support.jobs_for_tests import RAN_KEY
 QUEUE = "test-scopes"
 RECORD = "tests.support.jobs_for_tests.record_scope"
 RECORD_SLOWLY = "tests.support.jobs_for_tests.record_scope_slowly"
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis_client(redis_url, socket_timeout_s=2)
-    yield client
-    client.close()
 
 
 def _ran(client: redis.Redis) -> list[str]:

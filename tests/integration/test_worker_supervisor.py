@@ -7,10 +7,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import FrameType
 
-import pytest
 import redis
 from rq.worker import SimpleWorker
 
@@ -22,13 +21,6 @@ from tests.support.jobs_for_tests import RAN_KEY
 
 STARTED = "test:supervisor:started"
 STOPPED = "test:supervisor:stopped"
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis_client(redis_url, socket_timeout_s=2)
-    yield client
-    client.close()
 
 
 def _reported(client: redis.Redis, key: str) -> list[str]:
