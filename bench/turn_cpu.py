@@ -32,8 +32,8 @@ from application.use_cases.create_user import CreateUserCommand
 from application.use_cases.handle_inbound_message import HandleInbound
 from application.use_cases.process_pending_messages import ProcessScope
 from application.use_cases.top_up_credits import TopUpCommand
+from domain.channels import ChannelType
 from domain.messages import InboundMessage
-from domain.tenancy import ChannelType
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from tests.support.processes import free_port, wait_for

@@ -1,21 +1,65 @@
-"""Credits: the tenant's prepaid balance, holds for AI turns under way, and the ledger of changes."""
+"""Credits: the tenant's prepaid balance, holds for AI turns under way, and the ledger of changes.
+
+Every change is a `CreditMovement` decided here: a hold before an AI call, its settlement (the
+charge) when the AI answered, its release when it did not, a top-up. Storage applies a movement
+as it is, atomically; the rule that neither the balance nor what is held ever goes negative is
+checked here first and kept by the database's constraint as the last guard.
+"""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from attrs import frozen
+from attrs import evolve, frozen
 
-from domain.errors import ValidationFailed
+from domain.errors import InsufficientCredits, InvalidTransition, ValidationFailed
 
 #: Largest single top-up accepted, to catch typos (a missing decimal point) before they become money.
 MAX_TOP_UP = 10_000_000
+
+#: The reason written in the ledger for the charge of an AI turn.
+AI_TURN = "ai_turn"
 
 
 class LedgerKind(enum.StrEnum):
     TOP_UP = "top_up"
     CHARGE = "charge"
+
+
+@frozen
+class CreditMovement:
+    """A change of one tenant's credits: `balance` and `reserved` are what is added (negative: taken).
+
+    A movement that changes the balance is written to the ledger as `ledger`; holds and releases
+    only move credits between available and reserved, and are not.
+    """
+
+    user_id: str
+    balance: int
+    reserved: int
+    ledger: LedgerKind | None = None
+    reason: str | None = None
+    turn_id: int | None = None
+
+    @classmethod
+    def hold(cls, user_id: str, amount: int) -> CreditMovement:
+        return cls(user_id, balance=0, reserved=amount)
+
+    @classmethod
+    def release(cls, user_id: str, amount: int) -> CreditMovement:
+        return cls(user_id, balance=0, reserved=-amount)
+
+    @classmethod
+    def settle(cls, user_id: str, amount: int, turn_id: int) -> CreditMovement:
+        """A hold becomes a charge: the credits leave the balance and the hold at once."""
+        return cls(
+            user_id, balance=-amount, reserved=-amount, ledger=LedgerKind.CHARGE, reason=AI_TURN, turn_id=turn_id
+        )
+
+    @classmethod
+    def top_up(cls, user_id: str, amount: int, reason: str | None) -> CreditMovement:
+        return cls(user_id, balance=check_top_up(amount), reserved=0, ledger=LedgerKind.TOP_UP, reason=reason)
 
 
 @frozen
@@ -27,12 +71,31 @@ class Credits:
     reserved: int
     updated_at: datetime
 
+    @classmethod
+    def none(cls, user_id: str, at: datetime) -> Credits:
+        """The account of a tenant that was never credited."""
+        return cls(user_id=user_id, balance=0, reserved=0, updated_at=at)
+
     @property
     def available(self) -> int:
         return self.balance - self.reserved
 
-    def can_reserve(self, amount: int) -> bool:
-        return amount <= self.available
+    def hold(self, amount: int) -> CreditMovement:
+        """Hold `amount` for an AI turn. No credit, no AI call."""
+        if amount > self.available:
+            raise InsufficientCredits(f"{amount} credit(s) needed, {self.available} available")
+        return CreditMovement.hold(self.user_id, amount)
+
+    def apply(self, movement: CreditMovement, now: datetime) -> Credits:
+        """The account after `movement`; a movement that would make either figure negative is refused."""
+        if movement.user_id != self.user_id:
+            raise ValueError(f"a movement of {movement.user_id} applied to the credits of {self.user_id}")
+        balance, reserved = self.balance + movement.balance, self.reserved + movement.reserved
+        if reserved < 0:
+            raise InvalidTransition(f"cannot give back {-movement.reserved} credit(s): {self.reserved} held")
+        if balance < reserved:
+            raise InsufficientCredits(f"the balance {balance} would not cover the {reserved} credit(s) held")
+        return evolve(self, balance=balance, reserved=reserved, updated_at=now)
 
 
 @frozen

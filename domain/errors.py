@@ -32,3 +32,16 @@ class Unauthorized(DomainError):
 
 class Forbidden(DomainError):
     code = "forbidden"
+
+
+class InvalidTransition(Conflict):
+    """Something was asked of an entity that its current state does not allow (a turn answered twice,
+    a part sent that was never claimed). A bug or a race lost, never a customer's doing."""
+
+    code = "invalid_transition"
+
+
+class InsufficientCredits(Conflict):
+    """More credits were asked for than the tenant has available."""
+
+    code = "insufficient_credits"

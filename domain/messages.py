@@ -1,19 +1,14 @@
-"""Conversations, messages and the rules of their life cycle."""
+"""Messages and the rules of their life cycle: what a customer's message is stored as, how a reply
+part goes out once, and how the channel's delivery reports move it on."""
 
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from attrs import frozen
+from attrs import evolve, frozen
 
-from domain.tenancy import ChannelType
-
-#: WhatsApp's customer-service window: free-form replies only within 24 h of the customer's last message.
-SERVICE_WINDOW = timedelta(hours=24)
-
-#: Longest text one outbound message may carry, per channel (WhatsApp: characters).
-TEXT_LIMITS = {ChannelType.WHATSAPP: 4096, ChannelType.INSTAGRAM: 1000, ChannelType.WEBCHAT: 4096}
+from domain.errors import InvalidTransition
 
 
 class Direction(enum.StrEnum):
@@ -37,6 +32,11 @@ class MessageStatus(enum.StrEnum):
     # both
     FAILED = "failed"
 
+    @property
+    def awaiting_send(self) -> bool:
+        """An outbound part whose one send attempt has no outcome yet."""
+        return self in (MessageStatus.PENDING, MessageStatus.SENDING)
+
 
 _DELIVERY_RANK = {
     MessageStatus.PENDING: 0,
@@ -47,13 +47,17 @@ _DELIVERY_RANK = {
     MessageStatus.PLAYED: 5,
 }
 
+#: Statuses that prove the channel took the message.
+_TAKEN = frozenset({MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.PLAYED})
 
-def next_delivery_status(current: MessageStatus, reported: MessageStatus) -> MessageStatus | None:
-    """The status an outbound message moves to when Meta reports `reported`, or None to keep it.
+
+def _reported_status(current: MessageStatus, reported: MessageStatus) -> MessageStatus | None:
+    """The status an outbound message moves to when the channel reports `reported`, or None to keep it.
 
     Statuses never move backwards (Meta delivers them out of order). A `failed` report only
     becomes the status while the message was not yet delivered; after that the failure is kept
-    as a note and the better status stays.
+    as a note and the better status stays. A late `delivered` or `read` after a failure proves
+    the message arrived after all.
     """
     if reported == MessageStatus.FAILED:
         if current == MessageStatus.FAILED or _DELIVERY_RANK.get(current, 0) >= _DELIVERY_RANK[MessageStatus.DELIVERED]:
@@ -62,7 +66,6 @@ def next_delivery_status(current: MessageStatus, reported: MessageStatus) -> Mes
     if reported not in _DELIVERY_RANK:
         return None
     if current == MessageStatus.FAILED:
-        # A late 'delivered'/'read' proves the message arrived after all.
         return reported if _DELIVERY_RANK[reported] >= _DELIVERY_RANK[MessageStatus.DELIVERED] else None
     if _DELIVERY_RANK[reported] > _DELIVERY_RANK.get(current, -1):
         return reported
@@ -120,6 +123,15 @@ class InboundMessage:
     def answerable(self) -> bool:
         return self.text is not None and self.skip_reason is None
 
+    @property
+    def status(self) -> MessageStatus:
+        """What it is stored as: waiting for an answer, or recorded and skipped."""
+        return MessageStatus.RECEIVED if self.answerable else MessageStatus.SKIPPED
+
+    @property
+    def failure_reason(self) -> str | None:
+        return None if self.answerable else self.skip_reason
+
 
 @frozen
 class DeliveryReport:
@@ -139,22 +151,6 @@ class RecordedInbound:
     conversation_id: int
     sequence_no: int
     duplicate: bool
-
-
-@frozen
-class Conversation:
-    conversation_id: int
-    user_id: str
-    agent_id: str
-    phone_number_id: str
-    customer_id: str
-    customer_name: str | None
-    openai_conversation_id: str | None
-    openai_last_item_id: str | None
-    is_active: bool
-    created_at: datetime
-    last_message_at: datetime
-    last_customer_message_at: datetime | None
 
 
 @frozen
@@ -178,26 +174,49 @@ class Message:
     created_at: datetime
     updated_at: datetime
 
+    # --- a reply part's one send attempt ---------------------------------------------------------
 
-def within_service_window(last_customer_message_at: datetime | None, now: datetime) -> bool:
-    """True while a free-form reply may still be sent (the customer wrote within 24 hours)."""
-    return last_customer_message_at is not None and now - last_customer_message_at < SERVICE_WINDOW
+    def claim(self, now: datetime) -> Message:
+        """pending → sending, committed before the send: a part found `sending` later may have gone out."""
+        self._require_outbound(MessageStatus.PENDING)
+        return evolve(self, status=MessageStatus.SENDING, updated_at=now)
 
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut a reply into pieces of at most `limit` characters, preferring paragraph, line and word breaks."""
-    text = text.strip()
-    if not text:
-        return []
-    pieces: list[str] = []
-    while len(text) > limit:
-        window = text[:limit]
-        cut = next(
-            (at for at in (window.rfind(mark) for mark in ("\n\n", "\n", " ")) if at >= limit // 2),
-            limit,  # no natural break in the second half of the window: cut hard
+    def sent(self, platform_message_id: str, now: datetime) -> Message:
+        """The channel took the part it was given in the send attempt."""
+        self._require_outbound(MessageStatus.SENDING)
+        return evolve(
+            self, status=MessageStatus.SENT, platform_message_id=platform_message_id, sent_at=now, updated_at=now
         )
-        pieces.append(text[:cut].rstrip())
-        text = text[cut:].lstrip()
-    if text:
-        pieces.append(text)
-    return pieces
+
+    def undeliverable(self, code: str | None, reason: str, now: datetime) -> Message:
+        """The part will not be sent, or its send failed: failed for good, with the channel's code if any."""
+        self._require_outbound(MessageStatus.PENDING, MessageStatus.SENDING)
+        return evolve(self, status=MessageStatus.FAILED, failure_code=code, failure_reason=reason, updated_at=now)
+
+    def _require_outbound(self, *allowed: MessageStatus) -> None:
+        if self.direction is not Direction.OUTBOUND or self.status not in allowed:
+            raise InvalidTransition(
+                f"message {self.message_id} is {self.direction} and {self.status}; "
+                f"this needs an outbound message that is {' or '.join(allowed)}"
+            )
+
+    # --- what the channel reports afterwards -----------------------------------------------------
+
+    def report(self, report: DeliveryReport, now: datetime) -> Message | None:
+        """The message after the channel's status report, or None when the report changes nothing.
+
+        The status never moves back; an error the report carries is kept as a note even when the
+        status stays (a missing part of it keeps what an earlier report said).
+        """
+        if self.direction is not Direction.OUTBOUND:
+            raise InvalidTransition(f"message {self.message_id} is inbound: it gets no delivery reports")
+        status = _reported_status(self.status, report.status)
+        code = report.error_code if report.error_code is not None else self.failure_code
+        reason = report.error_reason if report.error_reason is not None else self.failure_reason
+        if status is None and (code, reason) == (self.failure_code, self.failure_reason):
+            return None
+        changed = evolve(self, failure_code=code, failure_reason=reason, updated_at=now)
+        if status is None:
+            return changed
+        sent_at = self.sent_at if self.sent_at is not None or status not in _TAKEN else report.at
+        return evolve(changed, status=status, sent_at=sent_at)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 import re
 from datetime import datetime
 
 from attrs import frozen
 
+from domain.channels import ChannelPolicy, ChannelType, policy_for
 from domain.errors import ValidationFailed
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class ChannelType(enum.StrEnum):
-    WHATSAPP = "whatsapp"
-    INSTAGRAM = "instagram"
-    WEBCHAT = "webchat"
 
 
 @frozen
@@ -50,6 +44,10 @@ class Channel:
     access_token: str
     display_name: str | None
     created_at: datetime
+
+    @property
+    def policy(self) -> ChannelPolicy:
+        return policy_for(self.type)
 
     @property
     def masked_token(self) -> str:

@@ -15,6 +15,7 @@ import redis
 from dependency_injector import containers, providers
 from psycopg_pool import ConnectionPool
 
+from adapters.memory.message_store import InMemoryMessageStore
 from adapters.memory.services import (
     InMemoryBalanceCache,
     InMemoryJobQueue,
@@ -24,17 +25,22 @@ from adapters.memory.services import (
     RecordingSender,
     SystemClock,
 )
-from adapters.memory.store import InMemoryStore, InMemoryUnitOfWork
+from adapters.memory.tables import InMemoryStore
+from adapters.memory.turn_store import InMemoryTurnStore
+from adapters.memory.unit_of_work import InMemoryUnitOfWork
 from adapters.meta.senders import SendersByType
 from adapters.meta.whatsapp import WhatsAppCloudSender
 from adapters.openai.offline import OfflineResponder
 from adapters.openai.responder import OpenAIResponder
+from adapters.postgres.message_store import PostgresMessageStore
 from adapters.postgres.pool import open_pool
+from adapters.postgres.turn_store import PostgresTurnStore
 from adapters.postgres.unit_of_work import PostgresUnitOfWork
 from adapters.redis.cache import RedisBalanceCache, RedisRouteCache
 from adapters.redis.client import redis_client
 from adapters.redis.locks import RedisLocks
 from adapters.rq.queue import RqJobQueue
+from application.reply_delivery import ReplyDelivery
 from application.routes import ChannelRoutes
 from application.use_cases.add_channel import AddChannel
 from application.use_cases.apply_delivery_report import ApplyDeliveryReport
@@ -46,7 +52,7 @@ from application.use_cases.process_pending_messages import ProcessPendingMessage
 from application.use_cases.recover_stalled_work import RecoverStalledWork
 from application.use_cases.tenant_queries import TenantQueries
 from application.use_cases.top_up_credits import TopUpCredits
-from domain.tenancy import ChannelType
+from domain.channels import ChannelType
 from entrypoints.settings import Settings
 
 JOB_FUNCTION = "entrypoints.worker.jobs.process_scope"
@@ -108,11 +114,15 @@ class Container(containers.DeclarativeContainer):
         embedded=memory_uow.provider,
         production=providers.Factory(PostgresUnitOfWork, postgres_pool).provider,
     )
-    # For the hot path's blocks that read, or change one thing in one statement (see the use cases).
-    single_step_uow = providers.Selector(
+    message_store = providers.Selector(
         mode,
-        embedded=memory_uow.provider,
-        production=providers.Factory(PostgresUnitOfWork, postgres_pool, autocommit=True).provider,
+        embedded=providers.Singleton(InMemoryMessageStore, memory_store),
+        production=providers.Singleton(PostgresMessageStore, postgres_pool),
+    )
+    turn_store = providers.Selector(
+        mode,
+        embedded=providers.Singleton(InMemoryTurnStore, memory_store),
+        production=providers.Singleton(PostgresTurnStore, postgres_pool),
     )
     queue = providers.Selector(
         mode,
@@ -178,36 +188,22 @@ class Container(containers.DeclarativeContainer):
     tenant_queries = providers.Singleton(TenantQueries, uow, balance_cache)
 
     handle_inbound_message = providers.Singleton(
-        HandleInboundMessage,
-        uow,
-        routes,
-        queue,
-        clock,
-        ordering=settings.provided.ordering_scope,
-        single_step_uow=single_step_uow,
+        HandleInboundMessage, message_store, routes, queue, clock, ordering=settings.provided.ordering_scope
     )
-    apply_delivery_report = providers.Singleton(ApplyDeliveryReport, uow, clock)
+    apply_delivery_report = providers.Singleton(ApplyDeliveryReport, message_store, clock)
     turn_policy = providers.Singleton(
         TurnPolicy,
         credits_per_turn=settings.provided.credits_per_reply,
         coalesce_window=providers.Callable(lambda s: timedelta(milliseconds=s.coalesce_window_ms), settings),
         mark_as_read=settings.provided.mark_as_read,
     )
+    reply_delivery = providers.Singleton(ReplyDelivery, turn_store, senders, clock)
     process_pending_messages = providers.Singleton(
-        ProcessPendingMessages,
-        uow,
-        locks,
-        routes,
-        ai,
-        senders,
-        balance_cache,
-        clock,
-        turn_policy,
-        single_step_uow=single_step_uow,
+        ProcessPendingMessages, turn_store, locks, routes, ai, reply_delivery, balance_cache, clock, turn_policy
     )
     recover_stalled_work = providers.Singleton(
         RecoverStalledWork,
-        uow,
+        turn_store,
         queue,
         locks,
         clock,

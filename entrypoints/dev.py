@@ -27,7 +27,7 @@ from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreateUserCommand
 from application.use_cases.process_pending_messages import ProcessScope
 from application.use_cases.top_up_credits import TopUpCommand
-from domain.tenancy import ChannelType
+from domain.channels import ChannelType
 from entrypoints.container import Container
 from entrypoints.http.app import container as current_container
 from entrypoints.http.signature import sign

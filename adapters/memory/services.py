@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import threading
+import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
 
@@ -123,18 +124,26 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
 
 @define
 class FixedClock:
-    """A clock tests move by hand."""
+    """A clock tests move by hand; `sleep` moves it on at once and is recorded in `slept`."""
 
     current: datetime = field(factory=lambda: datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
+    slept: list[float] = field(factory=list)
 
     def now(self) -> datetime:
         return self.current
 
     def advance(self, **delta: float) -> None:
         self.current += timedelta(**delta)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds=seconds)
 
 
 class RandomIds:

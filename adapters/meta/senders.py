@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from application.ports.services import ChannelSender, DeliveryFailed
-from domain.tenancy import ChannelType
+from domain.channels import ChannelType
 
 
 class SendersByType:

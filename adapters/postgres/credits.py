@@ -1,142 +1,136 @@
 """Credits and their ledger in PostgreSQL.
 
-Every change of a balance is one statement that updates `credits` and writes its ledger row
-together (a data-modifying CTE), so the ledger's `balance_after` is exact. Holds (`reserve`) are a
-single conditional UPDATE: PostgreSQL re-checks the condition on the latest row version after
-waiting for a concurrent writer, so concurrent holds can never exceed the balance.
+A `CreditMovement` (decided by the domain) is applied by one statement that adds its figures to
+the account and writes its ledger line from the result, so the ledger's `balance_after` is exact
+and concurrent movements add up. The `credits_never_negative` constraint is the last guard: a
+movement that would break it (two turns holding the last credit at once) fails as a whole, and
+`InsufficientCredits` says so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, LiteralString
 
 from psycopg import errors
 
 from adapters.postgres._sql import PostgresRepository
-from domain.credits import Credits, LedgerEntry, LedgerKind
-from domain.errors import Conflict
+from adapters.postgres.rows import entity
+from domain.credits import CreditMovement, Credits, LedgerEntry
+from domain.errors import InsufficientCredits
 
-_LEDGER_COLUMNS = "entry_id, user_id, kind, amount, balance_after, reason, turn_id, created_at"
+LEDGER_COLUMNS = "entry_id, user_id, kind, amount, balance_after, reason, turn_id, created_at"
 
-#: `updated_at` of an account that was never credited (the contract answers a zero balance, not None).
-_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+#: `updated_at` of an account that was never credited (the port answers a zero balance, not None).
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _entry(row: dict[str, Any]) -> LedgerEntry:
-    return LedgerEntry(
-        entry_id=row["entry_id"],
-        user_id=row["user_id"],
-        kind=LedgerKind(row["kind"]),
-        amount=row["amount"],
-        balance_after=row["balance_after"],
-        reason=row["reason"],
-        turn_id=row["turn_id"],
-        created_at=row["created_at"],
-    )
+def move_credits(gate: LiteralString | None = None) -> LiteralString:
+    """CTEs that apply the movement of `movement_params` — and, with `gate`, only when the CTE of that
+    name returned a row: the movement is part of a change that may not apply. `ledgered` is its ledger
+    line, when it has one.
+
+    The account is updated in place; one that does not exist yet is opened by the movement (a first
+    top-up). A movement that would leave it negative (a hold raced for the last credit) breaks the
+    constraint, and the whole statement with it.
+    """
+    source: LiteralString = f" FROM (SELECT 1 FROM {gate} LIMIT 1) AS gate" if gate is not None else ""
+    return f"""
+    moved AS (
+        UPDATE credits SET balance = credits.balance + %(m_balance)s, reserved = credits.reserved + %(m_reserved)s,
+                           updated_at = %(now)s{source}
+        WHERE credits.user_id = %(m_user)s
+        RETURNING credits.user_id, credits.balance
+    ), opened AS (
+        INSERT INTO credits AS c (user_id, balance, reserved, updated_at)
+        SELECT %(m_user)s, %(m_balance)s, %(m_reserved)s, %(now)s{source}
+        WHERE NOT EXISTS (SELECT 1 FROM moved)
+        ON CONFLICT (user_id) DO UPDATE
+        SET balance = c.balance + excluded.balance, reserved = c.reserved + excluded.reserved,
+            updated_at = excluded.updated_at
+        RETURNING c.user_id, c.balance
+    ), ledgered AS (
+        INSERT INTO credit_ledger (user_id, kind, amount, balance_after, reason, turn_id, idempotency_key, created_at)
+        SELECT user_id, %(m_kind)s, %(m_balance)s, balance, %(m_reason)s, %(m_turn)s, %(m_key)s, %(now)s
+        FROM (SELECT * FROM moved UNION ALL SELECT * FROM opened) AS account
+        WHERE %(m_kind)s::text IS NOT NULL
+        RETURNING {LEDGER_COLUMNS}
+    )"""
+
+
+def movement_params(movement: CreditMovement, *, idempotency_key: str | None = None) -> dict[str, Any]:
+    return {
+        "m_user": movement.user_id,
+        "m_balance": movement.balance,
+        "m_reserved": movement.reserved,
+        "m_kind": None if movement.ledger is None else movement.ledger.value,
+        "m_reason": movement.reason,
+        "m_turn": movement.turn_id,
+        "m_key": idempotency_key,
+    }
+
+
+@contextmanager
+def refused_when_negative() -> Iterator[None]:
+    try:
+        yield
+    except errors.CheckViolation as error:
+        if error.diag.constraint_name != "credits_never_negative":
+            raise
+        raise InsufficientCredits("the credits changed meanwhile: this movement would leave them negative") from error
 
 
 class PostgresCreditsRepository(PostgresRepository):
     def get(self, user_id: str) -> Credits:
         row = (
             self._cursor()
-            .execute("SELECT balance, reserved, updated_at FROM credits WHERE user_id = %s", (user_id,))
+            .execute("SELECT user_id, balance, reserved, updated_at FROM credits WHERE user_id = %s", (user_id,))
             .fetchone()
         )
-        if row is None:
-            return Credits(user_id=user_id, balance=0, reserved=0, updated_at=_NEVER)
-        return Credits(user_id=user_id, balance=row["balance"], reserved=row["reserved"], updated_at=row["updated_at"])
+        return Credits.none(user_id, NEVER) if row is None else entity(row, Credits)
 
-    def top_up(
-        self, user_id: str, amount: int, reason: str | None, idempotency_key: str | None, now: datetime
-    ) -> LedgerEntry:
-        change = f"""
-            WITH account AS (
-                INSERT INTO credits AS c (user_id, balance, reserved, updated_at)
-                VALUES (%(user_id)s, %(amount)s, 0, %(now)s)
-                ON CONFLICT (user_id) DO UPDATE
-                SET balance = c.balance + excluded.balance, updated_at = excluded.updated_at
-                RETURNING balance
-            )
-            INSERT INTO credit_ledger (user_id, kind, amount, balance_after, reason, idempotency_key, created_at)
-            SELECT %(user_id)s, 'top_up', %(amount)s, balance, %(reason)s, %(key)s, %(now)s FROM account
-            RETURNING {_LEDGER_COLUMNS}
-        """
-        params = {"user_id": user_id, "amount": amount, "reason": reason, "key": idempotency_key, "now": now}
+    def record(self, movement: CreditMovement, now: datetime, *, idempotency_key: str | None = None) -> LedgerEntry:
+        if movement.ledger is None:
+            raise ValueError("only a movement of the balance is recorded in the ledger")
+        params = {**movement_params(movement, idempotency_key=idempotency_key), "now": now}
+        change = "WITH" + move_credits() + " SELECT * FROM ledgered"
         if idempotency_key is None:
-            return self._change(change, params)
-        lookup = (
-            f"SELECT {_LEDGER_COLUMNS} FROM credit_ledger WHERE user_id = %(user_id)s AND idempotency_key = %(key)s"
-        )
-        return self._change_once(lookup, change, params)
-
-    def reserve(self, user_id: str, amount: int, now: datetime) -> bool:
-        cursor = self._cursor().execute(
-            """
-            UPDATE credits SET reserved = reserved + %(amount)s, updated_at = %(now)s
-            WHERE user_id = %(user_id)s AND balance - reserved >= %(amount)s
-            """,
-            {"user_id": user_id, "amount": amount, "now": now},
-        )
-        return cursor.rowcount == 1
-
-    def release(self, user_id: str, amount: int, now: datetime) -> None:
+            with refused_when_negative():
+                row = self._cursor().execute(change, params).fetchone()
+            assert row is not None
+            return entity(row, LedgerEntry)
+        existing = self._by_key(movement.user_id, idempotency_key)
+        if existing is not None:
+            return existing
         try:
-            self._cursor().execute(
-                "UPDATE credits SET reserved = reserved - %s, updated_at = %s WHERE user_id = %s",
-                (amount, now, user_id),
-            )
-        except errors.CheckViolation as error:
-            raise Conflict(f"cannot release {amount} credits: less than that is held") from error
-
-    def charge(self, user_id: str, amount: int, turn_id: int, now: datetime) -> LedgerEntry:
-        change = f"""
-            WITH account AS (
-                UPDATE credits
-                SET balance = balance - %(amount)s, reserved = reserved - %(amount)s, updated_at = %(now)s
-                WHERE user_id = %(user_id)s
-                RETURNING balance
-            )
-            INSERT INTO credit_ledger (user_id, kind, amount, balance_after, reason, turn_id, created_at)
-            SELECT %(user_id)s, 'charge', -%(amount)s, balance, 'ai_turn', %(turn_id)s, %(now)s FROM account
-            RETURNING {_LEDGER_COLUMNS}
-        """
-        lookup = f"SELECT {_LEDGER_COLUMNS} FROM credit_ledger WHERE turn_id = %(turn_id)s AND kind = 'charge'"
-        params = {"user_id": user_id, "amount": amount, "turn_id": turn_id, "now": now}
-        try:
-            return self._change_once(lookup, change, params)
-        except errors.CheckViolation as error:
-            raise Conflict(f"cannot charge {amount} credits for turn {turn_id}: less than that is held") from error
+            # A savepoint, not a transaction of its own (the lookup above opened the unit of work's):
+            # a concurrent twin's unique violation then leaves the unit of work usable.
+            with self._connection().transaction(), refused_when_negative():
+                row = self._cursor().execute(change, params).fetchone()
+        except errors.UniqueViolation:
+            twin = self._by_key(movement.user_id, idempotency_key)
+            if twin is None:
+                raise
+            return twin
+        assert row is not None
+        return entity(row, LedgerEntry)
 
     def ledger(self, user_id: str, limit: int) -> list[LedgerEntry]:
         rows = self._cursor().execute(
-            f"SELECT {_LEDGER_COLUMNS} FROM credit_ledger WHERE user_id = %s ORDER BY entry_id DESC LIMIT %s",
+            f"SELECT {LEDGER_COLUMNS} FROM credit_ledger WHERE user_id = %s ORDER BY entry_id DESC LIMIT %s",
             (user_id, limit),
         )
-        return [_entry(row) for row in rows]
+        return [entity(row, LedgerEntry) for row in rows]
 
-    def _change(self, change: LiteralString, params: dict[str, Any]) -> LedgerEntry:
-        row = self._cursor().execute(change, params).fetchone()
-        if row is None:
-            raise Conflict(f"user {params['user_id']} has no credits account")
-        return _entry(row)
-
-    def _change_once(self, lookup: LiteralString, change: LiteralString, params: dict[str, Any]) -> LedgerEntry:
-        """Apply `change` unless `lookup` finds its ledger entry already; either way return that entry.
-
-        A concurrent twin (same idempotency key, same turn) can pass the lookup too; the ledger's
-        unique index then rejects the second statement as a whole, balance update included, and the
-        savepoint keeps the unit of work's transaction usable so the twin's entry can be returned.
-        """
-        existing = self._cursor().execute(lookup, params).fetchone()
-        if existing is not None:
-            return _entry(existing)
-        try:
-            # A savepoint, not a new transaction: the lookup above has opened the unit of work's transaction.
-            with self._connection().transaction():
-                return self._change(change, params)
-        except errors.UniqueViolation:
-            twin = self._cursor().execute(lookup, params).fetchone()
-            if twin is None:
-                raise
-            return _entry(twin)
+    def _by_key(self, user_id: str, key: str) -> LedgerEntry | None:
+        row = (
+            self._cursor()
+            .execute(
+                f"SELECT {LEDGER_COLUMNS} FROM credit_ledger WHERE user_id = %s AND idempotency_key = %s",
+                (user_id, key),
+            )
+            .fetchone()
+        )
+        return None if row is None else entity(row, LedgerEntry)

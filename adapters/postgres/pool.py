@@ -19,8 +19,8 @@ def open_pool(database_url: str, size: int, timeout_s: float) -> ConnectionPool:
     """Open a pool of at most `size` connections; a checkout waits at most `timeout_s` seconds.
 
     psycopg-pool runs background threads, so call this after the web server forks its workers.
-    Connections are not checked on checkout: that is one more round trip for every transaction
-    (about a dozen per answered message). A connection found broken is discarded when it is given
+    Connections are not checked on checkout: that would be one more round trip for every statement
+    the pipeline runs. A connection found broken is discarded when it is given
     back, so after a PostgreSQL restart each stale connection fails one transaction, which the
     callers already survive (the webhook answers 503, a job is picked up again by the sweep), and
     connections idle for `max_idle` are replaced by the pool anyway.

@@ -2,48 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from adapters.postgres._sql import PostgresRepository, conflicts
-from domain.tenancy import Agent, Channel, ChannelType, Route, User
+from adapters.postgres.rows import entity
+from domain.tenancy import Agent, Channel, Route, User
 
 _USER_COLUMNS = "user_id, email, company_name, api_key_hash, created_at"
 _CHANNEL_COLUMNS = "phone_number_id, user_id, type, external_number, access_token, display_name, created_at"
 _AGENT_COLUMNS = "agent_id, user_id, phone_number_id, name, prompt_id, prompt_version, created_at"
-
-
-def _user(row: dict[str, Any]) -> User:
-    return User(
-        user_id=row["user_id"],
-        email=row["email"],
-        company_name=row["company_name"],
-        api_key_hash=row["api_key_hash"],
-        created_at=row["created_at"],
-    )
-
-
-def _channel(row: dict[str, Any]) -> Channel:
-    return Channel(
-        phone_number_id=row["phone_number_id"],
-        user_id=row["user_id"],
-        type=ChannelType(row["type"]),
-        external_number=row["external_number"],
-        access_token=row["access_token"],
-        display_name=row["display_name"],
-        created_at=row["created_at"],
-    )
-
-
-def _agent(row: dict[str, Any], prefix: str = "") -> Agent:
-    return Agent(
-        agent_id=row[f"{prefix}agent_id"],
-        user_id=row[f"{prefix}user_id"],
-        phone_number_id=row[f"{prefix}phone_number_id"],
-        name=row[f"{prefix}name"],
-        prompt_id=row[f"{prefix}prompt_id"],
-        prompt_version=row[f"{prefix}prompt_version"],
-        created_at=row[f"{prefix}created_at"],
-    )
 
 
 class PostgresUsersRepository(PostgresRepository):
@@ -62,7 +27,7 @@ class PostgresUsersRepository(PostgresRepository):
 
     def get(self, user_id: str) -> User | None:
         row = self._cursor().execute(f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = %s", (user_id,)).fetchone()
-        return None if row is None else _user(row)
+        return None if row is None else entity(row, User)
 
     def by_api_key_hash(self, api_key_hash: str) -> User | None:
         row = (
@@ -70,7 +35,7 @@ class PostgresUsersRepository(PostgresRepository):
             .execute(f"SELECT {_USER_COLUMNS} FROM users WHERE api_key_hash = %s", (api_key_hash,))
             .fetchone()
         )
-        return None if row is None else _user(row)
+        return None if row is None else entity(row, User)
 
 
 class PostgresChannelsRepository(PostgresRepository):
@@ -105,14 +70,14 @@ class PostgresChannelsRepository(PostgresRepository):
             )
             .fetchone()
         )
-        return None if row is None else _channel(row)
+        return None if row is None else entity(row, Channel)
 
     def list(self, user_id: str) -> list[Channel]:
         rows = self._cursor().execute(
             f"SELECT {_CHANNEL_COLUMNS} FROM phone_numbers WHERE user_id = %s ORDER BY created_at, phone_number_id",
             (user_id,),
         )
-        return [_channel(row) for row in rows]
+        return [entity(row, Channel) for row in rows]
 
     def route(self, phone_number_id: str) -> Route | None:
         row = (
@@ -134,8 +99,8 @@ class PostgresChannelsRepository(PostgresRepository):
         )
         if row is None:
             return None
-        agent = None if row["agent_agent_id"] is None else _agent(row, prefix="agent_")
-        return Route(channel=_channel(row), agent=agent)
+        agent = None if row["agent_agent_id"] is None else entity(row, Agent, prefix="agent_")
+        return Route(channel=entity(row, Channel), agent=agent)
 
 
 class PostgresAgentsRepository(PostgresRepository):
@@ -168,10 +133,10 @@ class PostgresAgentsRepository(PostgresRepository):
             .execute(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE user_id = %s AND agent_id = %s", (user_id, agent_id))
             .fetchone()
         )
-        return None if row is None else _agent(row)
+        return None if row is None else entity(row, Agent)
 
     def list(self, user_id: str) -> list[Agent]:
         rows = self._cursor().execute(
             f"SELECT {_AGENT_COLUMNS} FROM agents WHERE user_id = %s ORDER BY created_at, agent_id", (user_id,)
         )
-        return [_agent(row) for row in rows]
+        return [entity(row, Agent) for row in rows]

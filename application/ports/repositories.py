@@ -1,4 +1,7 @@
-"""Storage ports: repositories reached through one unit of work (one transaction)."""
+"""Storage ports of the management side: repositories reached through one unit of work (one transaction).
+
+The message pipeline's own storage (the webhook's and the worker's) is in `pipeline.py`.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +12,10 @@ from typing import Generic, Protocol, Self, TypeVar
 
 from attrs import frozen
 
-from domain.credits import Credits, LedgerEntry
-from domain.messages import (
-    Conversation,
-    DeliveryReport,
-    InboundMessage,
-    Message,
-    MessageStatus,
-    OrderingScope,
-    RecordedInbound,
-    ScopeKey,
-)
+from domain.conversations import Conversation
+from domain.credits import CreditMovement, Credits, LedgerEntry
+from domain.messages import Message, MessageStatus
 from domain.tenancy import Agent, Channel, Route, User
-from domain.turns import AIReply, Turn
 
 
 @frozen
@@ -86,19 +80,12 @@ class CreditsRepository(Protocol):
     def get(self, user_id: str) -> Credits:
         """The account; a zero balance when the user has none yet."""
 
-    def top_up(
-        self, user_id: str, amount: int, reason: str | None, idempotency_key: str | None, now: datetime
-    ) -> LedgerEntry:
-        """Add credits. With an idempotency key seen before, nothing changes and the first entry is returned."""
+    def record(self, movement: CreditMovement, now: datetime, *, idempotency_key: str | None = None) -> LedgerEntry:
+        """Apply a movement that changes the balance (a top-up) and write its ledger entry, at once.
 
-    def reserve(self, user_id: str, amount: int, now: datetime) -> bool:
-        """Hold `amount` credits if that many are available; False (and nothing held) otherwise."""
-
-    def release(self, user_id: str, amount: int, now: datetime) -> None:
-        """Give back a hold that will not be charged."""
-
-    def charge(self, user_id: str, amount: int, turn_id: int, now: datetime) -> LedgerEntry:
-        """Turn a hold into a charge: balance and reserved both drop by `amount`; one ledger entry."""
+        With an idempotency key seen before for the user, nothing changes and the first entry is
+        returned. A movement that would make the account negative is refused (InsufficientCredits).
+        """
 
     def ledger(self, user_id: str, limit: int) -> list[LedgerEntry]:
         """Newest first."""
@@ -107,134 +94,9 @@ class CreditsRepository(Protocol):
 class ConversationsRepository(Protocol):
     def get(self, conversation_id: int) -> Conversation | None: ...
 
-    def set_openai_conversation(self, conversation_id: int, openai_conversation_id: str) -> None: ...
-
-    def set_openai_last_item(self, conversation_id: int, item_id: str | None) -> None: ...
-
 
 class MessagesRepository(Protocol):
-    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound:
-        """Store a customer's message in the active conversation of (agent, customer), creating it if needed.
-
-        The message gets the conversation's next sequence number. Answerable messages are stored
-        as `received`, the others as `skipped` with `inbound.skip_reason`. A platform message id
-        already stored for the channel changes nothing and comes back with `duplicate=True`.
-        Requires `route.agent`.
-        """
-
-    def apply_delivery_report(self, report: DeliveryReport, now: datetime) -> bool:
-        """Move an outbound message's status forward (never back, see `next_delivery_status`).
-
-        An error in the report is recorded even when the status stays. False when no outbound
-        message of the channel has that platform id.
-        """
-
-    def pending_batch(self, scope: ScopeKey) -> list[Message]:
-        """The next messages to answer together: the `received` inbound messages of the scope, in
-        the order received, cut at the first message of another conversation."""
-
-    def has_pending(self, scope: ScopeKey) -> bool: ...
-
-    def get_many(self, message_ids: Sequence[int]) -> list[Message]:
-        """In sequence order."""
-
-    def mark_inbound(
-        self,
-        message_ids: Sequence[int],
-        status: MessageStatus,
-        now: datetime,
-        *,
-        failure_reason: str | None = None,
-        failure_code: str | None = None,
-    ) -> None: ...
-
-    def add_outbound(
-        self, conversation: Conversation, turn_id: int, texts: Sequence[str], reply: AIReply, now: datetime
-    ) -> list[Message]:
-        """Store the reply as `pending` outbound messages (one per piece), with the next sequence numbers.
-        Token usage goes on the first piece."""
-
-    def outbound_for_turn(self, turn_id: int) -> list[Message]:
-        """In sequence order."""
-
-    def start_sending(self, message_id: int, now: datetime) -> bool:
-        """pending → sending. False when the message was not pending (someone else took it)."""
-
-    def record_sent(
-        self, message_id: int, platform_message_id: str, now: datetime, *, finishing: int | None = None
-    ) -> None:
-        """Mark an outbound message sent. With `finishing`, that turn's `turns.finish` in the same step."""
-
-    def record_send_failure(
-        self, message_id: int, code: str | None, reason: str, now: datetime, *, finishing: int | None = None
-    ) -> None:
-        """Mark an outbound message failed with the channel's error code and reason. With `finishing`,
-        that turn's `turns.finish` in the same step."""
-
-    def stalled_scopes(self, ordering: OrderingScope, older_than: datetime, limit: int) -> list[ScopeKey]:
-        """Scopes with `received` messages or open turns last touched before `older_than`."""
-
     def list(self, user_id: str, query: MessageQuery) -> Page[Message]: ...
-
-
-class TurnsRepository(Protocol):
-    def open_turn(self, scope: ScopeKey) -> Turn | None:
-        """The oldest turn of the scope that is not done or failed (left by a stopped worker)."""
-
-    def start(
-        self,
-        *,
-        user_id: str,
-        conversation_id: int,
-        phone_number_id: str,
-        inbound_ids: Sequence[int],
-        credits_reserved: int,
-        now: datetime,
-    ) -> Turn:
-        """Create an `awaiting_ai` turn and mark its inbound messages `processing`."""
-
-    def start_funded(
-        self,
-        *,
-        user_id: str,
-        conversation_id: int,
-        phone_number_id: str,
-        inbound_ids: Sequence[int],
-        credits_reserved: int,
-        now: datetime,
-    ) -> Turn | None:
-        """`credits.reserve` and `start` as one step (the worker's hot path: one statement in PostgreSQL).
-        None, and nothing changed, when fewer than `credits_reserved` credits are available."""
-
-    def note_attempt(self, turn_id: int, now: datetime) -> Turn: ...
-
-    def record_reply(self, turn_id: int, reply: AIReply, now: datetime) -> bool:
-        """awaiting_ai → replying. False when the turn had moved on (another worker got there first)."""
-
-    def record_answer(
-        self,
-        turn: Turn,
-        conversation: Conversation,
-        reply: AIReply,
-        texts: Sequence[str],
-        now: datetime,
-        *,
-        claim_first: bool,
-    ) -> list[Message] | None:
-        """Everything an AI answer changes, as one step (one statement in PostgreSQL): `record_reply`;
-        the texts stored as the reply's parts (`messages.add_outbound`), the first already `sending`
-        with `claim_first`; the turn's inbound messages `answered`; its reserved credits charged
-        (`credits.charge`); and the conversation's last OpenAI item when the reply names one.
-
-        Returns the parts in order, or None, with nothing changed, when the turn had moved on.
-        `texts` must not be empty.
-        """
-
-    def fail(self, turn_id: int, reason: str, now: datetime) -> bool:
-        """awaiting_ai → failed. False when the turn had moved on."""
-
-    def finish(self, turn_id: int, now: datetime) -> None:
-        """replying → done."""
 
 
 class UnitOfWork(Protocol):
@@ -244,7 +106,6 @@ class UnitOfWork(Protocol):
     credits: CreditsRepository
     conversations: ConversationsRepository
     messages: MessagesRepository
-    turns: TurnsRepository
 
     def __enter__(self) -> Self: ...
 

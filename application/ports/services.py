@@ -7,8 +7,9 @@ from typing import Protocol
 
 from attrs import frozen
 
+from domain.channels import ChannelType
 from domain.credits import Credits
-from domain.tenancy import Channel, ChannelType, Route
+from domain.tenancy import Channel, Route
 from domain.turns import AIReply
 
 
@@ -127,6 +128,9 @@ class ChannelSenders(Protocol):
 class Clock(Protocol):
     def now(self) -> datetime:
         """Timezone-aware UTC."""
+
+    def sleep(self, seconds: float) -> None:
+        """Wait (a test clock moves on instead)."""
 
 
 class IdGenerator(Protocol):

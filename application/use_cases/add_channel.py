@@ -9,8 +9,9 @@ from attrs import frozen
 from application.ports.repositories import UnitOfWork
 from application.ports.services import Clock, IdGenerator
 from application.routes import ChannelRoutes
+from domain.channels import ChannelType
 from domain.errors import NotFound, ValidationFailed
-from domain.tenancy import Channel, ChannelType
+from domain.tenancy import Channel
 
 
 @frozen

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
 
 from attrs import frozen
 
-from application.ports.repositories import UnitOfWork
+from application.ports.pipeline import MessageStore
 from application.ports.services import Clock, JobQueue, QueueUnavailable
 from application.routes import ChannelRoutes
 from domain.messages import InboundMessage, OrderingScope
@@ -34,16 +33,13 @@ class InboundOutcome(enum.StrEnum):
 class HandleInboundMessage:
     def __init__(
         self,
-        uow: Callable[[], UnitOfWork],
+        messages: MessageStore,
         routes: ChannelRoutes,
         queue: JobQueue,
         clock: Clock,
         ordering: OrderingScope,
-        single_step_uow: Callable[[], UnitOfWork] | None = None,
     ) -> None:
-        """`single_step_uow`, when given, stores the message: one repository call, which an adapter
-        may run without a transaction around it (see ProcessPendingMessages)."""
-        self._uow = single_step_uow or uow
+        self._messages = messages
         self._routes = routes
         self._queue = queue
         self._clock = clock
@@ -59,9 +55,7 @@ class HandleInboundMessage:
             log.info("inbound_ignored", extra={"reason": "no_agent", "phone_number_id": message.phone_number_id})
             return InboundOutcome.NO_AGENT
 
-        with self._uow() as uow:
-            recorded = uow.messages.record_inbound(route, message, self._clock.now())
-            uow.commit()
+        recorded = self._messages.record_inbound(route, message, self._clock.now())
 
         if not message.answerable:
             return InboundOutcome.DUPLICATE if recorded.duplicate else InboundOutcome.SKIPPED

@@ -9,10 +9,9 @@ leader lock only keeps it from being done needlessly by every worker.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 
-from application.ports.repositories import UnitOfWork
+from application.ports.pipeline import TurnStore
 from application.ports.services import Clock, JobQueue, Locks
 from domain.messages import OrderingScope
 
@@ -22,7 +21,7 @@ log = logging.getLogger(__name__)
 class RecoverStalledWork:
     def __init__(
         self,
-        uow: Callable[[], UnitOfWork],
+        turns: TurnStore,
         queue: JobQueue,
         locks: Locks,
         clock: Clock,
@@ -30,7 +29,7 @@ class RecoverStalledWork:
         stalled_after: timedelta,
         batch_size: int = 500,
     ) -> None:
-        self._uow = uow
+        self._turns = turns
         self._queue = queue
         self._locks = locks
         self._clock = clock
@@ -40,10 +39,7 @@ class RecoverStalledWork:
 
     def __call__(self) -> int:
         """Queue every stalled scope nobody is working on; returns how many were queued."""
-        with self._uow() as uow:
-            scopes = uow.messages.stalled_scopes(
-                self._ordering, self._clock.now() - self._stalled_after, self._batch_size
-            )
+        scopes = self._turns.stalled_scopes(self._ordering, self._clock.now() - self._stalled_after, self._batch_size)
         queued = 0
         for scope in scopes:
             if self._locks.is_held(str(scope)):

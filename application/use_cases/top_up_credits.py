@@ -8,7 +8,7 @@ from attrs import frozen
 
 from application.ports.repositories import UnitOfWork
 from application.ports.services import BalanceCache, Clock
-from domain.credits import Credits, LedgerEntry, check_top_up
+from domain.credits import CreditMovement, Credits, LedgerEntry
 from domain.errors import NotFound
 
 
@@ -33,13 +33,11 @@ class TopUpCredits:
         self._clock = clock
 
     def __call__(self, command: TopUpCommand) -> TopUpResult:
-        amount = check_top_up(command.amount)
+        movement = CreditMovement.top_up(command.user_id, command.amount, command.reason)
         with self._uow() as uow:
             if uow.users.get(command.user_id) is None:
                 raise NotFound(f"user {command.user_id} not found")
-            entry = uow.credits.top_up(
-                command.user_id, amount, command.reason, command.idempotency_key, self._clock.now()
-            )
+            entry = uow.credits.record(movement, self._clock.now(), idempotency_key=command.idempotency_key)
             credits = uow.credits.get(command.user_id)
             uow.commit()
         self._balances.invalidate(command.user_id)

@@ -12,8 +12,9 @@ import redis
 
 from adapters.redis.cache import RedisBalanceCache, RedisRouteCache, cache_breaker
 from adapters.redis.client import redis_client
+from domain.channels import ChannelType
 from domain.credits import Credits
-from domain.tenancy import Agent, Channel, ChannelType, Route
+from domain.tenancy import Agent, Channel, Route
 
 AT = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 ROUTE = Route(

@@ -1,25 +1,40 @@
-"""The UnitOfWork contract: one set of behaviours, run against the in-memory and the PostgreSQL adapter.
+"""The storage contract: one set of behaviours, run against the in-memory and the PostgreSQL adapters.
 
-The use-case tests run on the in-memory adapter; these tests are what entitles them to: every
-behaviour the use cases rely on must be the same on both. A test here that fails for one adapter
-only means the fake (or the real one) has drifted from the port.
+The use-case tests run on the in-memory adapters; these tests are what entitles them to: every
+behaviour the use cases rely on — of the unit of work, the webhook's message store and the worker's
+turn store — must be the same on both. A test here that fails for one adapter only means the fake
+(or the real one) has drifted from the port. The pipeline's decisions come from the domain, as in
+production: the tests decide with `Turn.start`, `Turn.answer`, `Reply.claim`…, and check that both
+adapters save exactly what was decided.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
+import psycopg
 import pytest
-from attrs import evolve
+from attrs import evolve, frozen
+from psycopg.rows import dict_row
 
-from adapters.memory.store import InMemoryStore, InMemoryUnitOfWork
+from adapters.memory.message_store import InMemoryMessageStore
+from adapters.memory.tables import InMemoryStore
+from adapters.memory.turn_store import InMemoryTurnStore
+from adapters.memory.unit_of_work import InMemoryUnitOfWork
+from adapters.postgres.message_store import PostgresMessageStore
+from adapters.postgres.messages import MESSAGE_COLUMNS
 from adapters.postgres.pool import open_pool
+from adapters.postgres.rows import entity
+from adapters.postgres.turn_store import TURN_COLUMNS, PostgresTurnStore
 from adapters.postgres.unit_of_work import PostgresUnitOfWork
+from application.ports.pipeline import MessageStore, TurnStore, Work
 from application.ports.repositories import MessageQuery, UnitOfWork
-from domain.credits import LedgerEntry, LedgerKind
-from domain.errors import Conflict, NotFound, ValidationFailed
+from domain.channels import ChannelPolicy, TextUnit
+from domain.conversations import Conversation
+from domain.credits import CreditMovement, LedgerEntry, LedgerKind
+from domain.errors import Conflict, ValidationFailed
 from domain.messages import (
     DeliveryReport,
     Direction,
@@ -30,27 +45,91 @@ from domain.messages import (
     ScopeKey,
 )
 from domain.tenancy import Agent, Channel, Route, User
-from domain.turns import AIReply, Turn, TurnStatus
+from domain.turns import AIReply, Reply, Turn, TurnAnswered, TurnRefused, TurnStarted, TurnStatus
 from tests.support.postgres import NOW, a_channel, a_user, an_agent, an_inbound, minutes
 
-UowFactory = Callable[[], UnitOfWork]
-
+S = MessageStatus
 CHANNEL = ScopeKey(OrderingScope.PHONE_NUMBER, "pn-1")
 REPORTED_AT = NOW + minutes(2)
-REPLY = AIReply(text="part one part two", response_id="resp_1", input_tokens=40, output_tokens=9)
+#: A policy that cuts "part one part two" in two: the tests choose how many parts a reply has.
+TWO_PARTS = ChannelPolicy(
+    service_window=timedelta(hours=24),
+    text_limit=9,
+    text_unit=TextUnit.CHARACTERS,
+    read_receipts=False,
+    typing_indicator=False,
+)
+
+
+class Peek(Protocol):
+    """Reads a stored row as it is, whatever the ports offer: what the tests check saves against."""
+
+    def message(self, message_id: int) -> Message: ...
+
+    def turn(self, turn_id: int) -> Turn: ...
+
+
+@frozen
+class Storage:
+    uow: Callable[[], UnitOfWork]
+    messages: MessageStore
+    turns: TurnStore
+    peek: Peek
+
+
+class _TablesPeek:
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def message(self, message_id: int) -> Message:
+        return self._store.tables.messages[message_id]
+
+    def turn(self, turn_id: int) -> Turn:
+        return self._store.tables.turns[turn_id]
+
+
+class _SqlPeek:
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def _row(self, query: str, key: int) -> dict[str, Any]:
+        with psycopg.connect(self._url, row_factory=dict_row) as conn:
+            conn.execute("SET TIME ZONE 'UTC'")
+            row = conn.execute(query, (key,)).fetchone()  # type: ignore[arg-type]
+        assert row is not None, f"no row for {key}"
+        return row
+
+    def message(self, message_id: int) -> Message:
+        return entity(self._row(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE message_id = %s", message_id), Message)
+
+    def turn(self, turn_id: int) -> Turn:
+        return entity(self._row(f"SELECT {TURN_COLUMNS} FROM turns WHERE turn_id = %s", turn_id), Turn)
 
 
 @pytest.fixture(params=["memory", "postgres"])
-def uow_factory(request: pytest.FixtureRequest) -> Iterator[UowFactory]:
+def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
     if request.param == "memory":
         store = InMemoryStore()
-        yield lambda: InMemoryUnitOfWork(store)
+        yield Storage(
+            lambda: InMemoryUnitOfWork(store), InMemoryMessageStore(store), InMemoryTurnStore(store), _TablesPeek(store)
+        )
         return
-    pool = open_pool(request.getfixturevalue("clean_database"), size=4, timeout_s=10)
+    url = request.getfixturevalue("clean_database")
+    pool = open_pool(url, size=4, timeout_s=10)
     try:
-        yield lambda: PostgresUnitOfWork(pool)
+        yield Storage(
+            lambda: PostgresUnitOfWork(pool), PostgresMessageStore(pool), PostgresTurnStore(pool), _SqlPeek(url)
+        )
     finally:
         pool.close()
+
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+@pytest.fixture
+def uow_factory(storage: Storage) -> UowFactory:
+    return storage.uow
 
 
 # --- builders ------------------------------------------------------------------------------------
@@ -73,93 +152,79 @@ def _seed(
 
 
 def _record(
-    uow_factory: UowFactory, route: Route, platform_message_id: str, *, now: datetime = NOW, **inbound: Any
+    storage: Storage, route: Route, platform_message_id: str, *, now: datetime = NOW, **inbound: Any
 ) -> RecordedInbound:
+    return storage.messages.record_inbound(route, an_inbound(route, platform_message_id, **inbound), now)
+
+
+def _top_up(uow_factory: UowFactory, amount: int, user_id: str = "user-1", *, key: str | None = None) -> LedgerEntry:
     with uow_factory() as uow:
-        recorded = uow.messages.record_inbound(route, an_inbound(route, platform_message_id, **inbound), now)
+        entry = uow.credits.record(CreditMovement.top_up(user_id, amount, "test"), NOW, idempotency_key=key)
         uow.commit()
-    return recorded
+    return entry
 
 
-def _stored(uow_factory: UowFactory, message_id: int) -> Message:
-    with uow_factory() as uow:
-        [message] = uow.messages.get_many([message_id])
-    return message
+def _conversation(storage: Storage, conversation_id: int) -> Conversation:
+    with storage.uow() as uow:
+        conversation = uow.conversations.get(conversation_id)
+    assert conversation is not None
+    return conversation
 
 
-def _conversation_scope(conversation_id: int) -> ScopeKey:
+def _scope(conversation_id: int) -> ScopeKey:
     return ScopeKey(OrderingScope.CONVERSATION, str(conversation_id))
 
 
-def _start_turn(
-    uow_factory: UowFactory,
-    route: Route,
-    recorded: list[RecordedInbound],
-    *,
-    credits_reserved: int = 1,
-    now: datetime = NOW,
-) -> Turn:
-    with uow_factory() as uow:
-        turn = uow.turns.start(
-            user_id=route.user_id,
-            conversation_id=recorded[0].conversation_id,
-            phone_number_id=route.channel.phone_number_id,
-            inbound_ids=[r.message_id for r in recorded],
-            credits_reserved=credits_reserved,
-            now=now,
-        )
-        uow.commit()
+def _work(storage: Storage, scope: ScopeKey) -> Work:
+    work = storage.turns.next_work(scope)
+    assert work is not None
+    return work
+
+
+def _start(storage: Storage, route: Route, scope: ScopeKey, *, cost: int = 1, now: datetime = NOW) -> Turn:
+    """Start a turn on the scope's pending batch, as the domain decides it."""
+    work = _work(storage, scope)
+    started = Turn.start(work.conversation, work.messages, route, work.credits, cost, now)
+    assert isinstance(started, TurnStarted), started
+    turn = storage.turns.start(started)
+    assert turn is not None
     return turn
 
 
-def _reply(uow_factory: UowFactory, route: Route, texts: list[str]) -> tuple[Turn, list[Message]]:
-    """An inbound message answered by a turn whose reply is stored as `texts` (pending, not sent)."""
-    recorded = _record(uow_factory, route, "wamid.in")
-    turn = _start_turn(uow_factory, route, [recorded])
-    with uow_factory() as uow:
-        assert uow.turns.record_reply(turn.turn_id, REPLY, NOW + minutes(1))
-        conversation = uow.conversations.get(recorded.conversation_id)
-        assert conversation is not None
-        outbound = uow.messages.add_outbound(conversation, turn.turn_id, texts, REPLY, NOW + minutes(1))
-        uow.commit()
-    return turn, outbound
+def _answer(storage: Storage, turn: Turn, text: str = "part one part two", *, now: datetime = NOW) -> TurnAnswered:
+    answered = turn.answer(
+        AIReply(text, "resp_1", input_tokens=40, output_tokens=9, last_item_id="item_1"),
+        _conversation(storage, turn.conversation_id),
+        TWO_PARTS,
+        now,
+    )
+    assert isinstance(answered, TurnAnswered)
+    return answered
 
 
-def _sent_reply(uow_factory: UowFactory, route: Route, platform_message_id: str = "wamid.out") -> Message:
-    _, [message] = _reply(uow_factory, route, ["hi"])
-    with uow_factory() as uow:
-        assert uow.messages.start_sending(message.message_id, NOW + minutes(1))
-        uow.messages.record_sent(message.message_id, platform_message_id, NOW + minutes(1))
-        uow.commit()
-    return _stored(uow_factory, message.message_id)
+def _replying(storage: Storage, route: Route, text: str = "part one part two") -> tuple[Turn, tuple[Message, ...]]:
+    """A customer's message answered by a turn whose reply is stored (the first part claimed, none sent)."""
+    _top_up(storage.uow, 10)
+    recorded = _record(storage, route, "wamid.in")
+    answered = _answer(storage, _start(storage, route, _scope(recorded.conversation_id)), text)
+    parts = storage.turns.answer(answered)
+    assert parts is not None
+    return answered.turn, parts
 
 
-def _report(
-    uow_factory: UowFactory,
-    status: MessageStatus,
-    at: datetime = REPORTED_AT,
-    *,
-    platform_message_id: str = "wamid.out",
-    **error: str,
-) -> bool:
-    with uow_factory() as uow:
-        applied = uow.messages.apply_delivery_report(
-            DeliveryReport("pn-1", platform_message_id, status, at, **error), at
-        )
-        uow.commit()
-    return applied
+def _sent_part(storage: Storage, route: Route, platform_message_id: str = "wamid.out") -> Message:
+    turn, [part] = _replying(storage, route, "hi")
+    _, change = Reply(turn, (part,), frozenset({part.message_id})).outcome(
+        part.sent(platform_message_id, NOW + minutes(1)), NOW + minutes(1)
+    )
+    assert storage.turns.save_part(change)
+    return storage.peek.message(part.message_id)
 
 
 def _list(uow_factory: UowFactory, user_id: str, **query: Any) -> tuple[list[int], int | None]:
     with uow_factory() as uow:
         page = uow.messages.list(user_id, MessageQuery(**query))
     return [m.message_id for m in page.items], page.next_cursor
-
-
-def _top_up(uow_factory: UowFactory, amount: int, user_id: str = "user-1") -> None:
-    with uow_factory() as uow:
-        uow.credits.top_up(user_id, amount, "test", None, NOW)
-        uow.commit()
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -317,8 +382,8 @@ def test_a_user_without_an_account_has_a_zero_balance(uow_factory: UowFactory) -
 def test_top_ups_add_up_and_each_writes_a_ledger_entry(uow_factory: UowFactory) -> None:
     _seed(uow_factory)
     with uow_factory() as uow:
-        first = uow.credits.top_up("user-1", 10, "welcome", None, NOW)
-        second = uow.credits.top_up("user-1", 5, None, None, NOW + minutes(1))
+        first = uow.credits.record(CreditMovement.top_up("user-1", 10, "welcome"), NOW)
+        second = uow.credits.record(CreditMovement.top_up("user-1", 5, None), NOW + minutes(1))
         uow.commit()
 
     assert (first.kind, first.amount, first.balance_after, first.reason, first.turn_id) == (
@@ -338,13 +403,9 @@ def test_a_top_up_replayed_with_its_idempotency_key_returns_the_first_entry_and_
     uow_factory: UowFactory,
 ) -> None:
     _seed(uow_factory)
-    with uow_factory() as uow:
-        first = uow.credits.top_up("user-1", 10, None, "order-42", NOW)
-        uow.commit()
+    first = _top_up(uow_factory, 10, key="order-42")
 
-    with uow_factory() as uow:
-        again = uow.credits.top_up("user-1", 10, None, "order-42", NOW + minutes(1))
-        uow.commit()
+    again = _top_up(uow_factory, 10, key="order-42")
 
     assert again == first
     with uow_factory() as uow:
@@ -355,178 +416,55 @@ def test_a_top_up_replayed_with_its_idempotency_key_returns_the_first_entry_and_
 def test_an_idempotency_key_belongs_to_one_user(uow_factory: UowFactory) -> None:
     _seed(uow_factory, "user-1", "pn-1")
     _seed(uow_factory, "user-2", "pn-2")
-    with uow_factory() as uow:
-        mine = uow.credits.top_up("user-1", 10, None, "order-1", NOW)
-        theirs = uow.credits.top_up("user-2", 7, None, "order-1", NOW)
-        uow.commit()
+
+    mine = _top_up(uow_factory, 10, "user-1", key="order-1")
+    theirs = _top_up(uow_factory, 7, "user-2", key="order-1")
 
     assert mine.entry_id != theirs.entry_id
     with uow_factory() as uow:
         assert (uow.credits.get("user-1").balance, uow.credits.get("user-2").balance) == (10, 7)
 
 
-def test_reserve_holds_only_what_is_available_and_never_goes_below_zero(uow_factory: UowFactory) -> None:
-    _seed(uow_factory)
-    _top_up(uow_factory, 5)
-
-    with uow_factory() as uow:
-        assert uow.credits.reserve("user-1", 3, NOW + minutes(1)) is True
-        assert uow.credits.reserve("user-1", 3, NOW + minutes(1)) is False
-        assert uow.credits.reserve("user-1", 2, NOW + minutes(1)) is True
-        assert uow.credits.reserve("user-1", 1, NOW + minutes(1)) is False
-        uow.commit()
-
-    with uow_factory() as uow:
-        credits = uow.credits.get("user-1")
-    assert (credits.balance, credits.reserved, credits.available, credits.updated_at) == (5, 5, 0, NOW + minutes(1))
-
-
-def test_reserve_without_an_account_holds_nothing(uow_factory: UowFactory) -> None:
+def test_only_a_movement_of_the_balance_is_recorded_in_the_ledger(uow_factory: UowFactory) -> None:
     _seed(uow_factory)
 
-    with uow_factory() as uow:
-        assert uow.credits.reserve("user-1", 1, NOW) is False
-        uow.commit()
-
-    with uow_factory() as uow:
-        credits = uow.credits.get("user-1")
-    assert (credits.balance, credits.reserved) == (0, 0)
+    with pytest.raises(ValueError), uow_factory() as uow:
+        uow.credits.record(CreditMovement.hold("user-1", 1), NOW)
 
 
-def test_release_gives_a_hold_back(uow_factory: UowFactory) -> None:
-    _seed(uow_factory)
-    _top_up(uow_factory, 5)
+def test_the_ledger_lists_top_ups_and_charges_newest_first_up_to_the_limit(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    _seed(storage.uow, "user-2", "pn-2")
+    _top_up(storage.uow, 3, "user-2")
+    turn, _ = _replying(storage, route)  # a top-up of 10, then the turn's charge of 1
+    refill = _top_up(storage.uow, 5)
 
-    with uow_factory() as uow:
-        assert uow.credits.reserve("user-1", 4, NOW)
-        uow.credits.release("user-1", 3, NOW + minutes(1))
-        uow.commit()
-
-    with uow_factory() as uow:
-        credits = uow.credits.get("user-1")
-        assert uow.credits.ledger("user-1", limit=10)[0].kind is LedgerKind.TOP_UP  # a release writes no entry
-    assert (credits.balance, credits.reserved, credits.available) == (5, 1, 4)
-
-
-def test_releasing_more_than_is_held_is_a_conflict_and_changes_nothing(uow_factory: UowFactory) -> None:
-    _seed(uow_factory)
-    _top_up(uow_factory, 5)
-    with uow_factory() as uow:
-        uow.credits.reserve("user-1", 1, NOW)
-        uow.commit()
-
-    with pytest.raises(Conflict), uow_factory() as uow:
-        uow.credits.release("user-1", 2, NOW)
-
-    with uow_factory() as uow:
-        credits = uow.credits.get("user-1")
-    assert (credits.balance, credits.reserved) == (5, 1)
-
-
-def test_charge_turns_a_hold_into_one_ai_turn_entry(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    turn = _start_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")], credits_reserved=2)
-    _top_up(uow_factory, 5)
-
-    with uow_factory() as uow:
-        assert uow.credits.reserve("user-1", 2, NOW)
-        entry = uow.credits.charge("user-1", 2, turn.turn_id, NOW + minutes(1))
-        uow.commit()
-
-    assert (entry.kind, entry.amount, entry.balance_after, entry.reason, entry.turn_id, entry.created_at) == (
-        LedgerKind.CHARGE,
-        -2,
-        3,
-        "ai_turn",
-        turn.turn_id,
-        NOW + minutes(1),
-    )
-    with uow_factory() as uow:
-        credits = uow.credits.get("user-1")
-    assert (credits.balance, credits.reserved) == (3, 0)
-
-
-def test_a_turn_charged_twice_is_charged_once(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    turn = _start_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
-    _top_up(uow_factory, 5)
-    with uow_factory() as uow:
-        uow.credits.reserve("user-1", 2, NOW)
-        first = uow.credits.charge("user-1", 1, turn.turn_id, NOW)
-        uow.commit()
-
-    with uow_factory() as uow:
-        again = uow.credits.charge("user-1", 1, turn.turn_id, NOW + minutes(1))
-        uow.commit()
-
-    assert again == first
-    with uow_factory() as uow:
-        credits = uow.credits.get("user-1")
-        charges = [e for e in uow.credits.ledger("user-1", limit=10) if e.kind is LedgerKind.CHARGE]
-    assert (credits.balance, credits.reserved) == (4, 1)
-    assert charges == [first]
-
-
-def test_charging_more_than_is_held_is_a_conflict_and_changes_nothing(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    turn = _start_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
-    _top_up(uow_factory, 5)
-
-    with pytest.raises(Conflict), uow_factory() as uow:
-        uow.credits.charge("user-1", 1, turn.turn_id, NOW)
-
-    with uow_factory() as uow:
-        credits = uow.credits.get("user-1")
-        assert len(uow.credits.ledger("user-1", limit=10)) == 1
-    assert (credits.balance, credits.reserved) == (5, 0)
-
-
-def test_charging_a_user_without_an_account_is_a_conflict(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    turn = _start_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
-
-    with pytest.raises(Conflict), uow_factory() as uow:
-        uow.credits.charge("user-1", 1, turn.turn_id, NOW)
-
-    with uow_factory() as uow:
-        assert uow.credits.ledger("user-1", limit=10) == []
-
-
-def test_the_ledger_lists_top_ups_and_charges_newest_first_up_to_the_limit(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    _seed(uow_factory, "user-2", "pn-2")
-    turn = _start_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
-    with uow_factory() as uow:
-        welcome = uow.credits.top_up("user-1", 10, "welcome", None, NOW)
-        uow.credits.top_up("user-2", 3, "theirs", None, NOW)
-        uow.credits.reserve("user-1", 2, NOW)
-        charge = uow.credits.charge("user-1", 2, turn.turn_id, NOW + minutes(1))
-        refill = uow.credits.top_up("user-1", 5, "refill", None, NOW + minutes(2))
-        uow.commit()
-
-    with uow_factory() as uow:
-        assert uow.credits.ledger("user-1", limit=10) == [refill, charge, welcome]
-        assert uow.credits.ledger("user-1", limit=2) == [refill, charge]
-    assert [e.balance_after for e in (welcome, charge, refill)] == [10, 8, 13]
+    with storage.uow() as uow:
+        ledger = uow.credits.ledger("user-1", limit=10)
+        assert uow.credits.ledger("user-1", limit=2) == ledger[:2]
+    assert [(e.kind, e.amount, e.balance_after, e.turn_id) for e in ledger] == [
+        (LedgerKind.TOP_UP, 5, 14, None),
+        (LedgerKind.CHARGE, -1, 9, turn.turn_id),
+        (LedgerKind.TOP_UP, 10, 10, None),
+    ]
+    assert ledger[0] == refill
 
 
 # --- recording inbound messages ------------------------------------------------------------------
 
 
 def test_the_first_message_opens_a_conversation_and_the_next_ones_continue_it_in_sequence(
-    uow_factory: UowFactory,
+    storage: Storage,
 ) -> None:
-    route = _seed(uow_factory)
-    first = _record(uow_factory, route, "wamid.1", sent_at=NOW - minutes(3))
-    second = _record(uow_factory, route, "wamid.2", sent_at=NOW - minutes(1), now=NOW + minutes(1))
-    third = _record(uow_factory, route, "wamid.3", customer_name=None, sent_at=NOW - minutes(2), now=NOW + minutes(2))
+    route = _seed(storage.uow)
+    first = _record(storage, route, "wamid.1", sent_at=NOW - minutes(3))
+    second = _record(storage, route, "wamid.2", sent_at=NOW - minutes(1), now=NOW + minutes(1))
+    third = _record(storage, route, "wamid.3", customer_name=None, sent_at=NOW - minutes(2), now=NOW + minutes(2))
 
     assert [r.sequence_no for r in (first, second, third)] == [1, 2, 3]
     assert first.conversation_id == second.conversation_id == third.conversation_id
     assert not any(r.duplicate for r in (first, second, third))
-    with uow_factory() as uow:
-        conversation = uow.conversations.get(first.conversation_id)
-    assert conversation is not None
+    conversation = _conversation(storage, first.conversation_id)
     assert (conversation.user_id, conversation.agent_id, conversation.phone_number_id) == (
         "user-1",
         "agent-pn-1",
@@ -538,43 +476,55 @@ def test_the_first_message_opens_a_conversation_and_the_next_ones_continue_it_in
     assert (conversation.openai_conversation_id, conversation.openai_last_item_id) == (None, None)
 
 
-def test_a_later_name_replaces_the_customer_name_and_a_missing_one_keeps_it(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    first = _record(uow_factory, route, "wamid.1", customer_name=None)
-    _record(uow_factory, route, "wamid.2", customer_name="Ann")
-    _record(uow_factory, route, "wamid.3", customer_name="Ann B.")
-    _record(uow_factory, route, "wamid.4", customer_name=None)
+def test_a_later_name_replaces_the_customer_name_and_a_missing_one_keeps_it(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    first = _record(storage, route, "wamid.1", customer_name=None)
+    _record(storage, route, "wamid.2", customer_name="Ann")
+    _record(storage, route, "wamid.3", customer_name="Ann B.")
+    _record(storage, route, "wamid.4", customer_name=None)
 
-    with uow_factory() as uow:
-        conversation = uow.conversations.get(first.conversation_id)
-    assert conversation is not None and conversation.customer_name == "Ann B."
+    assert _conversation(storage, first.conversation_id).customer_name == "Ann B."
 
 
-def test_last_message_at_never_moves_back(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    first = _record(uow_factory, route, "wamid.1", now=NOW + minutes(5))
-    _record(uow_factory, route, "wamid.2", now=NOW)
+def test_last_message_at_never_moves_back(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    first = _record(storage, route, "wamid.1", now=NOW + minutes(5))
+    _record(storage, route, "wamid.2", now=NOW)
 
-    with uow_factory() as uow:
-        conversation = uow.conversations.get(first.conversation_id)
-    assert conversation is not None and conversation.last_message_at == NOW + minutes(5)
+    assert _conversation(storage, first.conversation_id).last_message_at == NOW + minutes(5)
 
 
-def test_each_customer_gets_a_conversation_of_their_own(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    ann = _record(uow_factory, route, "wamid.1", customer_id="ann")
-    bob = _record(uow_factory, route, "wamid.2", customer_id="bob")
+def test_the_conversation_is_stored_as_the_domain_numbers_it(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    first = an_inbound(route, "wamid.1", sent_at=NOW - minutes(3))
+    second = an_inbound(route, "wamid.2", customer_name="Ann B.", sent_at=NOW - minutes(4))
+
+    recorded = storage.messages.record_inbound(route, first, NOW)
+    storage.messages.record_inbound(route, second, NOW + minutes(1))
+
+    assert route.agent is not None
+    decided = (
+        Conversation.open(recorded.conversation_id, "user-1", route.agent.agent_id, first, NOW)
+        .receive(first, NOW)
+        .receive(second, NOW + minutes(1))
+    )
+    assert _conversation(storage, recorded.conversation_id) == decided
+
+
+def test_each_customer_gets_a_conversation_of_their_own(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    ann = _record(storage, route, "wamid.1", customer_id="ann")
+    bob = _record(storage, route, "wamid.2", customer_id="bob")
 
     assert ann.conversation_id != bob.conversation_id
     assert (ann.sequence_no, bob.sequence_no) == (1, 1)
 
 
-def test_an_answerable_message_is_stored_received(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    recorded = _record(uow_factory, route, "wamid.1", sent_at=NOW - minutes(1))
+def test_an_answerable_message_is_stored_received(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    recorded = _record(storage, route, "wamid.1", sent_at=NOW - minutes(1))
 
-    message = _stored(uow_factory, recorded.message_id)
-    assert message == Message(
+    assert storage.peek.message(recorded.message_id) == Message(
         message_id=recorded.message_id,
         user_id="user-1",
         conversation_id=recorded.conversation_id,
@@ -584,7 +534,7 @@ def test_an_answerable_message_is_stored_received(uow_factory: UowFactory) -> No
         platform_message_id="wamid.1",
         content_type="text",
         text="hello",
-        status=MessageStatus.RECEIVED,
+        status=S.RECEIVED,
         failure_reason=None,
         failure_code=None,
         turn_id=None,
@@ -596,822 +546,613 @@ def test_an_answerable_message_is_stored_received(uow_factory: UowFactory) -> No
     )
 
 
-def test_a_message_that_cannot_be_answered_is_stored_skipped_with_its_reason(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    recorded = _record(uow_factory, route, "wamid.img", text=None, skip_reason="image messages are not answered")
+def test_a_message_that_cannot_be_answered_is_stored_skipped_with_its_reason(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    recorded = _record(storage, route, "wamid.img", text=None, skip_reason="image messages are not answered")
 
-    message = _stored(uow_factory, recorded.message_id)
+    message = storage.peek.message(recorded.message_id)
     assert (message.status, message.failure_reason, message.content_type, message.text) == (
-        MessageStatus.SKIPPED,
+        S.SKIPPED,
         "image messages are not answered",
         "image",
         None,
     )
-    with uow_factory() as uow:
-        assert not uow.messages.has_pending(_conversation_scope(recorded.conversation_id))
+    assert not storage.turns.has_pending(_scope(recorded.conversation_id))
+    assert storage.turns.next_work(_scope(recorded.conversation_id)) is None
 
 
-def test_a_redelivered_message_is_a_duplicate_and_changes_nothing(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    first = _record(uow_factory, route, "wamid.1")
-    with uow_factory() as uow:
-        conversation_before = uow.conversations.get(first.conversation_id)
+def test_a_redelivered_message_is_a_duplicate_and_changes_nothing(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    first = _record(storage, route, "wamid.1")
+    conversation_before = _conversation(storage, first.conversation_id)
 
     again = _record(
-        uow_factory, route, "wamid.1", customer_name="Someone Else", sent_at=NOW + minutes(9), now=NOW + minutes(9)
+        storage, route, "wamid.1", customer_name="Someone Else", sent_at=NOW + minutes(9), now=NOW + minutes(9)
     )
 
     assert again == RecordedInbound(first.message_id, first.conversation_id, first.sequence_no, duplicate=True)
-    with uow_factory() as uow:
-        assert uow.conversations.get(first.conversation_id) == conversation_before
-    assert _list(uow_factory, "user-1")[0] == [first.message_id]
-    assert _record(uow_factory, route, "wamid.2").sequence_no == 2  # a redelivery uses up no sequence number
+    assert _conversation(storage, first.conversation_id) == conversation_before
+    assert _list(storage.uow, "user-1")[0] == [first.message_id]
+    assert _record(storage, route, "wamid.2").sequence_no == 2  # a redelivery uses up no sequence number
 
 
-def test_the_same_platform_id_on_another_channel_is_another_message(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory, "user-1", "pn-1")
-    other = _seed(uow_factory, "user-1", "pn-2")
-    first = _record(uow_factory, route, "id-1")
+def test_the_same_platform_id_on_another_channel_is_another_message(storage: Storage) -> None:
+    route = _seed(storage.uow, "user-1", "pn-1")
+    other = _seed(storage.uow, "user-1", "pn-2")
+    first = _record(storage, route, "id-1")
 
-    elsewhere = _record(uow_factory, other, "id-1")
+    elsewhere = _record(storage, other, "id-1")
 
     assert not elsewhere.duplicate
     assert elsewhere.message_id != first.message_id
     assert elsewhere.conversation_id != first.conversation_id
 
 
-def test_recording_needs_a_channel_with_an_agent(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory, with_agent=False)
+def test_recording_needs_a_channel_with_an_agent(storage: Storage) -> None:
+    route = _seed(storage.uow, with_agent=False)
 
-    with pytest.raises(ValueError), uow_factory() as uow:
-        uow.messages.record_inbound(route, an_inbound(route, "wamid.1"), NOW)
+    with pytest.raises(ValueError):
+        _record(storage, route, "wamid.1")
 
 
-def test_a_conversation_keeps_its_openai_ids(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    recorded = _record(uow_factory, route, "wamid.1")
+def test_the_ai_conversation_is_linked_once(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    recorded = _record(storage, route, "wamid.1")
+    conversation = _conversation(storage, recorded.conversation_id)
 
-    with uow_factory() as uow:
-        uow.conversations.set_openai_conversation(recorded.conversation_id, "conv_abc")
-        uow.conversations.set_openai_last_item(recorded.conversation_id, "msg_1")
-        uow.commit()
+    storage.turns.link_ai(conversation.link_ai("conv_abc"))
+    storage.turns.link_ai(conversation.link_ai("conv_late"))  # a worker that lost its lock, too late
 
-    with uow_factory() as uow:
-        conversation = uow.conversations.get(recorded.conversation_id)
+    assert _conversation(storage, recorded.conversation_id).openai_conversation_id == "conv_abc"
+    with storage.uow() as uow:
         assert uow.conversations.get(recorded.conversation_id + 1000) is None
-    assert conversation is not None
-    assert (conversation.openai_conversation_id, conversation.openai_last_item_id) == ("conv_abc", "msg_1")
 
 
 # --- pending work --------------------------------------------------------------------------------
 
 
-def test_a_conversation_batch_is_its_received_messages_in_sequence_order(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    first = _record(uow_factory, route, "wamid.1")
-    _record(uow_factory, route, "wamid.skip", text=None, skip_reason="sticker")
-    third = _record(uow_factory, route, "wamid.3")
-    _record(uow_factory, route, "wamid.other", customer_id="bob")
+def test_a_conversations_work_is_its_received_messages_in_order_with_the_tenants_credits(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    _top_up(storage.uow, 7)
+    first = _record(storage, route, "wamid.1")
+    _record(storage, route, "wamid.skip", text=None, skip_reason="sticker")
+    third = _record(storage, route, "wamid.3")
+    _record(storage, route, "wamid.other", customer_id="bob")
 
-    with uow_factory() as uow:
-        batch = uow.messages.pending_batch(_conversation_scope(first.conversation_id))
-        assert uow.messages.has_pending(_conversation_scope(first.conversation_id))
-    assert [(m.message_id, m.sequence_no) for m in batch] == [(first.message_id, 1), (third.message_id, 3)]
+    work = _work(storage, _scope(first.conversation_id))
+
+    assert [(m.message_id, m.sequence_no) for m in work.messages] == [(first.message_id, 1), (third.message_id, 3)]
+    assert work.turn is None
+    assert work.conversation == _conversation(storage, first.conversation_id)
+    assert (work.credits.user_id, work.credits.balance, work.credits.reserved) == ("user-1", 7, 0)
+    assert storage.turns.has_pending(_scope(first.conversation_id))
 
 
-def test_a_channel_batch_stops_at_the_first_message_of_another_conversation(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    ann_1 = _record(uow_factory, route, "wamid.1", customer_id="ann")
-    ann_2 = _record(uow_factory, route, "wamid.2", customer_id="ann")
-    bob_1 = _record(uow_factory, route, "wamid.3", customer_id="bob")
-    ann_3 = _record(uow_factory, route, "wamid.4", customer_id="ann")
+def test_a_tenant_never_credited_has_no_credits_in_its_work(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    recorded = _record(storage, route, "wamid.1")
+
+    credits = _work(storage, _scope(recorded.conversation_id)).credits
+
+    assert (credits.balance, credits.reserved, credits.available) == (0, 0, 0)
+
+
+def test_a_channels_batches_stop_at_the_first_message_of_another_conversation(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    ann_1 = _record(storage, route, "wamid.1", customer_id="ann")
+    ann_2 = _record(storage, route, "wamid.2", customer_id="ann")
+    bob_1 = _record(storage, route, "wamid.3", customer_id="bob")
+    ann_3 = _record(storage, route, "wamid.4", customer_id="ann")
 
     batches: list[list[int]] = []
-    with uow_factory() as uow:
-        while uow.messages.has_pending(CHANNEL):
-            batch = [m.message_id for m in uow.messages.pending_batch(CHANNEL)]
-            batches.append(batch)
-            uow.messages.mark_inbound(batch, MessageStatus.ANSWERED, NOW)
-        assert uow.messages.pending_batch(CHANNEL) == []
+    while storage.turns.has_pending(CHANNEL):
+        work = _work(storage, CHANNEL)
+        batches.append([m.message_id for m in work.messages])
+        refused = Turn.start(work.conversation, work.messages, route, work.credits, 1, NOW)
+        assert isinstance(refused, TurnRefused)  # no credits: refused, which takes the batch out
+        storage.turns.refuse(refused)
+    assert storage.turns.next_work(CHANNEL) is None
     assert batches == [[ann_1.message_id, ann_2.message_id], [bob_1.message_id], [ann_3.message_id]]
 
 
-def test_a_channel_batch_covers_only_its_own_channel(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory, "user-1", "pn-1")
-    other = _seed(uow_factory, "user-1", "pn-2")
-    elsewhere = _record(uow_factory, other, "wamid.1")
-    here = _record(uow_factory, route, "wamid.2")
+def test_a_channels_work_covers_only_its_own_channel(storage: Storage) -> None:
+    route = _seed(storage.uow, "user-1", "pn-1")
+    other = _seed(storage.uow, "user-1", "pn-2")
+    elsewhere = _record(storage, other, "wamid.1")
+    here = _record(storage, route, "wamid.2")
 
-    with uow_factory() as uow:
-        assert [m.message_id for m in uow.messages.pending_batch(CHANNEL)] == [here.message_id]
-        other_batch = uow.messages.pending_batch(ScopeKey(OrderingScope.PHONE_NUMBER, "pn-2"))
-        assert [m.message_id for m in other_batch] == [elsewhere.message_id]
-
-
-def test_a_scope_with_nothing_received_has_an_empty_batch(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    skipped = _record(uow_factory, route, "wamid.1", text=None, skip_reason="sticker")
-
-    with uow_factory() as uow:
-        assert uow.messages.pending_batch(CHANNEL) == []
-        assert not uow.messages.has_pending(CHANNEL)
-        assert uow.messages.pending_batch(_conversation_scope(skipped.conversation_id)) == []
-        assert not uow.messages.has_pending(_conversation_scope(skipped.conversation_id))
+    assert [m.message_id for m in _work(storage, CHANNEL).messages] == [here.message_id]
+    other_work = _work(storage, ScopeKey(OrderingScope.PHONE_NUMBER, "pn-2"))
+    assert [m.message_id for m in other_work.messages] == [elsewhere.message_id]
 
 
-def test_mark_inbound_sets_status_and_failure_of_inbound_messages_only(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    turn, [outbound] = _reply(uow_factory, route, ["hi"])
-    [answered_id] = turn.inbound_ids
-    second = _record(uow_factory, route, "wamid.2")
+def test_a_scope_with_nothing_received_has_no_work(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    skipped = _record(storage, route, "wamid.1", text=None, skip_reason="sticker")
 
-    with uow_factory() as uow:
-        uow.messages.mark_inbound(
-            [second.message_id, outbound.message_id],
-            MessageStatus.FAILED,
-            NOW + minutes(3),
-            failure_reason="no credits",
-            failure_code="insufficient_credits",
-        )
-        uow.commit()
-
-    failed = _stored(uow_factory, second.message_id)
-    assert (failed.status, failed.failure_reason, failed.failure_code, failed.updated_at) == (
-        MessageStatus.FAILED,
-        "no credits",
-        "insufficient_credits",
-        NOW + minutes(3),
-    )
-    assert _stored(uow_factory, outbound.message_id) == outbound
-    assert _stored(uow_factory, answered_id).status is MessageStatus.PROCESSING
+    assert storage.turns.next_work(CHANNEL) is None
+    assert not storage.turns.has_pending(CHANNEL)
+    assert storage.turns.next_work(_scope(skipped.conversation_id)) is None
+    assert storage.turns.next_work(_scope(skipped.conversation_id + 1000)) is None
 
 
-def test_get_many_gives_messages_in_conversation_and_sequence_order(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    ann_1 = _record(uow_factory, route, "wamid.1", customer_id="ann")
-    bob_1 = _record(uow_factory, route, "wamid.2", customer_id="bob")
-    ann_2 = _record(uow_factory, route, "wamid.3", customer_id="ann")
+def test_a_turn_left_awaiting_the_ai_comes_first_with_its_own_messages(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    _top_up(storage.uow, 5)
+    first = _record(storage, route, "wamid.1")
+    turn = _start(storage, route, _scope(first.conversation_id))
+    _record(storage, route, "wamid.2")  # written while the turn was under way
 
-    with uow_factory() as uow:
-        messages = uow.messages.get_many([bob_1.message_id, ann_2.message_id, ann_1.message_id, 999_999])
-    assert [m.message_id for m in messages] == [ann_1.message_id, ann_2.message_id, bob_1.message_id]
+    work = _work(storage, _scope(first.conversation_id))
+
+    assert work.turn == turn
+    assert [m.message_id for m in work.messages] == [first.message_id]
+    assert _work(storage, CHANNEL).turn == turn
+
+
+def test_a_replying_turn_comes_with_its_reply_parts(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    turn, parts = _replying(storage, route)
+
+    work = _work(storage, _scope(turn.conversation_id))
+
+    assert work.turn is not None and work.turn.status is TurnStatus.REPLYING
+    assert work.messages == parts
 
 
 # --- turns ---------------------------------------------------------------------------------------
 
 
-def test_starting_a_turn_marks_its_messages_processing(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    first = _record(uow_factory, route, "wamid.1")
-    second = _record(uow_factory, route, "wamid.2")
+def test_a_started_turn_holds_its_credits_and_takes_its_batch(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    _top_up(storage.uow, 5)
+    ann_1 = _record(storage, route, "wamid.1")
+    ann_2 = _record(storage, route, "wamid.2")
+    work = _work(storage, _scope(ann_1.conversation_id))
+    started = Turn.start(work.conversation, work.messages, route, work.credits, 2, NOW + minutes(1))
+    assert isinstance(started, TurnStarted)
 
-    turn = _start_turn(uow_factory, route, [first, second], credits_reserved=2, now=NOW + minutes(1))
+    turn = storage.turns.start(started)
 
-    assert (turn.user_id, turn.conversation_id, turn.phone_number_id) == ("user-1", first.conversation_id, "pn-1")
-    assert (turn.status, turn.inbound_ids, turn.credits_reserved, turn.attempts) == (
-        TurnStatus.AWAITING_AI,
-        (first.message_id, second.message_id),
-        2,
-        0,
-    )
-    assert (turn.response_id, turn.failure_reason, turn.created_at, turn.updated_at) == (
-        None,
-        None,
-        NOW + minutes(1),
-        NOW + minutes(1),
-    )
-    for recorded in (first, second):
-        message = _stored(uow_factory, recorded.message_id)
-        assert (message.status, message.turn_id, message.updated_at) == (
-            MessageStatus.PROCESSING,
-            turn.turn_id,
-            NOW + minutes(1),
-        )
-    with uow_factory() as uow:
-        assert not uow.messages.has_pending(_conversation_scope(first.conversation_id))
-        assert uow.messages.pending_batch(CHANNEL) == []
-
-
-def test_the_open_turn_is_the_oldest_unfinished_turn_of_the_scope(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    ann = _record(uow_factory, route, "wamid.1", customer_id="ann")
-    bob = _record(uow_factory, route, "wamid.2", customer_id="bob")
-    cy = _record(uow_factory, route, "wamid.3", customer_id="cy")
-    done = _start_turn(uow_factory, route, [ann])
-    bobs = _start_turn(uow_factory, route, [bob])
-    cys = _start_turn(uow_factory, route, [cy])
-    with uow_factory() as uow:
-        uow.turns.record_reply(done.turn_id, REPLY, NOW)
-        uow.turns.finish(done.turn_id, NOW)
-        uow.commit()
-
-    with uow_factory() as uow:
-        assert uow.turns.open_turn(CHANNEL) == bobs
-        assert uow.turns.open_turn(_conversation_scope(cy.conversation_id)) == cys
-        assert uow.turns.open_turn(_conversation_scope(ann.conversation_id)) is None
-        assert uow.turns.open_turn(ScopeKey(OrderingScope.PHONE_NUMBER, "pn-other")) is None
-
-
-def test_note_attempt_counts_the_attempts_of_a_turn(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    turn = _start_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
-
-    with uow_factory() as uow:
-        uow.turns.note_attempt(turn.turn_id, NOW + minutes(1))
-        noted = uow.turns.note_attempt(turn.turn_id, NOW + minutes(2))
-        uow.commit()
-
-    assert (noted.attempts, noted.updated_at, noted.status) == (2, NOW + minutes(2), TurnStatus.AWAITING_AI)
-
-
-def test_note_attempt_on_an_unknown_turn_is_not_found(uow_factory: UowFactory) -> None:
-    with pytest.raises(NotFound), uow_factory() as uow:
-        uow.turns.note_attempt(424242, NOW)
-
-
-def test_a_reply_is_recorded_once_and_the_turn_then_cannot_fail(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    turn = _start_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
-
-    with uow_factory() as uow:
-        assert uow.turns.record_reply(turn.turn_id, REPLY, NOW + minutes(1)) is True
-        assert uow.turns.record_reply(turn.turn_id, REPLY, NOW + minutes(2)) is False
-        assert uow.turns.fail(turn.turn_id, "too late", NOW + minutes(2)) is False
-        uow.commit()
-
-    with uow_factory() as uow:
-        replying = uow.turns.open_turn(CHANNEL)
-    assert replying is not None
-    assert (replying.status, replying.response_id, replying.failure_reason, replying.updated_at) == (
-        TurnStatus.REPLYING,
-        "resp_1",
-        None,
-        NOW + minutes(1),
-    )
-
-
-def test_an_awaiting_turn_fails_once_and_then_takes_no_reply(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    turn = _start_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
-
-    with uow_factory() as uow:
-        assert uow.turns.fail(turn.turn_id, "ai_failed: timeout", NOW + minutes(1)) is True
-        assert uow.turns.fail(turn.turn_id, "again", NOW + minutes(2)) is False
-        assert uow.turns.record_reply(turn.turn_id, REPLY, NOW + minutes(2)) is False
-        uow.commit()
-
-    with uow_factory() as uow:
-        assert uow.turns.open_turn(CHANNEL) is None
-        failed = uow.turns.note_attempt(turn.turn_id, NOW + minutes(3))
-    assert (failed.status, failed.failure_reason, failed.response_id) == (
-        TurnStatus.FAILED,
-        "ai_failed: timeout",
-        None,
-    )
-
-
-def test_finish_closes_a_replying_turn(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    turn = _start_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
-
-    with uow_factory() as uow:
-        uow.turns.record_reply(turn.turn_id, REPLY, NOW)
-        uow.turns.finish(turn.turn_id, NOW + minutes(1))
-        uow.commit()
-
-    with uow_factory() as uow:
-        assert uow.turns.open_turn(CHANNEL) is None
-        done = uow.turns.note_attempt(turn.turn_id, NOW + minutes(2))
-    assert done.status is TurnStatus.DONE
-
-
-def test_finish_leaves_a_turn_that_is_not_replying_alone(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    turn = _start_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
-
-    with uow_factory() as uow:
-        uow.turns.finish(turn.turn_id, NOW + minutes(1))
-        uow.commit()
-
-    with uow_factory() as uow:
-        assert uow.turns.open_turn(CHANNEL) == turn
-
-
-def _funded_turn(
-    uow_factory: UowFactory, route: Route, recorded: list[RecordedInbound], *, credits_reserved: int = 1
-) -> Turn | None:
-    with uow_factory() as uow:
-        turn = uow.turns.start_funded(
-            user_id=route.user_id,
-            conversation_id=recorded[0].conversation_id,
-            phone_number_id=route.channel.phone_number_id,
-            inbound_ids=[r.message_id for r in recorded],
-            credits_reserved=credits_reserved,
-            now=NOW + minutes(1),
-        )
-        uow.commit()
-    return turn
-
-
-def test_a_funded_turn_holds_its_credits_and_marks_its_messages_processing(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    _top_up(uow_factory, 5)
-    first = _record(uow_factory, route, "wamid.1")
-    second = _record(uow_factory, route, "wamid.2")
-
-    turn = _funded_turn(uow_factory, route, [first, second], credits_reserved=2)
-
-    assert turn is not None
-    assert (turn.status, turn.inbound_ids, turn.credits_reserved, turn.conversation_id) == (
-        TurnStatus.AWAITING_AI,
-        (first.message_id, second.message_id),
-        2,
-        first.conversation_id,
-    )
-    with uow_factory() as uow:
+    assert turn == started.turn(turn.turn_id if turn else 0)
+    for recorded in (ann_1, ann_2):
+        message = storage.peek.message(recorded.message_id)
+        assert (message.status, message.turn_id, message.updated_at) == (S.PROCESSING, turn.turn_id, NOW + minutes(1))
+    with storage.uow() as uow:
         credits = uow.credits.get("user-1")
-        assert uow.turns.open_turn(CHANNEL) == turn
-    assert (credits.balance, credits.reserved, credits.updated_at) == (5, 2, NOW + minutes(1))
-    assert [(m.status, m.turn_id) for m in (_stored(uow_factory, r.message_id) for r in (first, second))] == [
-        (MessageStatus.PROCESSING, turn.turn_id)
-    ] * 2
+    assert (credits.balance, credits.reserved) == (5, 2)
+    assert not storage.turns.has_pending(_scope(ann_1.conversation_id))
 
 
-def test_a_turn_the_balance_cannot_fund_is_not_started_and_changes_nothing(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    _top_up(uow_factory, 1)
-    held = _record(uow_factory, route, "wamid.1", customer_id="ann")
-    assert _funded_turn(uow_factory, route, [held]) is not None
-    unfunded = _record(uow_factory, route, "wamid.2", customer_id="bob")
+def test_a_turn_whose_credits_were_spent_meanwhile_is_not_started_and_changes_nothing(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    _top_up(storage.uow, 1)
+    ann = _record(storage, route, "wamid.1", customer_id="ann")
+    bob = _record(storage, route, "wamid.2", customer_id="bob")
+    ann_work, bob_work = _work(storage, _scope(ann.conversation_id)), _work(storage, _scope(bob.conversation_id))
+    ann_start = Turn.start(ann_work.conversation, ann_work.messages, route, ann_work.credits, 1, NOW)
+    bob_start = Turn.start(bob_work.conversation, bob_work.messages, route, bob_work.credits, 1, NOW)
+    assert isinstance(ann_start, TurnStarted) and isinstance(bob_start, TurnStarted)  # both read 1 available
 
-    assert _funded_turn(uow_factory, route, [unfunded]) is None
+    assert storage.turns.start(ann_start) is not None
+    assert storage.turns.start(bob_start) is None
 
-    with uow_factory() as uow:
+    assert storage.peek.message(bob.message_id).status is S.RECEIVED
+    with storage.uow() as uow:
         credits = uow.credits.get("user-1")
-        assert uow.turns.open_turn(_conversation_scope(unfunded.conversation_id)) is None
-        assert [m.message_id for m in uow.messages.pending_batch(_conversation_scope(unfunded.conversation_id))] == [
-            unfunded.message_id
-        ]
     assert (credits.balance, credits.reserved) == (1, 1)
+    assert [m.message_id for m in _work(storage, _scope(bob.conversation_id)).messages] == [bob.message_id]
 
 
-def test_a_turn_without_a_credits_account_is_not_started(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
+def test_a_refused_batch_fails_with_its_reason_and_nothing_else_moves(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    first = _record(storage, route, "wamid.1")
+    work = _work(storage, _scope(first.conversation_id))
+    refused = Turn.start(work.conversation, work.messages, route, work.credits, 1, NOW + minutes(1))
+    assert isinstance(refused, TurnRefused)
+    later = _record(storage, route, "wamid.2")
 
-    assert _funded_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")], credits_reserved=0) is None
+    storage.turns.refuse(refused)
+
+    failed = storage.peek.message(first.message_id)
+    assert (failed.status, failed.failure_reason, failed.updated_at) == (
+        S.FAILED,
+        "insufficient_credits",
+        NOW + minutes(1),
+    )
+    assert storage.peek.message(later.message_id).status is S.RECEIVED
 
 
-def _answer(uow_factory: UowFactory, turn: Turn, texts: list[str], reply: AIReply = REPLY) -> list[Message] | None:
-    with uow_factory() as uow:
-        conversation = uow.conversations.get(turn.conversation_id)
-        assert conversation is not None
-        parts = uow.turns.record_answer(turn, conversation, reply, texts, NOW + minutes(2), claim_first=True)
-        uow.commit()
-    return parts
+def test_a_turn_is_saved_only_from_the_state_it_was_decided_from(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    _top_up(storage.uow, 5)
+    recorded = _record(storage, route, "wamid.1")
+    turn = _start(storage, route, _scope(recorded.conversation_id))
+
+    resumed = turn.resume(NOW + minutes(1))
+    assert storage.turns.save_turn(resumed, before=TurnStatus.AWAITING_AI)
+    assert not storage.turns.save_turn(resumed.resume(NOW + minutes(2)), before=TurnStatus.REPLYING)
+
+    assert storage.peek.turn(turn.turn_id) == resumed
 
 
-def test_an_answer_stores_the_parts_answers_the_batch_and_charges_the_turn_at_once(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    _top_up(uow_factory, 5)
-    first = _record(uow_factory, route, "wamid.1")
-    second = _record(uow_factory, route, "wamid.2")
-    turn = _funded_turn(uow_factory, route, [first, second], credits_reserved=2)
-    assert turn is not None
-    reply = evolve(REPLY, last_item_id="msg_9")
+def test_an_answer_stores_the_parts_answers_the_batch_and_charges_the_turn_at_once(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    _top_up(storage.uow, 5)
+    recorded = _record(storage, route, "wamid.1")
+    turn = _start(storage, route, _scope(recorded.conversation_id))
+    _record(storage, route, "wamid.2")  # the customer wrote again meanwhile: sequence 2
+    answered = _answer(storage, turn, now=NOW + minutes(1))
 
-    parts = _answer(uow_factory, turn, ["part one", "part two"], reply)
+    parts = storage.turns.answer(answered)
 
     assert parts is not None
-    assert [(p.direction, p.sequence_no, p.text, p.status, p.turn_id) for p in parts] == [
-        (Direction.OUTBOUND, 3, "part one", MessageStatus.SENDING, turn.turn_id),
-        (Direction.OUTBOUND, 4, "part two", MessageStatus.PENDING, turn.turn_id),
+    assert [(p.text, p.sequence_no, p.status, p.direction, p.turn_id) for p in parts] == [
+        ("part one", 3, S.SENDING, Direction.OUTBOUND, turn.turn_id),
+        ("part two", 4, S.PENDING, Direction.OUTBOUND, turn.turn_id),
     ]
     assert [(p.input_tokens, p.output_tokens) for p in parts] == [(40, 9), (None, None)]
-    with uow_factory() as uow:
-        assert uow.messages.outbound_for_turn(turn.turn_id) == parts
-        replying = uow.turns.open_turn(CHANNEL)
+    assert [storage.peek.message(p.message_id) for p in parts] == list(parts)
+    assert storage.peek.turn(turn.turn_id).status is TurnStatus.REPLYING
+    assert storage.peek.turn(turn.turn_id).response_id == "resp_1"
+    assert storage.peek.message(recorded.message_id).status is S.ANSWERED
+    conversation = _conversation(storage, turn.conversation_id)
+    assert (conversation.last_sequence_no, conversation.openai_last_item_id) == (4, "item_1")
+    assert conversation.last_message_at == NOW + minutes(1)
+    with storage.uow() as uow:
         credits = uow.credits.get("user-1")
         [charge, _] = uow.credits.ledger("user-1", limit=10)
-        conversation = uow.conversations.get(turn.conversation_id)
-    assert replying is not None
-    assert (replying.status, replying.response_id) == (TurnStatus.REPLYING, "resp_1")
-    assert [_stored(uow_factory, r.message_id).status for r in (first, second)] == [MessageStatus.ANSWERED] * 2
-    assert (credits.balance, credits.reserved) == (3, 0)
+    assert (credits.balance, credits.reserved) == (4, 0)
     assert (charge.kind, charge.amount, charge.balance_after, charge.turn_id) == (
         LedgerKind.CHARGE,
-        -2,
-        3,
+        -1,
+        4,
         turn.turn_id,
     )
-    assert conversation is not None
-    assert (conversation.openai_last_item_id, conversation.last_message_at) == ("msg_9", NOW + minutes(2))
 
 
-def test_an_answer_to_a_turn_that_moved_on_changes_nothing(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    _top_up(uow_factory, 5)
-    turn = _funded_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
-    assert turn is not None
-    theirs = _answer(uow_factory, turn, ["theirs"])
+def test_an_answer_to_a_turn_that_moved_on_changes_nothing(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    _top_up(storage.uow, 5)
+    recorded = _record(storage, route, "wamid.1")
+    turn = _start(storage, route, _scope(recorded.conversation_id))
+    answered = _answer(storage, turn)
+    assert storage.turns.answer(answered) is not None
 
-    assert _answer(uow_factory, turn, ["mine", "too"]) is None
+    assert storage.turns.answer(answered) is None  # a second worker, with the same decision
 
-    with uow_factory() as uow:
-        assert uow.messages.outbound_for_turn(turn.turn_id) == theirs
+    assert len(_work(storage, _scope(turn.conversation_id)).messages) == 2
+    with storage.uow() as uow:
+        assert uow.credits.get("user-1").balance == 4
+        assert len(uow.credits.ledger("user-1", limit=10)) == 2
+
+
+def test_an_answer_without_a_last_item_keeps_the_conversations_one(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    first, _ = _replying(storage, route)  # the conversation's last item is item_1 now
+    assert storage.turns.save_turn(first.finish(NOW), before=TurnStatus.REPLYING)
+    _record(storage, route, "wamid.2")
+    turn = _start(storage, route, _scope(first.conversation_id))
+    conversation = _conversation(storage, turn.conversation_id)
+    answered = turn.answer(AIReply("later", None, None, None), conversation, TWO_PARTS, NOW)
+    assert isinstance(answered, TurnAnswered)
+
+    assert storage.turns.answer(answered) is not None
+
+    assert _conversation(storage, turn.conversation_id).openai_last_item_id == "item_1"
+
+
+def test_a_failed_turn_releases_its_hold_and_fails_its_batch_once(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    _top_up(storage.uow, 5)
+    recorded = _record(storage, route, "wamid.1")
+    turn = _start(storage, route, _scope(recorded.conversation_id))
+    failed = turn.fail("ai_failed: 503 after 4 attempts", NOW + minutes(1))
+
+    assert storage.turns.fail(failed) is True
+    assert storage.turns.fail(failed) is False
+    assert storage.turns.answer(_answer(storage, turn)) is None
+
+    stored = storage.peek.turn(turn.turn_id)
+    assert (stored.status, stored.failure_reason) == (TurnStatus.FAILED, "ai_failed: 503 after 4 attempts")
+    message = storage.peek.message(recorded.message_id)
+    assert (message.status, message.failure_reason) == (S.FAILED, "ai_failed: 503 after 4 attempts")
+    with storage.uow() as uow:
         credits = uow.credits.get("user-1")
-        charges = [e for e in uow.credits.ledger("user-1", limit=10) if e.kind is LedgerKind.CHARGE]
-    assert (credits.balance, credits.reserved, len(charges)) == (4, 0, 1)
+        assert [e.kind for e in uow.credits.ledger("user-1", limit=10)] == [LedgerKind.TOP_UP]
+    assert (credits.balance, credits.reserved) == (5, 0)
 
 
-def test_an_answer_without_a_last_item_keeps_the_conversations_one_and_may_leave_parts_unclaimed(
-    uow_factory: UowFactory,
-) -> None:
-    route = _seed(uow_factory)
-    _top_up(uow_factory, 5)
-    recorded = _record(uow_factory, route, "wamid.1")
-    with uow_factory() as uow:
-        uow.conversations.set_openai_last_item(recorded.conversation_id, "msg_1")
-        uow.commit()
-    turn = _funded_turn(uow_factory, route, [recorded])
-    assert turn is not None
+def test_a_failure_decided_for_a_turn_that_was_answered_changes_nothing(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    _top_up(storage.uow, 5)
+    recorded = _record(storage, route, "wamid.1")
+    turn = _start(storage, route, _scope(recorded.conversation_id))
+    assert storage.turns.answer(_answer(storage, turn)) is not None
 
-    with uow_factory() as uow:
-        conversation = uow.conversations.get(turn.conversation_id)
-        assert conversation is not None
-        parts = uow.turns.record_answer(turn, conversation, REPLY, ["hi"], NOW + minutes(2), claim_first=False)
-        uow.commit()
-        kept = uow.conversations.get(turn.conversation_id)
+    assert storage.turns.fail(turn.fail("too late", NOW)) is False
 
-    assert parts is not None
-    assert [p.status for p in parts] == [MessageStatus.PENDING]
-    assert kept is not None
-    assert kept.openai_last_item_id == "msg_1"
+    assert storage.peek.message(recorded.message_id).status is S.ANSWERED
+    with storage.uow() as uow:
+        assert uow.credits.get("user-1").reserved == 0
 
 
-def test_an_answer_needs_at_least_one_part(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    _top_up(uow_factory, 5)
-    turn = _funded_turn(uow_factory, route, [_record(uow_factory, route, "wamid.1")])
-    assert turn is not None
-
-    with pytest.raises(ValueError), uow_factory() as uow:
-        conversation = uow.conversations.get(turn.conversation_id)
-        assert conversation is not None
-        uow.turns.record_answer(turn, conversation, REPLY, [], NOW, claim_first=True)
+# --- a reply's parts -----------------------------------------------------------------------------
 
 
-# --- replies and their delivery ------------------------------------------------------------------
+def test_a_part_is_claimed_once(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    turn, parts = _replying(storage, route)
+    reply = Reply(turn, parts)
+
+    _, claim = reply.claim(parts[1], NOW + minutes(1))
+
+    assert storage.turns.save_part(claim) is True
+    assert storage.turns.save_part(claim) is False  # another worker, with the same decision
+    assert storage.peek.message(parts[1].message_id) == claim.part
 
 
-def test_a_reply_is_stored_as_pending_pieces_after_the_inbound_message(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    turn, outbound = _reply(uow_factory, route, ["part one", "part two"])
+def test_a_sent_part_keeps_its_platform_id_and_send_time(storage: Storage) -> None:
+    route = _seed(storage.uow)
 
-    assert [(m.sequence_no, m.text, m.status, m.direction, m.content_type) for m in outbound] == [
-        (2, "part one", MessageStatus.PENDING, Direction.OUTBOUND, "text"),
-        (3, "part two", MessageStatus.PENDING, Direction.OUTBOUND, "text"),
-    ]
-    assert [(m.input_tokens, m.output_tokens) for m in outbound] == [(40, 9), (None, None)]  # usage on the first only
-    assert {(m.turn_id, m.user_id, m.phone_number_id, m.platform_message_id, m.sent_at) for m in outbound} == {
-        (turn.turn_id, "user-1", "pn-1", None, None)
-    }
-    with uow_factory() as uow:
-        assert uow.messages.outbound_for_turn(turn.turn_id) == outbound
-        conversation = uow.conversations.get(outbound[0].conversation_id)
-    assert conversation is not None and conversation.last_message_at == NOW + minutes(1)
-    assert _record(uow_factory, route, "wamid.next").sequence_no == 4
+    part = _sent_part(storage, route, "wamid.out")
+
+    assert (part.status, part.platform_message_id, part.sent_at) == (S.SENT, "wamid.out", NOW + minutes(1))
 
 
-def test_the_next_reply_continues_the_sequence_numbers(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    _, first_reply = _reply(uow_factory, route, ["one"])
-    conversation_id = first_reply[0].conversation_id
-    later = _record(uow_factory, route, "wamid.later")
-    turn = _start_turn(uow_factory, route, [later])
+def test_a_failed_send_keeps_the_channels_code_and_reason(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    turn, parts = _replying(storage, route)
+    reply = Reply(turn, parts, frozenset({parts[0].message_id}))
 
-    with uow_factory() as uow:
-        conversation = uow.conversations.get(conversation_id)
-        assert conversation is not None
-        second_reply = uow.messages.add_outbound(conversation, turn.turn_id, ["two", "three"], REPLY, NOW)
-        uow.commit()
+    _, change = reply.outcome(parts[0].undeliverable("131047", "Re-engagement message", NOW + minutes(1)), NOW)
 
-    assert [m.sequence_no for m in first_reply + second_reply] == [2, 4, 5]
-    with uow_factory() as uow:
-        assert uow.messages.outbound_for_turn(turn.turn_id) == second_reply
+    assert storage.turns.save_part(change)
+    stored = storage.peek.message(parts[0].message_id)
+    assert (stored.status, stored.failure_code, stored.failure_reason) == (S.FAILED, "131047", "Re-engagement message")
+    assert storage.peek.turn(turn.turn_id).status is TurnStatus.REPLYING  # a part is still to go
 
 
-def test_a_reply_is_taken_for_sending_once(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    _, [message] = _reply(uow_factory, route, ["hi"])
+def test_the_last_parts_outcome_finishes_its_turn_in_the_same_change(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    turn, parts = _replying(storage, route)
+    reply = Reply(turn, parts, frozenset({parts[0].message_id}))
+    reply, first = reply.outcome(parts[0].sent("wamid.a", NOW), NOW)
+    storage.turns.save_part(first)
+    reply, claim = reply.claim(reply.parts[1], NOW)
+    storage.turns.save_part(claim)
 
-    with uow_factory() as uow:
-        assert uow.messages.start_sending(message.message_id, NOW + minutes(2)) is True
-        assert uow.messages.start_sending(message.message_id, NOW + minutes(3)) is False
-        uow.commit()
+    _, last = reply.outcome(reply.parts[1].sent("wamid.b", NOW + minutes(1)), NOW + minutes(1))
 
-    sending = _stored(uow_factory, message.message_id)
-    assert (sending.status, sending.updated_at) == (MessageStatus.SENDING, NOW + minutes(2))
-
-
-def test_an_inbound_message_is_never_taken_for_sending(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    recorded = _record(uow_factory, route, "wamid.1")
-
-    with uow_factory() as uow:
-        assert uow.messages.start_sending(recorded.message_id, NOW) is False
+    assert last.turn_done is not None
+    assert storage.turns.save_part(last)
+    assert storage.peek.turn(turn.turn_id) == last.turn_done
+    assert storage.turns.next_work(_scope(turn.conversation_id)) is None
 
 
-def test_a_sent_reply_keeps_its_platform_id_and_send_time(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
+def test_an_outcome_that_lost_to_another_worker_changes_neither_part_nor_turn(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    turn, [part] = _replying(storage, route, "hi")
+    reply = Reply(turn, (part,), frozenset({part.message_id}))
+    _, sent = reply.outcome(part.sent("wamid.a", NOW), NOW)
+    _, unknown = reply.outcome(part.undeliverable(None, "delivery_outcome_unknown", NOW), NOW)
+    assert storage.turns.save_part(sent)
 
-    sent = _sent_reply(uow_factory, route)
+    assert storage.turns.save_part(unknown) is False
 
-    assert (sent.status, sent.platform_message_id, sent.sent_at, sent.updated_at) == (
-        MessageStatus.SENT,
-        "wamid.out",
-        NOW + minutes(1),
-        NOW + minutes(1),
-    )
-
-
-def test_a_failed_send_keeps_the_channels_code_and_reason(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    _, [message] = _reply(uow_factory, route, ["hi"])
-
-    with uow_factory() as uow:
-        uow.messages.start_sending(message.message_id, NOW)
-        uow.messages.record_send_failure(message.message_id, "131047", "Re-engagement message", NOW + minutes(2))
-        uow.commit()
-
-    failed = _stored(uow_factory, message.message_id)
-    assert (failed.status, failed.failure_code, failed.failure_reason, failed.updated_at) == (
-        MessageStatus.FAILED,
-        "131047",
-        "Re-engagement message",
-        NOW + minutes(2),
-    )
+    assert storage.peek.message(part.message_id).status is S.SENT
 
 
-@pytest.mark.parametrize("outcome", ["sent", "failed"])
-def test_the_last_parts_outcome_can_finish_its_turn_in_the_same_step(uow_factory: UowFactory, outcome: str) -> None:
-    route = _seed(uow_factory)
-    turn, [message] = _reply(uow_factory, route, ["hi"])
+def test_a_finished_turn_is_saved_from_replying_only(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    turn, _ = _replying(storage, route)
 
-    with uow_factory() as uow:
-        uow.messages.start_sending(message.message_id, NOW)
-        if outcome == "sent":
-            uow.messages.record_sent(message.message_id, "wamid.out", NOW + minutes(2), finishing=turn.turn_id)
-        else:
-            uow.messages.record_send_failure(
-                message.message_id, "131047", "late", NOW + minutes(2), finishing=turn.turn_id
-            )
-        uow.commit()
+    assert storage.turns.save_turn(turn.finish(NOW), before=TurnStatus.REPLYING)
+    assert not storage.turns.save_turn(turn.finish(NOW + minutes(1)), before=TurnStatus.REPLYING)
 
-    with uow_factory() as uow:
-        assert uow.turns.open_turn(CHANNEL) is None
-        done = uow.turns.note_attempt(turn.turn_id, NOW + minutes(3))
-    assert done.status is TurnStatus.DONE
-    assert _stored(uow_factory, message.message_id).status is MessageStatus(outcome)
+    assert storage.peek.turn(turn.turn_id).updated_at == NOW
 
 
-def test_a_parts_outcome_leaves_a_turn_that_is_not_replying_alone(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    turn, [message] = _reply(uow_factory, route, ["hi"])
-    with uow_factory() as uow:
-        assert uow.turns.fail(turn.turn_id, "x", NOW) is False  # replying: cannot fail
-        uow.turns.finish(turn.turn_id, NOW)
-        uow.commit()
-    other = _start_turn(uow_factory, route, [_record(uow_factory, route, "wamid.next")])
-
-    with uow_factory() as uow:
-        uow.messages.record_sent(message.message_id, "wamid.out", NOW + minutes(2), finishing=other.turn_id)
-        uow.commit()
-
-    with uow_factory() as uow:
-        assert uow.turns.open_turn(CHANNEL) == other  # awaiting_ai, not replying: not finished
+# --- delivery reports ----------------------------------------------------------------------------
 
 
-def test_delivery_reports_out_of_order_never_move_the_status_back(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    message = _sent_reply(uow_factory, route)
-
-    assert _report(uow_factory, MessageStatus.READ, NOW + minutes(2)) is True
-    read = _stored(uow_factory, message.message_id)
-    assert _report(uow_factory, MessageStatus.DELIVERED, NOW + minutes(3)) is True
-    assert _report(uow_factory, MessageStatus.SENT, NOW + minutes(4)) is True
-
-    assert (read.status, read.updated_at, read.sent_at) == (MessageStatus.READ, NOW + minutes(2), NOW + minutes(1))
-    assert _stored(uow_factory, message.message_id) == read  # reports that change nothing leave it untouched
+def _report(status: MessageStatus, *, at: datetime = REPORTED_AT, **error: str) -> DeliveryReport:
+    return DeliveryReport("pn-1", "wamid.out", status, at, **error)
 
 
-def test_a_failure_after_delivery_keeps_delivered_and_records_the_error(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    message = _sent_reply(uow_factory, route)
+def test_our_sent_message_is_found_by_its_platform_id_on_its_channel(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    part = _sent_part(storage, route)
 
-    _report(uow_factory, MessageStatus.DELIVERED)
-    assert _report(
-        uow_factory, MessageStatus.FAILED, NOW + minutes(3), error_code="131026", error_reason="Message undeliverable"
-    )
-
-    stored = _stored(uow_factory, message.message_id)
-    assert (stored.status, stored.failure_code, stored.failure_reason, stored.updated_at) == (
-        MessageStatus.DELIVERED,
-        "131026",
-        "Message undeliverable",
-        NOW + minutes(3),
-    )
+    assert storage.messages.outbound("pn-1", "wamid.out") == part
+    assert storage.messages.outbound("pn-2", "wamid.out") is None
+    assert storage.messages.outbound("pn-1", "wamid.never-sent") is None
+    assert storage.messages.outbound("pn-1", "wamid.in") is None  # the customer's message, not ours
 
 
-def test_a_later_error_without_a_reason_keeps_the_known_reason(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    message = _sent_reply(uow_factory, route)
-    _report(uow_factory, MessageStatus.FAILED, error_code="131049", error_reason="ecosystem engagement")
+def test_a_report_is_saved_as_decided(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    part = _sent_part(storage, route)
+    failed = part.report(_report(S.FAILED, error_code="131026", error_reason="Receiver incapable"), REPORTED_AT)
+    assert failed is not None
 
-    _report(uow_factory, MessageStatus.FAILED, NOW + minutes(3), error_code="131050")
+    assert storage.messages.save_report(part, failed)
 
-    stored = _stored(uow_factory, message.message_id)
-    assert (stored.status, stored.failure_code, stored.failure_reason) == (
-        MessageStatus.FAILED,
-        "131050",
-        "ecosystem engagement",
-    )
+    assert storage.messages.outbound("pn-1", "wamid.out") == failed
 
 
-def test_a_failure_before_delivery_fails_the_message(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    message = _sent_reply(uow_factory, route)
+def test_a_report_decided_on_a_message_that_changed_meanwhile_is_not_saved(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    part = _sent_part(storage, route)
+    read = part.report(_report(S.READ), REPORTED_AT)
+    delivered = part.report(_report(S.DELIVERED), REPORTED_AT)
+    assert read is not None and delivered is not None
+    assert storage.messages.save_report(part, read)
 
-    _report(uow_factory, MessageStatus.FAILED, error_code="131049", error_reason="ecosystem engagement")
+    assert storage.messages.save_report(part, delivered) is False
 
-    stored = _stored(uow_factory, message.message_id)
-    assert (stored.status, stored.failure_code, stored.failure_reason) == (
-        MessageStatus.FAILED,
-        "131049",
-        "ecosystem engagement",
-    )
-
-
-def test_a_report_about_an_unknown_message_is_not_applied(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    message = _sent_reply(uow_factory, route)
-
-    assert _report(uow_factory, MessageStatus.READ, platform_message_id="wamid.unknown") is False
-    assert _stored(uow_factory, message.message_id) == message
+    assert storage.peek.message(part.message_id).status is S.READ
 
 
-def test_a_report_naming_an_inbound_message_is_not_applied(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    recorded = _record(uow_factory, route, "wamid.in-1")
-    before = _stored(uow_factory, recorded.message_id)
+def test_a_note_added_meanwhile_also_makes_a_report_decide_again(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    part = _sent_part(storage, route)
+    delivered = part.report(_report(S.DELIVERED), REPORTED_AT)
+    assert delivered is not None and storage.messages.save_report(part, delivered)
+    noted = delivered.report(_report(S.FAILED, error_code="131000"), REPORTED_AT)
+    read = delivered.report(_report(S.READ), REPORTED_AT)  # decided without the note
+    assert noted is not None and read is not None and noted.status is S.DELIVERED
+    assert storage.messages.save_report(delivered, noted)
 
-    assert _report(uow_factory, MessageStatus.READ, platform_message_id="wamid.in-1") is False
-    assert _stored(uow_factory, recorded.message_id) == before
+    assert storage.messages.save_report(delivered, read) is False
+    read_again = noted.report(_report(S.READ), REPORTED_AT)
+    assert read_again is not None and storage.messages.save_report(noted, read_again)
+
+    stored = storage.peek.message(part.message_id)
+    assert (stored.status, stored.failure_code) == (S.READ, "131000")
 
 
 # --- stalled work --------------------------------------------------------------------------------
 
 
-def _stalled_setup(uow_factory: UowFactory) -> dict[str, int]:
+def _stalled_setup(storage: Storage) -> dict[str, int]:
     """Stalled work on two channels, oldest first: dan (pn-2, received), bob (pn-1, open turn),
     ann (pn-1, received); fresh work (cy) and finished work (eve) that is not stalled."""
-    route = _seed(uow_factory, "user-1", "pn-1")
-    other = _seed(uow_factory, "user-1", "pn-2")
-    eve = _record(uow_factory, route, "wamid.eve", customer_id="eve", now=NOW - minutes(30))
-    finished = _start_turn(uow_factory, route, [eve], now=NOW - minutes(30))
-    with uow_factory() as uow:
-        uow.turns.record_reply(finished.turn_id, REPLY, NOW - minutes(30))
-        uow.messages.mark_inbound([eve.message_id], MessageStatus.ANSWERED, NOW - minutes(30))
-        uow.turns.finish(finished.turn_id, NOW - minutes(30))
-        uow.commit()
-    dan = _record(uow_factory, other, "wamid.dan", customer_id="dan", now=NOW - minutes(20))
-    bob = _record(uow_factory, route, "wamid.bob", customer_id="bob", now=NOW - minutes(10))
-    _start_turn(uow_factory, route, [bob], now=NOW - minutes(10))
-    ann = _record(uow_factory, route, "wamid.ann", customer_id="ann", now=NOW - minutes(5))
-    _record(uow_factory, route, "wamid.cy", customer_id="cy", now=NOW + minutes(10))
+    route = _seed(storage.uow, "user-1", "pn-1")
+    other = _seed(storage.uow, "user-1", "pn-2")
+    _top_up(storage.uow, 10)
+    eve = _record(storage, route, "wamid.eve", customer_id="eve", now=NOW - minutes(30))
+    finished = _start(storage, route, _scope(eve.conversation_id), now=NOW - minutes(30))
+    assert storage.turns.fail(finished.fail("ai_failed: gone", NOW - minutes(30)))
+    dan = _record(storage, other, "wamid.dan", customer_id="dan", now=NOW - minutes(20))
+    bob = _record(storage, route, "wamid.bob", customer_id="bob", now=NOW - minutes(10))
+    _start(storage, route, _scope(bob.conversation_id), now=NOW - minutes(10))
+    ann = _record(storage, route, "wamid.ann", customer_id="ann", now=NOW - minutes(5))
+    _record(storage, route, "wamid.cy", customer_id="cy", now=NOW + minutes(10))
     return {"dan": dan.conversation_id, "bob": bob.conversation_id, "ann": ann.conversation_id}
 
 
-def test_stalled_conversations_are_listed_oldest_first(uow_factory: UowFactory) -> None:
-    conversations = _stalled_setup(uow_factory)
+def test_stalled_conversations_are_listed_oldest_first(storage: Storage) -> None:
+    conversations = _stalled_setup(storage)
 
-    with uow_factory() as uow:
-        stalled = uow.messages.stalled_scopes(OrderingScope.CONVERSATION, NOW, limit=10)
-        oldest = uow.messages.stalled_scopes(OrderingScope.CONVERSATION, NOW, limit=1)
-        none_older = uow.messages.stalled_scopes(OrderingScope.CONVERSATION, NOW - minutes(20), limit=10)
-    assert stalled == [_conversation_scope(conversations[name]) for name in ("dan", "bob", "ann")]
-    assert oldest == [_conversation_scope(conversations["dan"])]
-    assert none_older == []  # `older_than` is exclusive, and a finished turn is not stalled
+    stalled = storage.turns.stalled_scopes(OrderingScope.CONVERSATION, NOW, limit=10)
+    oldest = storage.turns.stalled_scopes(OrderingScope.CONVERSATION, NOW, limit=1)
+    none_older = storage.turns.stalled_scopes(OrderingScope.CONVERSATION, NOW - minutes(20), limit=10)
+
+    assert stalled == [_scope(conversations[name]) for name in ("dan", "bob", "ann")]
+    assert oldest == [_scope(conversations["dan"])]
+    assert none_older == []  # `older_than` is exclusive, and a failed turn is not stalled
 
 
-def test_stalled_channels_are_listed_oldest_first(uow_factory: UowFactory) -> None:
-    _stalled_setup(uow_factory)
+def test_stalled_channels_are_listed_oldest_first(storage: Storage) -> None:
+    _stalled_setup(storage)
 
-    with uow_factory() as uow:
-        stalled = uow.messages.stalled_scopes(OrderingScope.PHONE_NUMBER, NOW, limit=10)
-        oldest = uow.messages.stalled_scopes(OrderingScope.PHONE_NUMBER, NOW, limit=1)
-        only_pn_1 = uow.messages.stalled_scopes(OrderingScope.PHONE_NUMBER, NOW - minutes(7), limit=10)
+    stalled = storage.turns.stalled_scopes(OrderingScope.PHONE_NUMBER, NOW, limit=10)
+    oldest = storage.turns.stalled_scopes(OrderingScope.PHONE_NUMBER, NOW, limit=1)
+    older = storage.turns.stalled_scopes(OrderingScope.PHONE_NUMBER, NOW - minutes(7), limit=10)
+
     assert stalled == [ScopeKey(OrderingScope.PHONE_NUMBER, "pn-2"), CHANNEL]
     assert oldest == [ScopeKey(OrderingScope.PHONE_NUMBER, "pn-2")]
-    assert only_pn_1 == [ScopeKey(OrderingScope.PHONE_NUMBER, "pn-2"), CHANNEL]
+    assert older == [ScopeKey(OrderingScope.PHONE_NUMBER, "pn-2"), CHANNEL]
 
 
 # --- listing -------------------------------------------------------------------------------------
 
 
-def test_listing_pages_newest_first_with_a_keyset_cursor(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    ids = [_record(uow_factory, route, f"wamid.{n}").message_id for n in range(5)]
+def test_listing_pages_newest_first_with_a_keyset_cursor(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    ids = [_record(storage, route, f"wamid.{n}").message_id for n in range(5)]
 
-    first, cursor = _list(uow_factory, "user-1", limit=2)
-    second, cursor_2 = _list(uow_factory, "user-1", limit=2, cursor=cursor)
-    last, cursor_3 = _list(uow_factory, "user-1", limit=2, cursor=cursor_2)
+    first, cursor = _list(storage.uow, "user-1", limit=2)
+    second, cursor_2 = _list(storage.uow, "user-1", limit=2, cursor=cursor)
+    last, cursor_3 = _list(storage.uow, "user-1", limit=2, cursor=cursor_2)
 
     assert [first, second, last] == [[ids[4], ids[3]], [ids[2], ids[1]], [ids[0]]]
     assert (cursor, cursor_2, cursor_3) == (ids[3], ids[1], None)
 
 
-def test_a_full_last_page_has_no_next_cursor(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
+def test_a_full_last_page_has_no_next_cursor(storage: Storage) -> None:
+    route = _seed(storage.uow)
     for n in range(2):
-        _record(uow_factory, route, f"wamid.{n}")
+        _record(storage, route, f"wamid.{n}")
 
-    assert _list(uow_factory, "user-1", limit=2)[1] is None
-    assert _list(uow_factory, "user-2") == ([], None)
-
-
-def test_listing_never_shows_another_tenants_messages(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory, "user-1", "pn-1")
-    other = _seed(uow_factory, "user-2", "pn-9")
-    mine = _record(uow_factory, route, "wamid.1", customer_id="shared-customer")
-    theirs = _record(uow_factory, other, "wamid.2", customer_id="shared-customer")
-
-    assert _list(uow_factory, "user-1")[0] == [mine.message_id]
-    assert _list(uow_factory, "user-1", phone_number_id="pn-9")[0] == []
-    assert _list(uow_factory, "user-1", conversation_id=theirs.conversation_id)[0] == []
-    assert _list(uow_factory, "user-1", customer_id="shared-customer")[0] == [mine.message_id]
-    assert _list(uow_factory, "user-2")[0] == [theirs.message_id]
+    assert _list(storage.uow, "user-1", limit=2)[1] is None
+    assert _list(storage.uow, "user-2") == ([], None)
 
 
-def test_listing_filters_by_channel_conversation_customer_and_status(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory, "user-1", "pn-1")
-    second_channel = _seed(uow_factory, "user-1", "pn-2")
-    ann = _record(uow_factory, route, "wamid.1", customer_id="ann")
-    bob = _record(uow_factory, route, "wamid.2", customer_id="bob")
-    skipped = _record(uow_factory, route, "wamid.3", customer_id="bob", text=None, skip_reason="sticker")
-    elsewhere = _record(uow_factory, second_channel, "wamid.4", customer_id="ann")
+def test_listing_never_shows_another_tenants_messages(storage: Storage) -> None:
+    route = _seed(storage.uow, "user-1", "pn-1")
+    other = _seed(storage.uow, "user-2", "pn-9")
+    mine = _record(storage, route, "wamid.1", customer_id="shared-customer")
+    theirs = _record(storage, other, "wamid.2", customer_id="shared-customer")
 
-    assert _list(uow_factory, "user-1", phone_number_id="pn-2")[0] == [elsewhere.message_id]
-    assert _list(uow_factory, "user-1", conversation_id=bob.conversation_id)[0] == [skipped.message_id, bob.message_id]
-    assert _list(uow_factory, "user-1", customer_id="ann")[0] == [elsewhere.message_id, ann.message_id]
-    assert _list(uow_factory, "user-1", status=MessageStatus.SKIPPED)[0] == [skipped.message_id]
-    assert _list(uow_factory, "user-1", customer_id="ann", phone_number_id="pn-1")[0] == [ann.message_id]
-    assert _list(uow_factory, "user-1", customer_id="nobody")[0] == []
+    assert _list(storage.uow, "user-1")[0] == [mine.message_id]
+    assert _list(storage.uow, "user-1", phone_number_id="pn-9")[0] == []
+    assert _list(storage.uow, "user-1", conversation_id=theirs.conversation_id)[0] == []
+    assert _list(storage.uow, "user-1", customer_id="shared-customer")[0] == [mine.message_id]
+    assert _list(storage.uow, "user-2")[0] == [theirs.message_id]
 
 
-def test_listing_since_is_inclusive_and_until_exclusive(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    early = _record(uow_factory, route, "wamid.1", now=NOW)
-    on_the_mark = _record(uow_factory, route, "wamid.2", now=NOW + minutes(1))
-    late = _record(uow_factory, route, "wamid.3", now=NOW + minutes(2))
+def test_listing_filters_by_channel_conversation_customer_and_status(storage: Storage) -> None:
+    route = _seed(storage.uow, "user-1", "pn-1")
+    second_channel = _seed(storage.uow, "user-1", "pn-2")
+    ann = _record(storage, route, "wamid.1", customer_id="ann")
+    bob = _record(storage, route, "wamid.2", customer_id="bob")
+    skipped = _record(storage, route, "wamid.3", customer_id="bob", text=None, skip_reason="sticker")
+    elsewhere = _record(storage, second_channel, "wamid.4", customer_id="ann")
 
-    assert _list(uow_factory, "user-1", since=NOW + minutes(1))[0] == [late.message_id, on_the_mark.message_id]
-    assert _list(uow_factory, "user-1", until=NOW + minutes(1))[0] == [early.message_id]
-    assert _list(uow_factory, "user-1", since=NOW + minutes(1), until=NOW + minutes(2))[0] == [on_the_mark.message_id]
+    assert _list(storage.uow, "user-1", phone_number_id="pn-2")[0] == [elsewhere.message_id]
+    assert _list(storage.uow, "user-1", conversation_id=bob.conversation_id)[0] == [skipped.message_id, bob.message_id]
+    assert _list(storage.uow, "user-1", customer_id="ann")[0] == [elsewhere.message_id, ann.message_id]
+    assert _list(storage.uow, "user-1", status=MessageStatus.SKIPPED)[0] == [skipped.message_id]
+    assert _list(storage.uow, "user-1", customer_id="ann", phone_number_id="pn-1")[0] == [ann.message_id]
+    assert _list(storage.uow, "user-1", customer_id="nobody")[0] == []
 
 
-def test_listing_in_sequence_order_pages_through_a_conversation(uow_factory: UowFactory) -> None:
-    route = _seed(uow_factory)
-    recorded = [_record(uow_factory, route, f"wamid.{n}") for n in range(3)]
-    _record(uow_factory, route, "wamid.other", customer_id="bob")
+def test_listing_since_is_inclusive_and_until_exclusive(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    early = _record(storage, route, "wamid.1", now=NOW)
+    on_the_mark = _record(storage, route, "wamid.2", now=NOW + minutes(1))
+    late = _record(storage, route, "wamid.3", now=NOW + minutes(2))
+
+    assert _list(storage.uow, "user-1", since=NOW + minutes(1))[0] == [late.message_id, on_the_mark.message_id]
+    assert _list(storage.uow, "user-1", until=NOW + minutes(1))[0] == [early.message_id]
+    assert _list(storage.uow, "user-1", since=NOW + minutes(1), until=NOW + minutes(2))[0] == [on_the_mark.message_id]
+
+
+def test_listing_in_sequence_order_pages_through_a_conversation(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    recorded = [_record(storage, route, f"wamid.{n}") for n in range(3)]
+    _record(storage, route, "wamid.other", customer_id="bob")
     conversation_id = recorded[0].conversation_id
 
-    first, cursor = _list(uow_factory, "user-1", conversation_id=conversation_id, order="sequence", limit=2)
-    rest, end = _list(uow_factory, "user-1", conversation_id=conversation_id, order="sequence", limit=2, cursor=cursor)
+    first, cursor = _list(storage.uow, "user-1", conversation_id=conversation_id, order="sequence", limit=2)
+    rest, end = _list(storage.uow, "user-1", conversation_id=conversation_id, order="sequence", limit=2, cursor=cursor)
 
     assert first + rest == [r.message_id for r in recorded]
     assert (cursor, end) == (2, None)
 
 
-def test_sequence_order_needs_a_conversation(uow_factory: UowFactory) -> None:
-    _seed(uow_factory)
+def test_sequence_order_needs_a_conversation(storage: Storage) -> None:
+    _seed(storage.uow)
 
     with pytest.raises(ValidationFailed) as raised:
-        _list(uow_factory, "user-1", order="sequence")
+        _list(storage.uow, "user-1", order="sequence")
     assert raised.value.field == "order"
 
 
-def test_an_unknown_order_is_refused(uow_factory: UowFactory) -> None:
-    _seed(uow_factory)
+def test_an_unknown_order_is_refused(storage: Storage) -> None:
+    _seed(storage.uow)
 
     with pytest.raises(ValidationFailed) as raised:
-        _list(uow_factory, "user-1", order="oldest")
+        _list(storage.uow, "user-1", order="oldest")
     assert raised.value.field == "order"
 
 
 # --- the unit of work ----------------------------------------------------------------------------
 
 
-Everything = tuple[User | None, list[Channel], list[Agent], int, list[LedgerEntry], list[Message]]
+Everything = tuple[User | None, list[Channel], list[Agent], int, list[LedgerEntry]]
 
 
 def _everything_of_user_1(uow_factory: UowFactory) -> Everything:
@@ -1422,25 +1163,21 @@ def _everything_of_user_1(uow_factory: UowFactory) -> Everything:
             uow.agents.list("user-1"),
             uow.credits.get("user-1").balance,
             uow.credits.ledger("user-1", limit=10),
-            list(uow.messages.list("user-1", MessageQuery()).items),
         )
 
 
 def _do_a_bit_of_everything(uow: UnitOfWork) -> None:
-    route = Route(channel=a_channel("user-1", "pn-1"), agent=an_agent("user-1", "pn-1"))
     uow.users.add(a_user("user-1"))
-    uow.channels.add(route.channel)
-    assert route.agent is not None
-    uow.agents.add(route.agent)
-    uow.credits.top_up("user-1", 10, None, "order-1", NOW)
-    uow.messages.record_inbound(route, an_inbound(route, "wamid.1"), NOW)
+    uow.channels.add(a_channel("user-1", "pn-1"))
+    uow.agents.add(an_agent("user-1", "pn-1"))
+    uow.credits.record(CreditMovement.top_up("user-1", 10, None), NOW, idempotency_key="order-1")
 
 
 def test_work_left_uncommitted_is_rolled_back(uow_factory: UowFactory) -> None:
     with uow_factory() as uow:
         _do_a_bit_of_everything(uow)
 
-    assert _everything_of_user_1(uow_factory) == (None, [], [], 0, [], [])
+    assert _everything_of_user_1(uow_factory) == (None, [], [], 0, [])
 
 
 def test_an_exception_rolls_the_work_back(uow_factory: UowFactory) -> None:
@@ -1448,7 +1185,7 @@ def test_an_exception_rolls_the_work_back(uow_factory: UowFactory) -> None:
         _do_a_bit_of_everything(uow)
         raise RuntimeError("use case failed")
 
-    assert _everything_of_user_1(uow_factory) == (None, [], [], 0, [], [])
+    assert _everything_of_user_1(uow_factory) == (None, [], [], 0, [])
 
 
 def test_rolled_back_work_leaves_no_trace_for_the_next_attempt(uow_factory: UowFactory) -> None:
@@ -1459,9 +1196,8 @@ def test_rolled_back_work_leaves_no_trace_for_the_next_attempt(uow_factory: UowF
         _do_a_bit_of_everything(uow)
         uow.commit()
 
-    users, channels, agents, balance, ledger, messages = _everything_of_user_1(uow_factory)
+    users, channels, agents, balance, ledger = _everything_of_user_1(uow_factory)
     assert (users, balance, len(channels), len(agents), len(ledger)) == (a_user("user-1"), 10, 1, 1, 1)
-    assert [(m.platform_message_id, m.sequence_no) for m in messages] == [("wamid.1", 1)]
 
 
 def test_work_after_a_commit_is_rolled_back_on_its_own(uow_factory: UowFactory) -> None:

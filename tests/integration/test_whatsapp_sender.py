@@ -11,7 +11,8 @@ import pytest
 
 from adapters.meta.whatsapp import WhatsAppCloudSender
 from application.ports.services import DeliveryFailed
-from domain.tenancy import Channel, ChannelType
+from domain.channels import ChannelType
+from domain.tenancy import Channel
 from tests.support.standin_graph import GraphFailure, ReadReceipt, StandInGraph
 
 TOKEN = "EAAGstandinSECRETtoken0123456789"

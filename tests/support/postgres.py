@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from psycopg_pool import ConnectionPool
 
 from adapters.postgres.unit_of_work import PostgresUnitOfWork
+from domain.channels import ChannelType
 from domain.messages import InboundMessage
-from domain.tenancy import Agent, Channel, ChannelType, Route, User
+from domain.tenancy import Agent, Channel, Route, User
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

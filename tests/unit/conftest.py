@@ -8,23 +8,25 @@ one with other credits, ordering scope, turn policy or locks.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Self
 
 import pytest
 
+from adapters.memory.message_store import InMemoryMessageStore
 from adapters.memory.services import (
-    FixedClock,
     InMemoryBalanceCache,
     InMemoryJobQueue,
     InMemoryLocks,
     InMemoryRouteCache,
     SequentialIds,
 )
-from adapters.memory.store import InMemoryStore, InMemoryUnitOfWork
+from adapters.memory.tables import InMemoryStore
+from adapters.memory.turn_store import InMemoryTurnStore
+from adapters.memory.unit_of_work import InMemoryUnitOfWork
 from application.ports.services import JobQueue
+from application.reply_delivery import ReplyDelivery
 from application.routes import ChannelRoutes
 from application.use_cases.add_channel import AddChannel, AddChannelCommand
 from application.use_cases.apply_delivery_report import ApplyDeliveryReport
@@ -36,11 +38,13 @@ from application.use_cases.process_pending_messages import ProcessPendingMessage
 from application.use_cases.recover_stalled_work import RecoverStalledWork
 from application.use_cases.tenant_queries import TenantQueries
 from application.use_cases.top_up_credits import TopUpCommand, TopUpCredits
+from domain.channels import ChannelType
+from domain.conversations import Conversation
 from domain.credits import Credits, LedgerEntry
-from domain.messages import Conversation, Direction, InboundMessage, Message, OrderingScope
-from domain.tenancy import Agent, Channel, ChannelType, User
+from domain.messages import Direction, InboundMessage, Message, OrderingScope
+from domain.tenancy import Agent, Channel, User
 from domain.turns import Turn
-from tests.unit.fakes import CrashingSender, OneSenderForEveryType, RecordingSleep, ScriptedAI
+from tests.unit.fakes import CrashingSender, HookedClock, OneSenderForEveryType, ScriptedAI
 
 ADMIN_KEY = "admin-key-for-tests"
 PHONE_NUMBER_ID = "pn_100"
@@ -51,21 +55,31 @@ CUSTOMER = "15550001"
 STALLED_AFTER = timedelta(minutes=5)
 
 
-class _CountedUnitOfWork(InMemoryUnitOfWork):
-    def __init__(self, app: App) -> None:
-        super().__init__(app.store)
-        self._app = app
+class _StorageCallsInFlight:
+    """The store's lock, counting how many storage calls one thread has open at once: in production each
+    open unit of work or store call holds a pooled connection, so a worker must never open one inside
+    another (with a small pool, that is how a busy worker deadlocks)."""
 
-    def __enter__(self) -> Self:
-        self._app.uow_open_now += 1
-        self._app.uow_open_most = max(self._app.uow_open_most, self._app.uow_open_now)
-        return super().__enter__()
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._depth = threading.local()
+        self.most = 0
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._app.uow_open_now -= 1
-        super().__exit__(exc_type, exc, tb)
+    def acquire(self) -> bool:
+        self._lock.acquire()
+        self._depth.value = getattr(self._depth, "value", 0) + 1
+        self.most = max(self.most, self._depth.value)
+        return True
+
+    def release(self) -> None:
+        self._depth.value -= 1
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class App:
@@ -80,11 +94,10 @@ class App:
         locks: InMemoryLocks,
     ) -> None:
         self.store = InMemoryStore()
+        self.storage_calls = _StorageCallsInFlight()
+        self.store.lock = self.storage_calls  # type: ignore[assignment]
         self.uow_opened = 0
-        #: Units of work open at once, at most: each one is a pooled connection in production.
-        self.uow_open_now = 0
-        self.uow_open_most = 0
-        self.clock = FixedClock()
+        self.clock = HookedClock()
         self.ids = SequentialIds()
         self.queue = InMemoryJobQueue()
         self.locks = locks
@@ -93,7 +106,6 @@ class App:
         self.ai = ScriptedAI()
         self.sender = CrashingSender()
         self.senders = OneSenderForEveryType(self.sender)
-        self.sleep = RecordingSleep(lambda seconds: self.clock.advance(seconds=seconds))
         self.routes = ChannelRoutes(self.uow, self.route_cache)
         self.ordering = ordering
 
@@ -103,18 +115,19 @@ class App:
         self.create_agent = CreateAgent(self.uow, self.routes, self.ids, self.clock)
         self.top_up = TopUpCredits(self.uow, self.balance_cache, self.clock)
         self.queries = TenantQueries(self.uow, self.balance_cache)
-        self.apply_report = ApplyDeliveryReport(self.uow, self.clock)
+        self.message_store = InMemoryMessageStore(self.store)
+        self.turn_store = InMemoryTurnStore(self.store)
+        self.apply_report = ApplyDeliveryReport(self.message_store, self.clock)
         self.handle = self.handle_with_queue(self.queue)
         self.process = ProcessPendingMessages(
-            self.uow,
+            self.turn_store,
             self.locks,
             self.routes,
             self.ai,
-            self.senders,
+            ReplyDelivery(self.turn_store, self.senders, self.clock),
             self.balance_cache,
             self.clock,
             policy,
-            sleep=self.sleep,
         )
         self.recover = self.recover_with_queue(self.queue)
 
@@ -146,13 +159,13 @@ class App:
 
     def uow(self) -> InMemoryUnitOfWork:
         self.uow_opened += 1
-        return _CountedUnitOfWork(self)
+        return InMemoryUnitOfWork(self.store)
 
     def handle_with_queue(self, queue: JobQueue) -> HandleInboundMessage:
-        return HandleInboundMessage(self.uow, self.routes, queue, self.clock, self.ordering)
+        return HandleInboundMessage(self.message_store, self.routes, queue, self.clock, self.ordering)
 
     def recover_with_queue(self, queue: JobQueue) -> RecoverStalledWork:
-        return RecoverStalledWork(self.uow, queue, self.locks, self.clock, self.ordering, STALLED_AFTER)
+        return RecoverStalledWork(self.turn_store, queue, self.locks, self.clock, self.ordering, STALLED_AFTER)
 
     # --- driving -------------------------------------------------------------------------------
 

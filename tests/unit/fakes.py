@@ -6,9 +6,12 @@ import itertools
 from collections import deque
 from collections.abc import Callable
 
-from adapters.memory.services import InMemoryLocks, RecordingSender
+from attrs import define, field
+
+from adapters.memory.services import FixedClock, InMemoryLocks, RecordingSender
 from application.ports.services import AIRequest, AIRequestFailed, ChannelSender, QueueUnavailable
-from domain.tenancy import Channel, ChannelType
+from domain.channels import ChannelType
+from domain.tenancy import Channel
 from domain.turns import AIReply
 
 
@@ -121,16 +124,13 @@ class LocksWithReleaseHook(InMemoryLocks):
         super().release(key, token)
 
 
-class RecordingSleep:
-    """An injected `sleep` that moves the test clock instead of waiting, and can run a hook."""
+@define
+class HookedClock(FixedClock):
+    """A FixedClock whose `sleep` can also run a hook: something that happens while the worker waits."""
 
-    def __init__(self, advance: Callable[[float], None]) -> None:
-        self.calls: list[float] = []
-        self.during_next: deque[Callable[[], object]] = deque()
-        self._advance = advance
+    during_next_sleep: deque[Callable[[], object]] = field(factory=deque)
 
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        self._advance(seconds)
-        if self.during_next:
-            self.during_next.popleft()()
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        if self.during_next_sleep:
+            self.during_next_sleep.popleft()()

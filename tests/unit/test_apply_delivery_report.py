@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.messages import DeliveryReport, MessageStatus
+from domain.messages import DeliveryReport, Message, MessageStatus
 from tests.unit.conftest import PHONE_NUMBER_ID, App
 
 
@@ -71,3 +71,29 @@ def test_report_naming_a_customers_message_is_not_applied(app: App, sent_wamid: 
     assert not _report(app, "wamid.customer", MessageStatus.READ)
 
     assert app.message("wamid.customer").status is MessageStatus.ANSWERED
+
+
+def test_a_report_that_loses_a_race_is_decided_again_on_the_winners_state(app: App, sent_wamid: str) -> None:
+    save = app.message_store.save_report
+    saves: list[MessageStatus] = []
+
+    def another_report_lands_first(before: Message, after: Message) -> bool:
+        saves.append(after.status)
+        if len(saves) == 1:
+            _report(app, sent_wamid, MessageStatus.READ)  # a concurrent webhook request
+        return save(before, after)
+
+    app.message_store.save_report = another_report_lands_first  # type: ignore[method-assign]
+
+    assert _report(app, sent_wamid, MessageStatus.DELIVERED)
+
+    assert saves == [MessageStatus.DELIVERED, MessageStatus.READ]  # the second is the concurrent one
+    assert app.message(sent_wamid).status is MessageStatus.READ  # 'delivered', decided again, changes nothing
+
+
+def test_a_report_that_keeps_losing_races_gives_up_without_failing_the_webhook(app: App, sent_wamid: str) -> None:
+    app.message_store.save_report = lambda before, after: False  # type: ignore[method-assign]
+
+    assert _report(app, sent_wamid, MessageStatus.DELIVERED)
+
+    assert app.message(sent_wamid).status is MessageStatus.SENT

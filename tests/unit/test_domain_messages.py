@@ -1,23 +1,29 @@
-"""Rules of messages: delivery statuses, reply splitting, the service window, ordering scope keys."""
+"""Rules of messages: what a customer's message is stored as, a reply part's one send attempt, the
+channel's delivery reports, and ordering scope keys."""
 
 from __future__ import annotations
 
-import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from domain.messages import (
-    InboundMessage,
-    MessageStatus,
-    OrderingScope,
-    ScopeKey,
-    next_delivery_status,
-    split_text,
-    within_service_window,
-)
+from domain.errors import InvalidTransition
+from domain.messages import DeliveryReport, InboundMessage, MessageStatus, OrderingScope, ScopeKey
+from tests.unit.domain_builders import NOW, a_message, a_part
 
 S = MessageStatus
+LATER = NOW + timedelta(minutes=1)
+
+
+def _report(status: MessageStatus, *, code: str | None = None, reason: str | None = None) -> DeliveryReport:
+    return DeliveryReport(
+        "pn_1", "wamid.out", status, at=NOW + timedelta(seconds=5), error_code=code, error_reason=reason
+    )
+
+
+def _reported(current: MessageStatus, reported: MessageStatus) -> MessageStatus | None:
+    changed = a_part(1, current).report(_report(reported), LATER)
+    return None if changed is None else changed.status
 
 
 @pytest.mark.parametrize(
@@ -45,110 +51,93 @@ S = MessageStatus
         (S.SENT, S.RECEIVED, None),  # not a delivery status at all
     ],
 )
-def test_next_delivery_status(current: MessageStatus, reported: MessageStatus, expected: MessageStatus | None) -> None:
-    assert next_delivery_status(current, reported) == expected
+def test_a_delivery_report_moves_the_status_forward_only(
+    current: MessageStatus, reported: MessageStatus, expected: MessageStatus | None
+) -> None:
+    assert _reported(current, reported) == expected
 
 
 def test_delivery_status_never_moves_backwards_whatever_the_order_of_reports() -> None:
     ladder = [S.SENT, S.DELIVERED, S.READ, S.PLAYED]
     for current_rank, current in enumerate(ladder):
         for reported_rank, reported in enumerate(ladder):
-            moved_to = next_delivery_status(current, reported)
+            moved_to = _reported(current, reported)
             assert moved_to == (reported if reported_rank > current_rank else None), (current, reported)
 
 
-def _words(pieces: list[str]) -> str:
-    return "".join("".join(piece.split()) for piece in pieces)
+def test_a_failure_after_delivery_keeps_the_status_and_notes_the_error() -> None:
+    changed = a_part(1, S.DELIVERED).report(_report(S.FAILED, code="131026", reason="Receiver incapable"), LATER)
+
+    assert changed is not None
+    assert (changed.status, changed.failure_code, changed.failure_reason) == (
+        S.DELIVERED,
+        "131026",
+        "Receiver incapable",
+    )
+    assert changed.updated_at == LATER
 
 
-def test_split_text_keeps_a_short_text_whole() -> None:
-    assert split_text("  Hello there!  ", 4096) == ["Hello there!"]
+def test_a_later_report_without_a_reason_keeps_the_known_reason() -> None:
+    failed = a_part(1, S.FAILED, failure_code="131047", failure_reason="Re-engagement message")
+
+    changed = failed.report(_report(S.FAILED, code="131047"), LATER)
+
+    assert changed is None
 
 
-def test_split_text_of_nothing_is_no_pieces() -> None:
-    assert split_text(" \n\n ", 10) == []
+def test_the_first_report_that_proves_delivery_sets_the_send_time_once() -> None:
+    sent = a_part(1, S.PENDING).report(_report(S.SENT), LATER)
+    assert sent is not None and sent.sent_at == NOW + timedelta(seconds=5)
+
+    read = sent.report(DeliveryReport("pn_1", "wamid.out", S.READ, at=NOW + timedelta(minutes=9)), LATER)
+
+    assert read is not None and read.sent_at == sent.sent_at
 
 
-def test_split_text_cuts_at_a_paragraph_break() -> None:
-    first, second = "a" * 30, "b" * 30
-
-    assert split_text(f"{first}\n\n{second}", 40) == [first, second]
-
-
-def test_split_text_cuts_at_a_line_break() -> None:
-    first, second = "a" * 30, "b" * 30
-
-    assert split_text(f"{first}\n{second}", 40) == [first, second]
+def test_an_inbound_message_gets_no_delivery_reports() -> None:
+    with pytest.raises(InvalidTransition):
+        a_message(1).report(_report(S.READ), LATER)
 
 
-def test_split_text_cuts_at_a_word_break() -> None:
-    text = "one two three four five six seven eight nine ten"
-
-    pieces = split_text(text, 15)
-
-    assert all(len(piece) <= 15 for piece in pieces)
-    assert " ".join(pieces).split() == text.split()
-    assert all(piece == piece.strip() for piece in pieces)
+# --- a reply part's one send attempt -------------------------------------------------------------
 
 
-def test_split_text_cuts_a_word_longer_than_the_limit_hard() -> None:
-    text = "x" * 100
+def test_a_part_is_claimed_then_sent_with_the_channels_id() -> None:
+    claimed = a_part(1).claim(NOW)
+    sent = claimed.sent("wamid.out1", LATER)
 
-    assert split_text(text, 40) == ["x" * 40, "x" * 40, "x" * 20]
-
-
-def test_split_text_does_not_cut_at_a_break_near_the_start_leaving_tiny_pieces() -> None:
-    text = "ab " + "c" * 60
-
-    pieces = split_text(text, 40)
-
-    assert pieces[0] == "ab " + "c" * 37
-    assert _words(pieces) == _words([text])
+    assert claimed.status is S.SENDING
+    assert (sent.status, sent.platform_message_id, sent.sent_at) == (S.SENT, "wamid.out1", LATER)
 
 
-def test_split_text_prefers_a_paragraph_break_to_a_later_word_break() -> None:
-    paragraph = "First paragraph that ends here."
-    following = "Second paragraph is long enough to need another message entirely."
-
-    pieces = split_text(f"{paragraph}\n\n{following}", 50)
-
-    assert pieces[0] == paragraph
+def test_only_a_pending_part_can_be_claimed() -> None:
+    for status in (S.SENDING, S.SENT, S.FAILED, S.DELIVERED):
+        with pytest.raises(InvalidTransition):
+            a_part(1, status).claim(NOW)
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_split_text_never_exceeds_the_limit_and_loses_no_words(seed: int) -> None:
-    rng = random.Random(seed)
-    separators = [" ", " ", " ", "\n", "\n\n"]
-    words = ["".join(rng.choices("abcdefgh", k=rng.randint(1, 25))) for _ in range(rng.randint(1, 300))]
-    text = "".join(word + rng.choice(separators) for word in words)
-    limit = rng.randint(5, 200)
-
-    pieces = split_text(text, limit)
-
-    assert pieces
-    assert all(0 < len(piece) <= limit for piece in pieces)
-    assert _words(pieces) == _words([text])
+def test_only_a_claimed_part_can_be_sent() -> None:
+    with pytest.raises(InvalidTransition):
+        a_part(1, S.PENDING).sent("wamid.out1", NOW)
 
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+def test_a_part_that_will_not_be_sent_keeps_the_channels_code_and_reason() -> None:
+    failed = a_part(1, S.SENDING).undeliverable("131047", "Re-engagement message", NOW)
+
+    assert (failed.status, failed.failure_code, failed.failure_reason) == (S.FAILED, "131047", "Re-engagement message")
 
 
-@pytest.mark.parametrize(
-    ("ago", "inside"),
-    [
-        (timedelta(0), True),
-        (timedelta(hours=23, minutes=59), True),
-        (timedelta(hours=23, minutes=59, seconds=59), True),
-        (timedelta(hours=24), False),
-        (timedelta(hours=30), False),
-    ],
-)
-def test_service_window_is_24_hours_after_the_customers_last_message(ago: timedelta, inside: bool) -> None:
-    assert within_service_window(NOW - ago, NOW) is inside
+def test_a_part_with_an_outcome_cannot_fail_again() -> None:
+    with pytest.raises(InvalidTransition):
+        a_part(1, S.SENT).undeliverable(None, "late", NOW)
 
 
-def test_no_customer_message_means_no_service_window() -> None:
-    assert within_service_window(None, NOW) is False
+def test_an_inbound_message_is_never_claimed_for_sending() -> None:
+    with pytest.raises(InvalidTransition):
+        a_message(1, status=S.PENDING).claim(NOW)
+
+
+# --- ordering scopes -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -203,3 +192,9 @@ def test_only_a_text_without_a_skip_reason_is_answerable() -> None:
     assert _inbound("hi", None).answerable
     assert not _inbound(None, "image messages are not answered").answerable
     assert not _inbound("caption", "image messages are not answered").answerable
+
+
+def test_an_answerable_message_is_stored_waiting_and_another_skipped_with_its_reason() -> None:
+    assert (_inbound("hi", None).status, _inbound("hi", None).failure_reason) == (S.RECEIVED, None)
+    skipped = _inbound(None, "unsupported_type:image")
+    assert (skipped.status, skipped.failure_reason) == (S.SKIPPED, "unsupported_type:image")

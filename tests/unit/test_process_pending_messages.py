@@ -11,9 +11,10 @@ from application.ports.services import AIRequest, DeliveryFailed
 from application.use_cases.add_channel import AddChannelCommand
 from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.process_pending_messages import TurnPolicy
+from domain.channels import ChannelType
+from domain.credits import CreditMovement
 from domain.messages import MessageStatus, OrderingScope
-from domain.tenancy import ChannelType
-from domain.turns import TurnStatus
+from domain.turns import Turn, TurnStarted, TurnStatus
 from tests.unit.conftest import CUSTOMER, PHONE_NUMBER_ID, PROMPT_ID, PROMPT_VERSION, App, MakeApp
 from tests.unit.fakes import LocksWithReleaseHook
 
@@ -226,6 +227,27 @@ def test_balance_never_goes_negative_when_credits_run_out(make_app: MakeApp) -> 
     credits = app.credits()
     assert (credits.balance, credits.reserved) == (0, 0)
     assert [e.balance_after for e in app.charges()] == [0, 1]
+
+
+def test_a_turn_whose_credits_were_spent_meanwhile_is_decided_again_and_refused(make_app: MakeApp) -> None:
+    app = make_app(credits=1)
+    app.receive("Hi")
+    start = app.turn_store.start
+
+    def another_worker_takes_the_last_credit_first(started: TurnStarted) -> Turn | None:
+        with app.store.atomic() as tables:
+            tables.move_credits(CreditMovement.hold(app.user.user_id, 1), app.clock.now())
+        app.turn_store.start = start  # type: ignore[method-assign]
+        return start(started)
+
+    app.turn_store.start = another_worker_takes_the_last_credit_first  # type: ignore[method-assign]
+
+    app.drain()
+
+    assert app.ai.requests == []
+    [inbound] = app.inbound_messages()
+    assert (inbound.status, inbound.failure_reason) == (MessageStatus.FAILED, "insufficient_credits")
+    assert (app.credits().balance, app.credits().reserved) == (1, 1)  # only the other worker's hold
 
 
 def test_answering_invalidates_the_cached_balance(app: App) -> None:
@@ -484,11 +506,11 @@ def test_worker_whose_lock_expired_mid_send_is_not_followed_by_a_second_send(app
 def test_coalesce_window_waits_for_the_customer_to_finish_then_answers_once(make_app: MakeApp) -> None:
     app = make_app(policy=TurnPolicy(coalesce_window=timedelta(seconds=5)))
     app.receive("Hi")
-    app.sleep.during_next.append(lambda: app.receive("I need a quote"))  # written while the worker waits
+    app.clock.during_next_sleep.append(lambda: app.receive("I need a quote"))  # written while the worker waits
 
     app.drain()
 
-    assert app.sleep.calls == [5.0, 5.0]
+    assert app.clock.slept == [5.0, 5.0]
     assert app.ai.inputs == [("Hi", "I need a quote")]
     assert app.sent_texts() == ["reply to: Hi | I need a quote"]
     assert len(app.charges()) == 1
@@ -501,7 +523,7 @@ def test_coalesce_window_already_passed_answers_without_waiting(make_app: MakeAp
 
     app.drain()
 
-    assert app.sleep.calls == []
+    assert app.clock.slept == []
     assert app.sent_texts() == ["reply to: Hi"]
 
 
@@ -510,17 +532,17 @@ def test_no_coalesce_window_means_no_wait(app: App) -> None:
 
     app.drain()
 
-    assert app.sleep.calls == []
+    assert app.clock.slept == []
 
 
-def test_worker_uses_one_unit_of_work_at_a_time_when_the_route_cache_is_empty(app: App) -> None:
+def test_worker_never_opens_a_storage_call_inside_another_when_the_route_cache_is_empty(app: App) -> None:
     app.receive("Hi")
-    app.route_cache.entries.clear()  # Redis restarted empty
+    app.route_cache.entries.clear()  # Redis restarted empty: the route is read from storage mid-turn
 
     app.drain()
 
     assert app.sent_texts() == ["reply to: Hi"]
-    assert app.uow_open_most == 1
+    assert app.storage_calls.most == 1
 
 
 def test_reply_that_comes_after_the_window_closed_is_not_sent(app: App) -> None:

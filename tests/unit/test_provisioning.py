@@ -10,8 +10,8 @@ from application.use_cases.add_channel import AddChannelCommand
 from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreateUserCommand
 from application.use_cases.top_up_credits import TopUpCommand
+from domain.channels import ChannelType
 from domain.errors import Conflict, NotFound, Unauthorized, ValidationFailed
-from domain.tenancy import ChannelType
 from tests.unit.conftest import ADMIN_KEY, PHONE_NUMBER_ID, App
 
 # --- users and keys ------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import pytest
 
 from adapters.meta.senders import SendersByType
 from application.ports.services import DeliveryFailed
-from domain.tenancy import Channel, ChannelType
+from domain.channels import ChannelType
+from domain.tenancy import Channel
 
 
 class NamedSender:

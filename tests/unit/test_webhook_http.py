@@ -15,8 +15,8 @@ from application.ports.repositories import MessageQuery
 from application.use_cases.add_channel import AddChannelCommand
 from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreateUserCommand
+from domain.channels import ChannelType
 from domain.messages import MessageStatus
-from domain.tenancy import ChannelType
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
 from entrypoints.http.signature import sign

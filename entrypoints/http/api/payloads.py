@@ -27,9 +27,10 @@ from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreatedUser, CreateUserCommand
 from application.use_cases.tenant_queries import CreditsView
 from application.use_cases.top_up_credits import TopUpCommand, TopUpResult
+from domain.channels import ChannelType
 from domain.credits import Credits, LedgerEntry
 from domain.messages import Message, MessageStatus
-from domain.tenancy import Agent, Channel, ChannelType, User
+from domain.tenancy import Agent, Channel, User
 from entrypoints.http.errors import ApiError
 
 _T = TypeVar("_T")

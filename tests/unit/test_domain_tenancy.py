@@ -1,4 +1,4 @@
-"""Rules of tenants, channels and credits."""
+"""Rules of tenants and their channels."""
 
 from __future__ import annotations
 
@@ -6,37 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.credits import MAX_TOP_UP, Credits, check_top_up
+from domain.channels import ChannelType, policy_for
 from domain.errors import ValidationFailed
-from domain.tenancy import Channel, ChannelType, User
-from domain.turns import TurnStatus
+from domain.tenancy import Channel, User
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def test_available_credits_are_the_balance_less_what_is_reserved() -> None:
-    credits = Credits(user_id="usr_1", balance=10, reserved=3, updated_at=NOW)
-
-    assert credits.available == 7
-    assert credits.can_reserve(7)
-    assert not credits.can_reserve(8)
-
-
-def test_nothing_can_be_reserved_from_an_empty_balance() -> None:
-    assert not Credits(user_id="usr_1", balance=0, reserved=0, updated_at=NOW).can_reserve(1)
-
-
-@pytest.mark.parametrize("amount", [1, 500, MAX_TOP_UP])
-def test_top_up_accepts_positive_whole_amounts(amount: int) -> None:
-    assert check_top_up(amount) == amount
-
-
-@pytest.mark.parametrize("amount", [0, -1, -500, True, False, 1.0, 2.5, "10", None, MAX_TOP_UP + 1, 10**30])
-def test_top_up_rejects_what_is_not_a_sensible_positive_whole_amount(amount: object) -> None:
-    with pytest.raises(ValidationFailed) as raised:
-        check_top_up(amount)
-
-    assert raised.value.field == "amount"
 
 
 @pytest.mark.parametrize(
@@ -104,5 +78,5 @@ def test_masked_token_of_a_short_token_shows_nothing_of_it(token: str) -> None:
     assert _channel(token).masked_token == "****"
 
 
-def test_only_awaiting_ai_and_replying_turns_are_open() -> None:
-    assert {status for status in TurnStatus if status.open} == {TurnStatus.AWAITING_AI, TurnStatus.REPLYING}
+def test_a_channel_follows_the_policy_of_its_type() -> None:
+    assert _channel("token-0123456789").policy == policy_for(ChannelType.WHATSAPP)

@@ -1,0 +1,31 @@
+"""Channels in memory, and the route (channel + agent) a webhook is answered through."""
+
+from __future__ import annotations
+
+from adapters.memory.repository import InMemoryRepository
+from domain.errors import Conflict
+from domain.tenancy import Channel, Route
+
+
+class InMemoryChannelsRepository(InMemoryRepository):
+    def add(self, channel: Channel) -> None:
+        if channel.phone_number_id in self.t.channels:
+            raise Conflict(f"phone_number_id {channel.phone_number_id} is registered already", field="phone_number_id")
+        self.t.channels[channel.phone_number_id] = channel
+
+    def get(self, user_id: str, phone_number_id: str) -> Channel | None:
+        channel = self.t.channels.get(phone_number_id)
+        return channel if channel is not None and channel.user_id == user_id else None
+
+    def list(self, user_id: str) -> list[Channel]:
+        return sorted(
+            (c for c in self.t.channels.values() if c.user_id == user_id),
+            key=lambda c: (c.created_at, c.phone_number_id),
+        )
+
+    def route(self, phone_number_id: str) -> Route | None:
+        channel = self.t.channels.get(phone_number_id)
+        if channel is None:
+            return None
+        agent = next((a for a in self.t.agents.values() if a.phone_number_id == phone_number_id), None)
+        return Route(channel=channel, agent=agent)

@@ -1,0 +1,77 @@
+"""The webhook's storage in memory: customers' messages in, delivery reports about ours."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from adapters.memory.tables import InMemoryStore
+from domain.conversations import Conversation
+from domain.messages import Direction, InboundMessage, Message, RecordedInbound
+from domain.tenancy import Route
+
+
+class InMemoryMessageStore:
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+
+    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound:
+        if route.agent is None:
+            raise ValueError(f"channel {route.channel.phone_number_id} has no agent to record a conversation with")
+        with self._store.atomic() as t:
+            existing_id = t.platform_ids.get((route.channel.phone_number_id, inbound.platform_message_id))
+            if existing_id is not None:
+                existing = t.messages[existing_id]
+                return RecordedInbound(existing.message_id, existing.conversation_id, existing.sequence_no, True)
+            agent_id = route.agent.agent_id
+            conversation = next(
+                (
+                    c
+                    for c in t.conversations.values()
+                    if c.is_active and c.agent_id == agent_id and c.customer_id == inbound.customer_id
+                ),
+                None,
+            ) or Conversation.open(t.next_id("conversations"), route.user_id, agent_id, inbound, now)
+            conversation = conversation.receive(inbound, now)
+            t.conversations[conversation.conversation_id] = conversation
+            message = Message(
+                message_id=t.next_id("messages"),
+                user_id=route.user_id,
+                conversation_id=conversation.conversation_id,
+                phone_number_id=route.channel.phone_number_id,
+                direction=Direction.INBOUND,
+                sequence_no=conversation.last_sequence_no,
+                platform_message_id=inbound.platform_message_id,
+                content_type=inbound.content_type,
+                text=inbound.text,
+                status=inbound.status,
+                failure_reason=inbound.failure_reason,
+                failure_code=None,
+                turn_id=None,
+                input_tokens=None,
+                output_tokens=None,
+                sent_at=inbound.sent_at,
+                created_at=now,
+                updated_at=now,
+            )
+            t.messages[message.message_id] = message
+            t.platform_ids[(message.phone_number_id, inbound.platform_message_id)] = message.message_id
+            return RecordedInbound(message.message_id, message.conversation_id, message.sequence_no, False)
+
+    def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
+        with self._store.lock:
+            message_id = self._store.tables.platform_ids.get((phone_number_id, platform_message_id))
+            message = None if message_id is None else self._store.tables.messages[message_id]
+        return message if message is not None and message.direction is Direction.OUTBOUND else None
+
+    def save_report(self, before: Message, after: Message) -> bool:
+        with self._store.atomic() as t:
+            current = t.messages.get(before.message_id)
+            if current is None or _delivery_state(current) != _delivery_state(before):
+                return False
+            t.messages[before.message_id] = after
+            return True
+
+
+def _delivery_state(message: Message) -> tuple[object, ...]:
+    """What a delivery report reads and changes: a save is conditional on it being as it was read."""
+    return (message.status, message.failure_code, message.failure_reason, message.sent_at)

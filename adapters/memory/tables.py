@@ -1,0 +1,104 @@
+"""The state behind every in-memory repository of one process: plain dicts, one lock.
+
+Entities are frozen, so a snapshot of the dicts (pointer copies) is a consistent copy that a
+rollback can put back. One lock serialises every change, which is what PostgreSQL's row locks and
+single statements give the real adapters for the changes the pipeline makes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from attrs import define, evolve, field
+
+from domain.conversations import Conversation
+from domain.credits import CreditMovement, Credits, LedgerEntry
+from domain.messages import Direction, Message
+from domain.tenancy import Agent, Channel, User
+from domain.turns import StatusChange, Turn
+
+#: `updated_at` of an account that was never credited.
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@define
+class Tables:
+    users: dict[str, User] = field(factory=dict)
+    channels: dict[str, Channel] = field(factory=dict)
+    agents: dict[str, Agent] = field(factory=dict)
+    credits: dict[str, Credits] = field(factory=dict)
+    ledger: dict[int, LedgerEntry] = field(factory=dict)
+    idempotency: dict[tuple[str, str], int] = field(factory=dict)
+    conversations: dict[int, Conversation] = field(factory=dict)
+    messages: dict[int, Message] = field(factory=dict)
+    platform_ids: dict[tuple[str, str], int] = field(factory=dict)
+    turns: dict[int, Turn] = field(factory=dict)
+    counters: dict[str, int] = field(factory=dict)
+
+    def next_id(self, name: str) -> int:
+        self.counters[name] = self.counters.get(name, 0) + 1
+        return self.counters[name]
+
+    def copy(self) -> Tables:
+        return Tables(**{attribute.name: dict(getattr(self, attribute.name)) for attribute in Tables.__attrs_attrs__})
+
+    # --- applying what the domain decided (used by more than one repository) -------------------
+
+    def move_credits(self, movement: CreditMovement, now: datetime) -> LedgerEntry | None:
+        """Apply a credit movement (the domain refuses one that would go negative) and write its ledger line."""
+        credits = self.credits.get(movement.user_id) or Credits.none(movement.user_id, NEVER)
+        credits = credits.apply(movement, now)
+        self.credits[movement.user_id] = credits
+        if movement.ledger is None:
+            return None
+        entry = LedgerEntry(
+            entry_id=self.next_id("ledger"),
+            user_id=movement.user_id,
+            kind=movement.ledger,
+            amount=movement.balance,
+            balance_after=credits.balance,
+            reason=movement.reason,
+            turn_id=movement.turn_id,
+            created_at=now,
+        )
+        self.ledger[entry.entry_id] = entry
+        return entry
+
+    def change_status(self, change: StatusChange, now: datetime, *, turn_id: int | None = None) -> None:
+        """Move the inbound messages of `change` that are still `change.before` (others are left alone)."""
+        for message in self.of_direction(change.message_ids, Direction.INBOUND):
+            if message.status is change.before:
+                self.messages[message.message_id] = evolve(
+                    message,
+                    status=change.after,
+                    failure_reason=change.reason,
+                    failure_code=None,
+                    turn_id=message.turn_id if turn_id is None else turn_id,
+                    updated_at=now,
+                )
+
+    def of_direction(self, message_ids: Sequence[int], direction: Direction) -> list[Message]:
+        found = (self.messages.get(message_id) for message_id in dict.fromkeys(message_ids))
+        return [m for m in found if m is not None and m.direction is direction]
+
+
+class InMemoryStore:
+    """The shared state behind every in-memory repository and unit of work of one process."""
+
+    def __init__(self) -> None:
+        self.tables = Tables()
+        self.lock = threading.RLock()
+
+    @contextmanager
+    def atomic(self) -> Iterator[Tables]:
+        """One change, whole or not at all: whatever it did is undone when it raises."""
+        with self.lock:
+            saved = self.tables.copy()
+            try:
+                yield self.tables
+            except BaseException:
+                self.tables = saved
+                raise

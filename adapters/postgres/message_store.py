@@ -1,0 +1,130 @@
+"""The webhook's storage in PostgreSQL: a customer's message stored in one statement, and the channel's
+delivery reports about ours saved conditional on what they were decided from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import LiteralString
+
+from psycopg.types.json import Jsonb
+
+from adapters.postgres._sql import PostgresStore
+from adapters.postgres.messages import MESSAGE_COLUMNS
+from adapters.postgres.rows import entity
+from domain.messages import InboundMessage, Message, RecordedInbound
+from domain.tenancy import Route
+
+_EXISTING_INBOUND: LiteralString = """
+SELECT message_id, conversation_id, sequence_no, true AS duplicate FROM messages
+WHERE phone_number_id = %(phone_number_id)s AND platform_message_id = %(platform_message_id)s
+"""
+
+# `Conversation.open` and `Conversation.receive` in one round trip, atomically: the upsert takes the
+# conversation's row lock and holds it until the statement ends, so concurrent messages of one
+# conversation get their sequence numbers in commit order, and the window is counted from the latest
+# message the customer sent. The NOT EXISTS skips the upsert for a redelivery already stored, so the
+# usual (sequential) duplicate neither burns a sequence number nor opens a conversation. Two copies
+# arriving at the same moment both pass it; the message insert then keeps one, and the other leaves a
+# gap in the conversation's sequence numbers (harmless: order is all they promise).
+_RECORD_INBOUND = (
+    """
+WITH conversation AS (
+    INSERT INTO conversations AS c (
+        user_id, agent_id, phone_number_id, customer_id, customer_name,
+        last_sequence_no, created_at, last_message_at, last_customer_message_at)
+    SELECT %(user_id)s, %(agent_id)s, %(phone_number_id)s, %(customer_id)s, %(customer_name)s,
+           1, %(now)s, %(now)s, %(sent_at)s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM messages
+        WHERE phone_number_id = %(phone_number_id)s AND platform_message_id = %(platform_message_id)s)
+    ON CONFLICT (agent_id, customer_id) WHERE is_active DO UPDATE SET
+        last_sequence_no = c.last_sequence_no + 1,
+        last_message_at = greatest(c.last_message_at, excluded.last_message_at),
+        last_customer_message_at = greatest(c.last_customer_message_at, excluded.last_customer_message_at),
+        customer_name = coalesce(excluded.customer_name, c.customer_name)
+    RETURNING conversation_id, last_sequence_no
+), inserted AS (
+    INSERT INTO messages (
+        user_id, conversation_id, phone_number_id, direction, sequence_no, platform_message_id,
+        content_type, text, status, failure_reason, raw, sent_at, created_at, updated_at)
+    SELECT %(user_id)s, conversation_id, %(phone_number_id)s, 'inbound', last_sequence_no, %(platform_message_id)s,
+           %(content_type)s, %(text)s, %(status)s, %(failure_reason)s, %(raw)s, %(sent_at)s, %(now)s, %(now)s
+    FROM conversation
+    ON CONFLICT (phone_number_id, platform_message_id) WHERE platform_message_id IS NOT NULL DO NOTHING
+    RETURNING message_id, conversation_id, sequence_no
+)
+SELECT message_id, conversation_id, sequence_no, false AS duplicate FROM inserted
+UNION ALL
+"""
+    + _EXISTING_INBOUND
+    + "AND NOT EXISTS (SELECT 1 FROM inserted)"
+)
+
+_OUTBOUND = f"""
+SELECT {MESSAGE_COLUMNS} FROM messages
+WHERE phone_number_id = %s AND platform_message_id = %s AND direction = 'outbound'
+"""
+
+# Conditional on what the report was decided from: a concurrent report that got there first makes this
+# one match nothing, and the use case reads the message again.
+_SAVE_REPORT: LiteralString = """
+UPDATE messages
+SET status = %(status)s, sent_at = %(sent_at)s, failure_code = %(code)s, failure_reason = %(reason)s,
+    updated_at = %(now)s
+WHERE message_id = %(message_id)s AND status = %(was_status)s AND sent_at IS NOT DISTINCT FROM %(was_sent_at)s
+  AND failure_code IS NOT DISTINCT FROM %(was_code)s AND failure_reason IS NOT DISTINCT FROM %(was_reason)s
+"""
+
+
+class PostgresMessageStore(PostgresStore):
+    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound:
+        if route.agent is None:
+            raise ValueError(f"channel {route.channel.phone_number_id} has no agent to record a conversation with")
+        params = {
+            "user_id": route.user_id,
+            "agent_id": route.agent.agent_id,
+            "phone_number_id": route.channel.phone_number_id,
+            "customer_id": inbound.customer_id,
+            "customer_name": inbound.customer_name,
+            "platform_message_id": inbound.platform_message_id,
+            "content_type": inbound.content_type,
+            "text": inbound.text,
+            "status": inbound.status.value,
+            "failure_reason": inbound.failure_reason,
+            "raw": Jsonb(inbound.raw),
+            "sent_at": inbound.sent_at,
+            "now": now,
+        }
+        with self._autocommit() as cursor:
+            row = cursor.execute(_RECORD_INBOUND, params).fetchone()
+            if row is None:
+                # A concurrent copy committed while this statement waited on it, after this statement's
+                # snapshot was taken; a new statement sees it.
+                row = cursor.execute(_EXISTING_INBOUND, params).fetchone()
+        if row is None:
+            raise RuntimeError(f"inbound message {inbound.platform_message_id} was neither stored nor found")
+        return entity(row, RecordedInbound)
+
+    def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
+        with self._autocommit() as cursor:
+            row = cursor.execute(_OUTBOUND, (phone_number_id, platform_message_id)).fetchone()
+        return None if row is None else entity(row, Message)
+
+    def save_report(self, before: Message, after: Message) -> bool:
+        with self._autocommit() as cursor:
+            saved = cursor.execute(
+                _SAVE_REPORT,
+                {
+                    "status": after.status.value,
+                    "sent_at": after.sent_at,
+                    "code": after.failure_code,
+                    "reason": after.failure_reason,
+                    "now": after.updated_at,
+                    "message_id": before.message_id,
+                    "was_status": before.status.value,
+                    "was_sent_at": before.sent_at,
+                    "was_code": before.failure_code,
+                    "was_reason": before.failure_reason,
+                },
+            )
+            return saved.rowcount == 1

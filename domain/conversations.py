@@ -1,0 +1,99 @@
+"""A conversation: one customer and one agent on one channel, its messages numbered in order."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from attrs import evolve, frozen
+
+from domain.channels import ChannelPolicy
+from domain.errors import InvalidTransition
+from domain.messages import InboundMessage
+
+#: Why a reply part is not sent (stored as its failure reason).
+CHANNEL_REMOVED = "channel_removed"
+OUTSIDE_SERVICE_WINDOW = "outside_service_window"
+
+
+@frozen
+class Conversation:
+    """`last_sequence_no` is the number of the latest message, customer's or ours: every message gets
+    the next one, so the sequence is the order the conversation happened in. Only the active
+    conversation of a customer and an agent takes new messages; an archived one keeps its history."""
+
+    conversation_id: int
+    user_id: str
+    agent_id: str
+    phone_number_id: str
+    customer_id: str
+    customer_name: str | None
+    openai_conversation_id: str | None
+    openai_last_item_id: str | None
+    is_active: bool
+    last_sequence_no: int
+    created_at: datetime
+    last_message_at: datetime
+    last_customer_message_at: datetime | None
+
+    @classmethod
+    def open(
+        cls, conversation_id: int, user_id: str, agent_id: str, inbound: InboundMessage, now: datetime
+    ) -> Conversation:
+        """A new conversation, before its first message."""
+        return cls(
+            conversation_id=conversation_id,
+            user_id=user_id,
+            agent_id=agent_id,
+            phone_number_id=inbound.phone_number_id,
+            customer_id=inbound.customer_id,
+            customer_name=inbound.customer_name,
+            openai_conversation_id=None,
+            openai_last_item_id=None,
+            is_active=True,
+            last_sequence_no=0,
+            created_at=now,
+            last_message_at=now,
+            last_customer_message_at=None,
+        )
+
+    def receive(self, inbound: InboundMessage, now: datetime) -> Conversation:
+        """The conversation after a customer's message: numbered next, and the service window counted
+        from the latest message the customer sent (deliveries may arrive out of order)."""
+        if not self.is_active:
+            raise InvalidTransition(f"conversation {self.conversation_id} is archived: it takes no new messages")
+        last = self.last_customer_message_at
+        return evolve(
+            self,
+            last_sequence_no=self.last_sequence_no + 1,
+            last_message_at=max(self.last_message_at, now),
+            last_customer_message_at=inbound.sent_at if last is None else max(last, inbound.sent_at),
+            customer_name=inbound.customer_name or self.customer_name,
+        )
+
+    def append(self, count: int, now: datetime) -> Conversation:
+        """The conversation after `count` messages of ours, numbered after every message so far."""
+        return evolve(
+            self, last_sequence_no=self.last_sequence_no + count, last_message_at=max(self.last_message_at, now)
+        )
+
+    def window_open(self, policy: ChannelPolicy, now: datetime) -> bool:
+        return policy.window_open(self.last_customer_message_at, now)
+
+    def send_refusal(self, policy: ChannelPolicy | None, now: datetime) -> str | None:
+        """Why a reply may not be sent to the customer now (None: it may). `policy` is None when the
+        channel is gone."""
+        if policy is None:
+            return CHANNEL_REMOVED
+        if not self.window_open(policy, now):
+            return OUTSIDE_SERVICE_WINDOW
+        return None
+
+    def link_ai(self, openai_conversation_id: str) -> Conversation:
+        """The AI-side conversation that keeps this one's history, created once."""
+        if self.openai_conversation_id is not None:
+            raise InvalidTransition(f"conversation {self.conversation_id} has its AI conversation already")
+        return evolve(self, openai_conversation_id=openai_conversation_id)
+
+    def archive(self) -> Conversation:
+        """No new messages: the customer's next message starts a new conversation. History is kept."""
+        return evolve(self, is_active=False)

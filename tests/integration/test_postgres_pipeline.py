@@ -1,0 +1,241 @@
+"""The pipeline's PostgreSQL stores under what only a real database shows: concurrent webhook requests
+and workers, each store call on its own connection, and what a statement leaves behind.
+
+What every adapter must do alike is in test_repository_contract.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from adapters.postgres import message_store
+from adapters.postgres.message_store import PostgresMessageStore
+from adapters.postgres.pool import open_pool
+from adapters.postgres.turn_store import PostgresTurnStore
+from adapters.postgres.unit_of_work import PostgresUnitOfWork
+from application.ports.repositories import MessageQuery
+from domain.channels import ChannelType, policy_for
+from domain.credits import CreditMovement, LedgerKind
+from domain.messages import MessageStatus, OrderingScope, RecordedInbound, ScopeKey
+from domain.tenancy import Route
+from domain.turns import AIReply, Turn, TurnAnswered, TurnStarted
+from tests.support.postgres import NOW, an_inbound, seed_route
+
+
+@pytest.fixture
+def pool(clean_database: str) -> Iterator[ConnectionPool]:
+    pool = open_pool(clean_database, size=12, timeout_s=10)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def route(pool: ConnectionPool) -> Route:
+    return seed_route(pool, "user-1", "pn-1")
+
+
+def _top_up(pool: ConnectionPool, amount: int) -> None:
+    with PostgresUnitOfWork(pool) as uow:
+        uow.credits.record(CreditMovement.top_up("user-1", amount, "test"), NOW)
+        uow.commit()
+
+
+def _scope(conversation_id: int) -> ScopeKey:
+    return ScopeKey(OrderingScope.CONVERSATION, str(conversation_id))
+
+
+def _messages(pool: ConnectionPool) -> int:
+    with PostgresUnitOfWork(pool) as uow:
+        return len(uow.messages.list("user-1", MessageQuery(limit=100)).items)
+
+
+# --- the webhook's message store -----------------------------------------------------------------
+
+
+def test_concurrent_copies_of_one_message_store_it_once(pool: ConnectionPool, route: Route) -> None:
+    store, barrier = PostgresMessageStore(pool), threading.Barrier(8)
+
+    def record(_: int) -> RecordedInbound:
+        barrier.wait()
+        return store.record_inbound(route, an_inbound(route, "wamid.1"), NOW)
+
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        results = list(executor.map(record, range(8)))
+
+    assert sum(1 for r in results if not r.duplicate) == 1
+    assert len({r.message_id for r in results}) == 1
+    assert _messages(pool) == 1
+
+
+def test_concurrent_messages_of_one_conversation_get_distinct_numbers_in_commit_order(
+    pool: ConnectionPool, route: Route
+) -> None:
+    store, barrier = PostgresMessageStore(pool), threading.Barrier(8)
+
+    def record(n: int) -> RecordedInbound:
+        barrier.wait()
+        return store.record_inbound(route, an_inbound(route, f"wamid.{n}"), NOW)
+
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        results = list(executor.map(record, range(8)))
+
+    assert sorted(r.sequence_no for r in results) == list(range(1, 9))
+    by_sequence = sorted(results, key=lambda r: r.sequence_no)
+    assert [r.message_id for r in by_sequence] == sorted(r.message_id for r in results)
+
+
+def test_a_copy_arriving_while_the_first_is_uncommitted_waits_and_is_a_duplicate(
+    pool: ConnectionPool, route: Route, clean_database: str
+) -> None:
+    store = PostgresMessageStore(pool)
+    inbound = an_inbound(route, "wamid.1")
+    copies: list[RecordedInbound] = []
+    with psycopg.connect(clean_database) as first:  # the first copy, its statement run but not yet committed
+        assert route.agent is not None
+        row = first.execute(
+            message_store._RECORD_INBOUND,
+            {
+                "user_id": "user-1",
+                "agent_id": route.agent.agent_id,
+                "phone_number_id": "pn-1",
+                "customer_id": inbound.customer_id,
+                "customer_name": inbound.customer_name,
+                "platform_message_id": "wamid.1",
+                "content_type": "text",
+                "text": "hello",
+                "status": "received",
+                "failure_reason": None,
+                "raw": psycopg.types.json.Jsonb({}),
+                "sent_at": NOW,
+                "now": NOW,
+            },
+        ).fetchone()
+        assert row is not None
+        copy = threading.Thread(target=lambda: copies.append(store.record_inbound(route, inbound, NOW)))
+        copy.start()
+        time.sleep(0.3)
+        assert not copies  # the copy waits on the first's row locks
+        first.commit()
+    copy.join(timeout=10)
+
+    assert copies == [RecordedInbound(row[0], row[1], 1, duplicate=True)]
+
+
+def test_the_platform_payload_is_kept_as_jsonb(pool: ConnectionPool, route: Route, clean_database: str) -> None:
+    recorded = PostgresMessageStore(pool).record_inbound(route, an_inbound(route, "wamid.1"), NOW)
+
+    with psycopg.connect(clean_database) as conn:
+        row = conn.execute(
+            "SELECT jsonb_typeof(raw), raw->>'id' FROM messages WHERE message_id = %s", (recorded.message_id,)
+        ).fetchone()
+    assert row == ("object", "wamid.1")
+
+
+# --- the worker's turn store ---------------------------------------------------------------------
+
+
+def test_turns_decided_on_the_same_balance_at_once_never_hold_more_than_it(pool: ConnectionPool, route: Route) -> None:
+    _top_up(pool, 5)
+    messages, turns = PostgresMessageStore(pool), PostgresTurnStore(pool)
+    recorded = [
+        messages.record_inbound(route, an_inbound(route, f"wamid.{n}", customer_id=f"c{n}"), NOW) for n in range(8)
+    ]
+    decisions = []
+    for r in recorded:  # eight workers read the balance (5 available) before any of them holds
+        work = turns.next_work(_scope(r.conversation_id))
+        assert work is not None
+        started = Turn.start(work.conversation, work.messages, route, work.credits, 1, NOW)
+        assert isinstance(started, TurnStarted)
+        decisions.append(started)
+    barrier = threading.Barrier(8)
+
+    def start(started: TurnStarted) -> bool:
+        barrier.wait()
+        return turns.start(started) is not None
+
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        results = list(executor.map(start, decisions))
+
+    assert results.count(True) == 5
+    with PostgresUnitOfWork(pool) as uow:
+        credits = uow.credits.get("user-1")
+        statuses = [m.status for m in uow.messages.list("user-1", MessageQuery(limit=100)).items]
+    assert (credits.balance, credits.reserved) == (5, 5)
+    assert sorted(statuses) == sorted([MessageStatus.PROCESSING] * 5 + [MessageStatus.RECEIVED] * 3)
+
+
+def test_concurrent_answers_to_one_turn_store_one_reply_and_charge_once(pool: ConnectionPool, route: Route) -> None:
+    _top_up(pool, 5)
+    turns = PostgresTurnStore(pool)
+    recorded = PostgresMessageStore(pool).record_inbound(route, an_inbound(route, "wamid.1"), NOW)
+    work = turns.next_work(_scope(recorded.conversation_id))
+    assert work is not None
+    started = Turn.start(work.conversation, work.messages, route, work.credits, 1, NOW)
+    assert isinstance(started, TurnStarted)
+    turn = turns.start(started)
+    assert turn is not None
+    answers = [
+        turn.answer(AIReply(f"answer {n}", f"resp_{n}", 1, 1), work.conversation, policy_for(ChannelType.WHATSAPP), NOW)
+        for n in range(4)
+    ]
+    barrier = threading.Barrier(4)
+
+    def answer(answered: TurnAnswered) -> bool:
+        barrier.wait()
+        return turns.answer(answered) is not None
+
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        assert list(executor.map(answer, answers)).count(True) == 1  # type: ignore[arg-type]
+    replying = turns.next_work(_scope(recorded.conversation_id))
+    with PostgresUnitOfWork(pool) as uow:
+        credits = uow.credits.get("user-1")
+        charges = [e for e in uow.credits.ledger("user-1", limit=10) if e.kind is LedgerKind.CHARGE]
+    assert replying is not None and [p.status for p in replying.messages] == [MessageStatus.SENDING]
+    assert (credits.balance, credits.reserved, len(charges)) == (4, 0, 1)
+
+
+def test_store_calls_run_without_a_transaction_and_leave_the_connection_transactional(
+    clean_database: str, route: Route
+) -> None:
+    single = open_pool(clean_database, size=1, timeout_s=10)
+    try:
+        turns = PostgresTurnStore(single)
+        assert not turns.has_pending(ScopeKey(OrderingScope.PHONE_NUMBER, "pn-1"))
+        with single.connection() as conn:
+            assert not conn.autocommit  # given back as it was taken
+            conn.execute("SELECT 1")
+            assert conn.info.transaction_status is psycopg.pq.TransactionStatus.INTRANS
+            conn.rollback()
+        with PostgresUnitOfWork(single) as uow:
+            uow.credits.record(CreditMovement.top_up("user-1", 3, None), NOW)  # not committed: rolled back
+        with PostgresUnitOfWork(single) as uow:
+            assert uow.credits.get("user-1").balance == 0
+    finally:
+        single.close()
+
+
+def test_a_store_call_waits_for_no_lock_it_does_not_need(
+    pool: ConnectionPool, route: Route, clean_database: str
+) -> None:
+    """A worker's statement holds its row locks only while it runs: a webhook storing the next message of
+    the same conversation is not kept waiting behind a turn's whole AI call."""
+    _top_up(pool, 5)
+    messages, turns = PostgresMessageStore(pool), PostgresTurnStore(pool)
+    first = messages.record_inbound(route, an_inbound(route, "wamid.1"), NOW)
+    work = turns.next_work(_scope(first.conversation_id))
+    assert work is not None
+    started = Turn.start(work.conversation, work.messages, route, work.credits, 1, NOW)
+    assert isinstance(started, TurnStarted) and turns.start(started) is not None
+
+    began = time.monotonic()
+    second = messages.record_inbound(route, an_inbound(route, "wamid.2"), NOW)
+
+    assert time.monotonic() - began < 1.0
+    assert (second.conversation_id, second.sequence_no) == (first.conversation_id, 2)
