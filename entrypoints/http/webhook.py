@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 
 from application.use_cases.handle_inbound_message import HandleInbound
 from entrypoints.http.errors import ApiError
-from entrypoints.http.meta_payloads import MalformedDelivery, parse_delivery
+from entrypoints.http.meta.envelope import MalformedDelivery, parse_delivery
 from entrypoints.http.services import container
 from entrypoints.http.signature import verify_signature
 
