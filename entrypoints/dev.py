@@ -29,7 +29,7 @@ from application.use_cases.process_pending_messages import ProcessScope
 from application.use_cases.top_up_credits import TopUpCommand
 from domain.channels import ChannelType
 from entrypoints.container import Container
-from entrypoints.http.app import container as current_container
+from entrypoints.http.services import container as current_container
 from entrypoints.http.signature import sign
 
 DEMO_PHONE_NUMBER_ID = "100000000000001"

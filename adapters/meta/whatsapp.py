@@ -31,8 +31,9 @@ class WhatsAppCloudSender:
             adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=connections, max_retries=0)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
-            # requests reads proxy variables and ~/.netrc again on every call (about a quarter of its
-            # CPU per send); the environment's proxies for Graph are read once here instead.
+            # requests reads proxy variables and ~/.netrc again on every call, a sizeable part of its
+            # CPU per send (reference-docs/architecture.md, "What moved the numbers"); the
+            # environment's proxies for Graph are read once here instead.
             session.proxies.update(requests.utils.get_environ_proxies(self._base_url))
             session.trust_env = False
         self._session = session

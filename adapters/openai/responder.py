@@ -142,7 +142,8 @@ class _Turn:
         body = {"prompt": prompt, "conversation": request.openai_conversation_id, "input": inputs, "store": True}
         # The SDK's generic `post` sends exactly what `responses.create` would, with the same auth,
         # timeouts and error types, but skips walking the typed parameters and building the typed
-        # Response: 2.3 instead of 3.6 ms of CPU per call here, on the path every message takes.
+        # Response, a good part of the call's CPU on the path every message takes
+        # (reference-docs/architecture.md, "What moved the numbers").
         return reply_from(self._client.post("/responses", body=body, cast_to=object))
 
     def _find_landed_reply(self) -> AIReply | None:

@@ -23,7 +23,7 @@ class RqJobQueue:
     No job `ttl` and no RQ `Retry`: ordering comes from the scope lock and the state in Postgres, so a
     trigger that runs late, twice or after a newer one is harmless, while a retry scheduled by RQ would
     only add noise. Results are not kept (result_ttl=0): the job's effects are in Postgres, and kept
-    results cost Redis memory (about 5 KB per job).
+    results would hold Redis memory for every job run (figure: reference-docs/architecture.md).
     """
 
     def __init__(self, connection: redis.Redis, queue_name: str, job_function: str, job_timeout_s: int) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 
 from entrypoints.container import Container, build_container
+from entrypoints.http.api import register_api
 from entrypoints.http.errors import register_error_handlers
+from entrypoints.http.health import health
+from entrypoints.http.services import serve_from
+from entrypoints.http.webhook import webhook_blueprint
 from entrypoints.logging_setup import bind_correlation_id, configure_logging
 from entrypoints.settings import Settings
 
@@ -27,7 +31,7 @@ def create_app(container: Container | None = None) -> Flask:
     app = Flask(__name__)
     # Meta's deliveries are at most 3 MB; nothing we accept is larger.
     app.config["MAX_CONTENT_LENGTH"] = 4 * 1024 * 1024
-    app.extensions["container"] = container
+    serve_from(app, container)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     header = settings.correlation_id_header
@@ -44,18 +48,7 @@ def create_app(container: Container | None = None) -> Flask:
         return response
 
     register_error_handlers(app)
-
-    from entrypoints.http.api import register_api
-    from entrypoints.http.health import health
-    from entrypoints.http.webhook import webhook_blueprint
-
     app.register_blueprint(health)
     app.register_blueprint(webhook_blueprint(settings.webhook_path))
     register_api(app)
     return app
-
-
-def container() -> Container:
-    """The container of the app serving the current request."""
-    found: Container = current_app.extensions["container"]
-    return found

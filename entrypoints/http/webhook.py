@@ -15,9 +15,9 @@ from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from application.use_cases.handle_inbound_message import HandleInbound
-from entrypoints.http.app import container
 from entrypoints.http.errors import ApiError
-from entrypoints.http.meta_payloads import MalformedDelivery, parse_delivery
+from entrypoints.http.meta.envelope import MalformedDelivery, parse_delivery
+from entrypoints.http.services import container
 from entrypoints.http.signature import verify_signature
 
 log = logging.getLogger(__name__)

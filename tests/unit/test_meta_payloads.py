@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from domain.messages import MessageStatus
-from entrypoints.http.meta_payloads import Delivery, IgnoredKind, MalformedDelivery, parse_delivery
+from entrypoints.http.meta.delivery import Delivery, IgnoredKind
+from entrypoints.http.meta.envelope import MalformedDelivery, parse_delivery
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 PHONE_NUMBER_ID = "106540352242922"

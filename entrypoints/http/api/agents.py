@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from entrypoints.http.api.auth import caller_for
 from entrypoints.http.api.payloads import CreateAgentRequest, agent_json, read_body
-from entrypoints.http.app import container
+from entrypoints.http.services import container
 
 agents = Blueprint("agents", __name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import request
 
 from application.use_cases.authenticate import Principal
-from entrypoints.http.app import container
+from entrypoints.http.services import container
 
 
 def caller() -> Principal:

@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from entrypoints.http.api.auth import caller_for
 from entrypoints.http.api.payloads import AddChannelRequest, channel_json, read_body
-from entrypoints.http.app import container
+from entrypoints.http.services import container
 
 channels = Blueprint("channels", __name__)
 

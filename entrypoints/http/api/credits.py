@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from entrypoints.http.api.auth import caller_for
 from entrypoints.http.api.payloads import TopUpRequest, credits_json, idempotency_key, read_body, top_up_json
-from entrypoints.http.app import container
+from entrypoints.http.services import container
 
 credits = Blueprint("credits", __name__)
 

@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from entrypoints.http.api.auth import caller_for
 from entrypoints.http.api.payloads import message_query, messages_page_json
-from entrypoints.http.app import container
+from entrypoints.http.services import container
 
 messages = Blueprint("messages", __name__)
 

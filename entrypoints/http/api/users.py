@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from entrypoints.http.api.auth import admin_caller, caller_for
 from entrypoints.http.api.payloads import CreateUserRequest, created_user_json, read_body, user_json
-from entrypoints.http.app import container
+from entrypoints.http.services import container
 
 users = Blueprint("users", __name__)
 
