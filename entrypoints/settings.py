@@ -37,6 +37,8 @@ class Settings:
     database_timeout_ms: int
     redis_url: str | None
     openai_api_key: str | None
+    #: The labelled offline responder answers instead of OpenAI (dev mode's default without a key).
+    offline_responder: bool
     openai_base_url: str
     openai_timeout_ms: int
     openai_max_retries: int
@@ -93,12 +95,24 @@ class Settings:
         if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             reader.problem("REDIS_URL: must start with redis://, rediss:// or unix://")
 
+        openai_api_key = reader.text("OPENAI_API_KEY", None)
+        # A stand-in must never answer real customers by accident: outside dev mode it is an explicit choice.
+        offline_responder = reader.boolean("OFFLINE_RESPONDER", dev and openai_api_key is None)
+        if offline_responder and openai_api_key is not None:
+            reader.problem("OFFLINE_RESPONDER: true, but OPENAI_API_KEY is set too; unset one of them")
+        if not offline_responder and openai_api_key is None:
+            reader.problem(
+                "OPENAI_API_KEY: required (sk-…); to answer customers with the labelled offline responder "
+                "instead, set OFFLINE_RESPONDER=true"
+            )
+
         settings = cls(
             database_url=database_url,
             database_pool_size=reader.integer("DATABASE_POOL_SIZE", 10, minimum=1),
             database_timeout_ms=reader.integer("DATABASE_TIMEOUT", 30_000, minimum=100),
             redis_url=redis_url,
-            openai_api_key=reader.text("OPENAI_API_KEY", None),
+            openai_api_key=openai_api_key,
+            offline_responder=offline_responder,
             openai_base_url=reader.url("OPENAI_BASE_URL", "https://api.openai.com/v1"),
             openai_timeout_ms=reader.integer("OPENAI_TIMEOUT", 30_000, minimum=100),
             openai_max_retries=reader.integer("OPENAI_MAX_RETRIES", 3, minimum=0),

@@ -23,6 +23,8 @@ SWEEPER_LOCK = "mcagent:sweeper"
 
 def run_workers(settings: Settings) -> None:
     """Block until SIGTERM: `settings.worker_concurrency` RQ workers and one sweeper, all restarted if they die."""
+    if settings.offline_responder:
+        log.warning("offline_responder_answers", extra={"reason": "OFFLINE_RESPONDER=true: no OpenAI calls"})
 
     def child(index: int) -> None:
         configure_logging(settings.log_level, settings.log_format)
