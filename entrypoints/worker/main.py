@@ -10,6 +10,7 @@ from types import FrameType
 
 from entrypoints.container import build_container
 from entrypoints.logging_setup import configure_logging
+from entrypoints.schema_check import wait_for_current_schema
 from entrypoints.settings import Settings
 from entrypoints.worker import jobs
 from entrypoints.worker.rq_worker import run_rq_worker
@@ -22,7 +23,12 @@ SWEEPER_LOCK = "mcagent:sweeper"
 
 
 def run_workers(settings: Settings) -> None:
-    """Block until SIGTERM: `settings.worker_concurrency` RQ workers and one sweeper, all restarted if they die."""
+    """Block until SIGTERM: `settings.worker_concurrency` RQ workers and one sweeper, all restarted if they die.
+
+    Raises SchemaNotCurrent, before anything is forked, on a database not at this release's schema: children
+    restarted in a loop would only fail on it again and again.
+    """
+    wait_for_current_schema(settings)
     if settings.offline_responder:
         log.warning("offline_responder_answers", extra={"reason": "OFFLINE_RESPONDER=true: no OpenAI calls"})
 
