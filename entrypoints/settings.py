@@ -51,7 +51,6 @@ class Settings:
     worker_concurrency: int
     worker_max_processes: int
     worker_threads: int
-    worker_mode: str
     scale_up_age_ms: int
     scale_down_idle_ms: int
     queue_name: str
@@ -125,7 +124,6 @@ class Settings:
             worker_concurrency=(concurrency := reader.integer("WORKER_CONCURRENCY", 2, minimum=1)),
             worker_max_processes=reader.integer("WORKER_MAX_PROCESSES", concurrency, minimum=1),
             worker_threads=reader.integer("WORKER_THREADS", 32, minimum=1),
-            worker_mode=reader.choice_text("WORKER_MODE", "inprocess", ("inprocess", "fork")),
             scale_up_age_ms=reader.integer("SCALE_UP_AGE_MS", 2_000, minimum=100),
             scale_down_idle_ms=reader.integer("SCALE_DOWN_IDLE_MS", 30_000, minimum=1_000),
             queue_name=reader.text("QUEUE_NAME", "mcagent") or "mcagent",

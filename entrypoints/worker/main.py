@@ -37,13 +37,11 @@ def run_workers(settings: Settings) -> None:
         if index == 0:
             run_sweeper(settings)
         else:
-            fork_per_job = settings.worker_mode == "fork"
             run_rq_worker(
                 _required(settings.redis_url),
                 settings.queue_name,
-                on_start=None if fork_per_job else lambda: _start_container(settings),
+                on_start=lambda: _start_container(settings),
                 threads=settings.worker_threads,
-                fork_per_job=fork_per_job,
             )
 
     # Child 0 is the sweeper; the pool of RQ workers is children 1..n and is what scales.
