@@ -40,10 +40,11 @@ _HEARTBEAT_EVERY_S = 5.0
 class _LeanBookkeeping(SimpleWorker):
     """RQ's per-job bookkeeping without the writes that repeat what Redis already holds.
 
-    Measured with py-spy on the benchmark: the worker's stand-alone heartbeats and `set_state` calls
-    made 10 of RQ's ~20 round trips per job and 7 % of the worker's CPU, the suspension check before
-    every job another 3 %. Heartbeats that are part of a job's own pipeline (its start and end) are
-    untouched, so the job and execution keys behave as in RQ; `rq suspend` is seen within a second.
+    RQ writes the worker's stand-alone heartbeat and its state around every job, and asks Redis about
+    `rq suspend` before every job: round trips that keep a key alive or repeat what it already holds,
+    and a measurable share of the worker's CPU (reference-docs/architecture.md, "Performance").
+    Heartbeats that are part of a job's own pipeline (its start and end) are untouched, so the job and
+    execution keys behave as in RQ; `rq suspend` is seen within a second.
     """
 
     _last_beat: tuple[float, int | None] | None = None
@@ -74,7 +75,7 @@ class _LeanBookkeeping(SimpleWorker):
 
 
 class InProcessWorker(_LeanBookkeeping):
-    """Runs each job in the worker process: no fork per job (about 12 ms each, and a cold interpreter).
+    """Runs each job in the worker process: no fork and no cold process per job.
 
     Every log line written while a job runs carries the job id and the message's correlation id.
     """
