@@ -34,6 +34,7 @@ from bench.system import (
     Service,
     free_port,
     gunicorn_argv,
+    seed_literal_worker_argv,
     start_graph,
     start_openai,
     start_redis,
@@ -47,8 +48,9 @@ RESULTS = ROOT / "bench" / "results"
 
 CONFIGS: dict[str, dict[str, str]] = {
     "default": {},
-    # The seed, literally: a whole business number served one message at a time, one process per job.
-    "seed-literal": {"ORDERING_SCOPE": "phone_number", "WORKER_MODE": "fork"},
+    # The seed, literally: a whole business number served one message at a time (the ordering scope), one
+    # process per job (`seed_literal_worker_argv`).
+    "seed-literal": {"ORDERING_SCOPE": "phone_number"},
 }
 
 
@@ -253,7 +255,9 @@ def run_once(args: argparse.Namespace, config: str, started: datetime) -> dict[s
                 raise RuntimeError(f"gunicorn exited: {web.tail()}")
             workers: Service | None = None
             if not args.ingest_only:
-                workers = Service("workers", worker_argv(), {**full_env, **_pairs(args.worker_env)}, log_dir)
+                argv = seed_literal_worker_argv() if config == "seed-literal" else worker_argv()
+                out["worker_command"] = " ".join(["python", *argv[1:]])
+                workers = Service("workers", argv, {**full_env, **_pairs(args.worker_env)}, log_dir)
                 services["workers"] = workers
                 stack.callback(workers.stop, 45)
             redis_client = redis.Redis(host="127.0.0.1", port=redis_port, socket_timeout=2)
@@ -415,7 +419,7 @@ def warm_up(base_url: str, args: argparse.Namespace, replies: ReplyLog, workers:
         if wanted <= replies.answered:
             break
         if not workers.alive():
-            raise RuntimeError(f"mcagent worker exited: {workers.tail()}")
+            raise RuntimeError(f"the workers exited: {workers.tail()}")
         time.sleep(0.1)
     answered = len(wanted & replies.answered)
     if answered < len(wanted):

@@ -158,3 +158,8 @@ def gunicorn_argv(port: int, *, workers: int, threads: int, worker_class: str, k
 
 def worker_argv() -> list[str]:
     return [sys.executable, "-m", "entrypoints.cli", "worker"]
+
+
+def seed_literal_worker_argv() -> list[str]:
+    """The seed's worker design: RQ's fork-per-job workers (see `bench/seed_literal_worker.py`)."""
+    return [sys.executable, "-m", "bench.seed_literal_worker"]

@@ -1,4 +1,7 @@
-"""`mcagent`: migrate, serve, worker, dev."""
+"""`mcagent`: migrate, serve, worker, dev.
+
+A bad configuration, or a database not at this release's schema, ends the command with one message and exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import os
 import sys
 import threading
 
+from adapters.postgres.migrations import SchemaNotCurrent
 from entrypoints.settings import ConfigError, Settings
 
 
@@ -29,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "worker":
             return _worker(Settings.from_env())
         return _dev(Settings.from_env(dev=True), args.host)
-    except ConfigError as error:
+    except (ConfigError, SchemaNotCurrent) as error:
         print(f"mcagent: {error}", file=sys.stderr)
         return 2
 

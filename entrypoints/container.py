@@ -1,7 +1,8 @@
 """The composition root: which adapter serves which port, in the web app and in the workers.
 
 With DATABASE_URL/REDIS_URL set the container wires Postgres, Redis and RQ; without them (embedded
-dev mode) it wires the in-memory adapters. With no OPENAI_API_KEY the offline responder answers.
+dev mode) it wires the in-memory adapters. With OFFLINE_RESPONDER (dev mode's default without an
+OPENAI_API_KEY; an explicit opt-in anywhere else) the labelled offline responder answers instead of OpenAI.
 Nothing connects at import time: pools and clients are Resources opened by `init_resources()`
 (after gunicorn or the worker supervisor has forked) and closed by `shutdown_resources()`.
 """
@@ -86,7 +87,7 @@ def _mode(settings: Settings) -> str:
 
 
 def _ai_mode(settings: Settings) -> str:
-    return "openai" if settings.openai_api_key else "offline"
+    return "offline" if settings.offline_responder else "openai"
 
 
 def _senders(whatsapp: WhatsAppCloudSender) -> SendersByType:

@@ -37,6 +37,8 @@ class Settings:
     database_timeout_ms: int
     redis_url: str | None
     openai_api_key: str | None
+    #: The labelled offline responder answers instead of OpenAI (dev mode's default without a key).
+    offline_responder: bool
     openai_base_url: str
     openai_timeout_ms: int
     openai_max_retries: int
@@ -49,7 +51,6 @@ class Settings:
     worker_concurrency: int
     worker_max_processes: int
     worker_threads: int
-    worker_mode: str
     scale_up_age_ms: int
     scale_down_idle_ms: int
     queue_name: str
@@ -93,12 +94,24 @@ class Settings:
         if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             reader.problem("REDIS_URL: must start with redis://, rediss:// or unix://")
 
+        openai_api_key = reader.text("OPENAI_API_KEY", None)
+        # A stand-in must never answer real customers by accident: outside dev mode it is an explicit choice.
+        offline_responder = reader.boolean("OFFLINE_RESPONDER", dev and openai_api_key is None)
+        if offline_responder and openai_api_key is not None:
+            reader.problem("OFFLINE_RESPONDER: true, but OPENAI_API_KEY is set too; unset one of them")
+        if not offline_responder and openai_api_key is None:
+            reader.problem(
+                "OPENAI_API_KEY: required (sk-…); to answer customers with the labelled offline responder "
+                "instead, set OFFLINE_RESPONDER=true"
+            )
+
         settings = cls(
             database_url=database_url,
             database_pool_size=reader.integer("DATABASE_POOL_SIZE", 10, minimum=1),
             database_timeout_ms=reader.integer("DATABASE_TIMEOUT", 30_000, minimum=100),
             redis_url=redis_url,
-            openai_api_key=reader.text("OPENAI_API_KEY", None),
+            openai_api_key=openai_api_key,
+            offline_responder=offline_responder,
             openai_base_url=reader.url("OPENAI_BASE_URL", "https://api.openai.com/v1"),
             openai_timeout_ms=reader.integer("OPENAI_TIMEOUT", 30_000, minimum=100),
             openai_max_retries=reader.integer("OPENAI_MAX_RETRIES", 3, minimum=0),
@@ -111,7 +124,6 @@ class Settings:
             worker_concurrency=(concurrency := reader.integer("WORKER_CONCURRENCY", 2, minimum=1)),
             worker_max_processes=reader.integer("WORKER_MAX_PROCESSES", concurrency, minimum=1),
             worker_threads=reader.integer("WORKER_THREADS", 32, minimum=1),
-            worker_mode=reader.choice_text("WORKER_MODE", "inprocess", ("inprocess", "fork")),
             scale_up_age_ms=reader.integer("SCALE_UP_AGE_MS", 2_000, minimum=100),
             scale_down_idle_ms=reader.integer("SCALE_DOWN_IDLE_MS", 30_000, minimum=1_000),
             queue_name=reader.text("QUEUE_NAME", "mcagent") or "mcagent",

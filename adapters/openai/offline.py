@@ -1,4 +1,4 @@
-"""AIResponder for dev mode without an OPENAI_API_KEY: answers at once, says plainly that it is offline."""
+"""AIResponder used without an OPENAI_API_KEY (dev mode, or an explicit opt-in): answers at once, says it is offline."""
 
 from __future__ import annotations
 

@@ -14,17 +14,19 @@ from entrypoints.http.health import health
 from entrypoints.http.services import serve_from
 from entrypoints.http.webhook import webhook_blueprint
 from entrypoints.logging_setup import bind_correlation_id, configure_logging
+from entrypoints.schema_check import refuse_unless_current_schema
 from entrypoints.settings import Settings
 
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def create_app(container: Container | None = None) -> Flask:
-    """Build the app. Without a container (gunicorn) it reads the environment and opens the pools,
-    which happens in each gunicorn worker after the fork (do not use --preload)."""
+    """Build the app. Without a container (gunicorn) it reads the environment, refuses a database not at
+    this release's schema, and opens the pools, in each gunicorn worker after the fork (do not use --preload)."""
     if container is None:
         settings = Settings.from_env()
         configure_logging(settings.log_level, settings.log_format)
+        refuse_unless_current_schema(settings)
         container = build_container(settings)
         container.init_resources()
     settings = container.settings()

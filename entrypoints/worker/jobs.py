@@ -7,28 +7,20 @@ started, and the job functions resolve their use cases from it.
 from __future__ import annotations
 
 import contextlib
-import os
 
-from entrypoints.container import Container, build_container
-from entrypoints.settings import Settings
+from entrypoints.container import Container
 
 _container: Container | None = None
-_bound_in: int | None = None
 
 
 def bind(container: Container) -> None:
-    global _container, _bound_in
-    _container, _bound_in = container, os.getpid()
+    global _container
+    _container = container
 
 
 def _bound() -> Container:
-    if _container is None or _bound_in != os.getpid():
-        # A forked job process (WORKER_MODE=fork) must not share its parent's pools and sockets:
-        # it builds its own, which is exactly the per-job cost that mode exists to show.
-        container = build_container(Settings.from_env())
-        container.init_resources()
-        bind(container)
-    assert _container is not None
+    if _container is None:
+        raise RuntimeError("no container bound: a worker process binds its own before its first job")
     return _container
 
 

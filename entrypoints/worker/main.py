@@ -10,6 +10,7 @@ from types import FrameType
 
 from entrypoints.container import build_container
 from entrypoints.logging_setup import configure_logging
+from entrypoints.schema_check import wait_for_current_schema
 from entrypoints.settings import Settings
 from entrypoints.worker import jobs
 from entrypoints.worker.rq_worker import run_rq_worker
@@ -22,20 +23,25 @@ SWEEPER_LOCK = "mcagent:sweeper"
 
 
 def run_workers(settings: Settings) -> None:
-    """Block until SIGTERM: `settings.worker_concurrency` RQ workers and one sweeper, all restarted if they die."""
+    """Block until SIGTERM: `settings.worker_concurrency` RQ workers and one sweeper, all restarted if they die.
+
+    Raises SchemaNotCurrent, before anything is forked, on a database not at this release's schema: children
+    restarted in a loop would only fail on it again and again.
+    """
+    wait_for_current_schema(settings)
+    if settings.offline_responder:
+        log.warning("offline_responder_answers", extra={"reason": "OFFLINE_RESPONDER=true: no OpenAI calls"})
 
     def child(index: int) -> None:
         configure_logging(settings.log_level, settings.log_format)
         if index == 0:
             run_sweeper(settings)
         else:
-            fork_per_job = settings.worker_mode == "fork"
             run_rq_worker(
                 _required(settings.redis_url),
                 settings.queue_name,
-                on_start=None if fork_per_job else lambda: _start_container(settings),
+                on_start=lambda: _start_container(settings),
                 threads=settings.worker_threads,
-                fork_per_job=fork_per_job,
             )
 
     # Child 0 is the sweeper; the pool of RQ workers is children 1..n and is what scales.

@@ -1,12 +1,11 @@
-"""One RQ worker process: takes scope jobs from the queue and runs them.
+"""One RQ worker process: takes scope jobs from the queue and runs them, in the worker process itself.
 
-Three ways to run a job, chosen by WORKER_MODE / WORKER_THREADS:
-- `InProcessWorker` (one thread): each job in the worker process, no fork per job;
+RQ's default `Worker` forks a fresh process per job, which would open every pool and client again
+for each job. Two ways instead, chosen by WORKER_THREADS:
+- `InProcessWorker` (one thread): each job in the worker process;
 - `ConcurrentWorker` (N threads): up to N jobs at once in one process. A job spends nearly all
   its time waiting for OpenAI, so one process can keep many turns in flight for the memory and
-  CPU of one interpreter instead of N;
-- RQ's forking `Worker` (WORKER_MODE=fork): a fresh process per job, as the seed design had it.
-  Kept to compare against (the benchmark's seed-literal configuration).
+  CPU of one interpreter instead of N.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from rq import Queue
 from rq.exceptions import StopRequested
 from rq.job import Job
 from rq.timeouts import TimerDeathPenalty
-from rq.worker import SimpleWorker, Worker
+from rq.worker import SimpleWorker
 
 from adapters.redis.client import redis_client
 
@@ -41,10 +40,11 @@ _HEARTBEAT_EVERY_S = 5.0
 class _LeanBookkeeping(SimpleWorker):
     """RQ's per-job bookkeeping without the writes that repeat what Redis already holds.
 
-    Measured with py-spy on the benchmark: the worker's stand-alone heartbeats and `set_state` calls
-    made 10 of RQ's ~20 round trips per job and 7 % of the worker's CPU, the suspension check before
-    every job another 3 %. Heartbeats that are part of a job's own pipeline (its start and end) are
-    untouched, so the job and execution keys behave as in RQ; `rq suspend` is seen within a second.
+    RQ writes the worker's stand-alone heartbeat and its state around every job, and asks Redis about
+    `rq suspend` before every job: round trips that keep a key alive or repeat what it already holds,
+    and a measurable share of the worker's CPU (reference-docs/architecture.md, "Performance").
+    Heartbeats that are part of a job's own pipeline (its start and end) are untouched, so the job and
+    execution keys behave as in RQ; `rq suspend` is seen within a second.
     """
 
     _last_beat: tuple[float, int | None] | None = None
@@ -75,7 +75,7 @@ class _LeanBookkeeping(SimpleWorker):
 
 
 class InProcessWorker(_LeanBookkeeping):
-    """Runs each job in the worker process: no fork per job (about 12 ms each, and a cold interpreter).
+    """Runs each job in the worker process: no fork and no cold process per job.
 
     Every log line written while a job runs carries the job id and the message's correlation id.
     """
@@ -138,7 +138,6 @@ def run_rq_worker(
     burst: bool = False,
     maintenance_interval_s: int = 60,
     threads: int = 1,
-    fork_per_job: bool = False,
 ) -> None:
     """Work on `queue_name` until SIGTERM/SIGINT (the jobs under way finish first) or, in burst mode, until empty.
 
@@ -149,10 +148,8 @@ def run_rq_worker(
     if on_start is not None:
         on_start()
     connection = redis_client(redis_url, socket_timeout_s=_WORKER_SOCKET_TIMEOUT_S)
-    worker: SimpleWorker | Worker
-    if fork_per_job:
-        worker = Worker([queue_name], connection=connection, maintenance_interval=maintenance_interval_s)
-    elif threads > 1:
+    worker: SimpleWorker
+    if threads > 1:
         worker = ConcurrentWorker(
             [queue_name], connection=connection, maintenance_interval=maintenance_interval_s, threads=threads
         )

@@ -10,7 +10,17 @@ from importlib import resources
 import psycopg
 import pytest
 
-from adapters.postgres.migrations import apply_migrations, pending_migrations
+from adapters.postgres.migrations import (
+    DatabaseUnreachable,
+    SchemaNotCurrent,
+    apply_migrations,
+    pending_migrations,
+    verify_schema,
+)
+from tests.support.processes import free_port
+
+#: A migration no release of this code ships: what a newer release leaves behind.
+FUTURE_MIGRATION = "9999_from_a_newer_release"
 
 
 def _all_versions() -> list[str]:
@@ -68,3 +78,69 @@ def test_concurrent_runs_apply_each_migration_exactly_once(empty_database: str) 
 
 def test_session_database_is_fully_migrated(database_url: str) -> None:
     assert pending_migrations(database_url) == []
+
+
+def test_a_migrated_database_is_at_this_releases_schema(database_url: str) -> None:
+    verify_schema(database_url)
+
+
+def test_an_empty_database_is_refused_naming_every_missing_migration_and_mcagent_migrate(
+    empty_database: str,
+) -> None:
+    with pytest.raises(SchemaNotCurrent) as caught:
+        verify_schema(empty_database)
+
+    assert caught.value.missing == _all_versions()
+    assert caught.value.unknown == []
+    message = str(caught.value)
+    assert "Run `mcagent migrate`" in message
+    assert all(version in message for version in _all_versions())
+    assert empty_database.rsplit("/", 1)[1] in message
+
+
+def test_a_database_an_older_release_migrated_is_refused_naming_the_migration_it_lacks(empty_database: str) -> None:
+    apply_migrations(empty_database)
+    newest = _all_versions()[-1]
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute("DELETE FROM schema_migrations WHERE version = %s", (newest,))
+
+    with pytest.raises(SchemaNotCurrent) as caught:
+        verify_schema(empty_database)
+
+    assert caught.value.missing == [newest]
+    assert "Run `mcagent migrate`" in str(caught.value)
+
+
+def test_a_database_a_newer_release_migrated_is_refused_naming_the_migration_this_release_lacks(
+    empty_database: str,
+) -> None:
+    apply_migrations(empty_database)
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (FUTURE_MIGRATION,))
+
+    with pytest.raises(SchemaNotCurrent) as caught:
+        verify_schema(empty_database)
+
+    assert caught.value.unknown == [FUTURE_MIGRATION]
+    message = str(caught.value)
+    assert "newer release" in message and FUTURE_MIGRATION in message
+    assert "Deploy the release that migrated it" in message
+    assert "mcagent migrate" not in message
+
+
+def test_migrate_changes_nothing_on_a_database_a_newer_release_migrated(empty_database: str) -> None:
+    apply_migrations(empty_database)
+    newest = _all_versions()[-1]
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute("DELETE FROM schema_migrations WHERE version = %s", (newest,))
+        conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (FUTURE_MIGRATION,))
+
+    with pytest.raises(SchemaNotCurrent, match="newer release"):
+        apply_migrations(empty_database)
+
+    assert pending_migrations(empty_database) == [newest]
+
+
+def test_an_unreachable_database_is_no_verdict_on_its_schema() -> None:
+    with pytest.raises(DatabaseUnreachable):
+        verify_schema(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")

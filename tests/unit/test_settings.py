@@ -11,6 +11,7 @@ PRODUCTION = {
     "WEBHOOK_SECRET": "s",
     "WEBHOOK_VERIFY_TOKEN": "v",
     "ADMIN_API_KEY": "a",
+    "OPENAI_API_KEY": "sk-test",
 }
 
 
@@ -23,6 +24,7 @@ def test_production_settings_read_the_seed_names_with_their_defaults() -> None:
     assert settings.openai_max_retries == 3
     assert settings.ordering_scope is OrderingScope.CONVERSATION
     assert not settings.embedded
+    assert not settings.offline_responder
 
 
 def test_every_bad_variable_is_named_in_one_error() -> None:
@@ -48,6 +50,7 @@ def test_every_bad_variable_is_named_in_one_error() -> None:
         "WEBHOOK_SECRET",
         "ADMIN_API_KEY",
         "WEBHOOK_VERIFY_TOKEN",
+        "OPENAI_API_KEY",
     ):
         assert name in message, f"{name} not named in: {message}"
 
@@ -56,7 +59,39 @@ def test_dev_mode_runs_embedded_with_no_configuration_at_all() -> None:
     settings = Settings.from_env({}, dev=True)
     assert settings.embedded
     assert settings.openai_api_key is None
+    assert settings.offline_responder
     assert settings.admin_api_key and settings.webhook_secret
+
+
+def test_dev_mode_with_an_openai_key_answers_with_openai() -> None:
+    assert not Settings.from_env({"OPENAI_API_KEY": "sk-dev"}, dev=True).offline_responder
+
+
+def test_outside_dev_mode_a_missing_openai_key_is_refused_naming_the_key_and_the_opt_in() -> None:
+    without_key = {name: value for name, value in PRODUCTION.items() if name != "OPENAI_API_KEY"}
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(without_key)
+    assert caught.value.problems == [
+        "OPENAI_API_KEY: required (sk-…); to answer customers with the labelled offline responder instead, "
+        "set OFFLINE_RESPONDER=true"
+    ]
+
+
+def test_outside_dev_mode_the_offline_responder_answers_only_when_asked_for() -> None:
+    without_key = {name: value for name, value in PRODUCTION.items() if name != "OPENAI_API_KEY"}
+    settings = Settings.from_env({**without_key, "OFFLINE_RESPONDER": "true"})
+    assert settings.offline_responder
+    assert settings.openai_api_key is None
+
+
+def test_offline_responder_with_an_openai_key_is_refused_as_ambiguous() -> None:
+    with pytest.raises(ConfigError, match="OFFLINE_RESPONDER: true, but OPENAI_API_KEY is set too"):
+        Settings.from_env({**PRODUCTION, "OFFLINE_RESPONDER": "true"})
+
+
+def test_dev_mode_can_refuse_the_offline_responder_too() -> None:
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY: required"):
+        Settings.from_env({"OFFLINE_RESPONDER": "false"}, dev=True)
 
 
 def test_database_without_redis_is_refused_even_in_dev_mode() -> None:
