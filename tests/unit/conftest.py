@@ -11,6 +11,7 @@ import itertools
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from adapters.memory.services import (
 from adapters.memory.tables import InMemoryStore
 from adapters.memory.turn_store import InMemoryTurnStore
 from adapters.memory.unit_of_work import InMemoryUnitOfWork
-from application.ports.services import JobQueue
+from application.ports.services import Clock, JobQueue
 from application.reply_delivery import ReplyDelivery
 from application.routes import ChannelRoutes
 from application.use_cases.add_channel import AddChannel, AddChannelCommand
@@ -92,12 +93,13 @@ class App:
         ordering: OrderingScope,
         policy: TurnPolicy,
         locks: InMemoryLocks,
+        clock: Clock | None = None,
     ) -> None:
         self.store = InMemoryStore()
         self.storage_calls = _StorageCallsInFlight()
         self.store.lock = self.storage_calls  # type: ignore[assignment]
         self.uow_opened = 0
-        self.clock = HookedClock()
+        self.clock: Any = clock or HookedClock()
         self.ids = SequentialIds()
         self.queue = InMemoryJobQueue()
         self.locks = locks
@@ -273,8 +275,15 @@ def make_app() -> MakeApp:
         ordering: OrderingScope = OrderingScope.CONVERSATION,
         policy: TurnPolicy | None = None,
         locks: InMemoryLocks | None = None,
+        clock: Clock | None = None,
     ) -> App:
-        return App(credits=credits, ordering=ordering, policy=policy or TurnPolicy(), locks=locks or InMemoryLocks())
+        return App(
+            credits=credits,
+            ordering=ordering,
+            policy=policy or TurnPolicy(),
+            locks=locks or InMemoryLocks(),
+            clock=clock,
+        )
 
     return make
 

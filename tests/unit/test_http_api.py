@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from attrs import frozen
 from dependency_injector import providers
 from flask.testing import FlaskClient
+from freezegun import freeze_time
 from werkzeug.test import TestResponse
 
 from adapters.memory.services import FixedClock
@@ -137,6 +138,14 @@ def other(api: Api) -> Tenant:
 
 
 # --- users -------------------------------------------------------------------------------------
+
+
+def test_an_error_says_when_it_happened_by_the_real_clock(api: Api) -> None:
+    with freeze_time("2026-07-04 09:30:00", tz_offset=0):
+        answer = api.client.get("/users/usr_nobody", headers={"x-api-key": "not-a-key"})
+
+    error = _error(answer, 401, "unauthorized")
+    assert datetime.fromisoformat(error["timestamp"]) == datetime(2026, 7, 4, 9, 30, tzinfo=UTC)
 
 
 def test_admin_creates_a_user_and_sees_its_api_key_once(api: Api) -> None:

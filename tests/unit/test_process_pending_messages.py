@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from freezegun import freeze_time
 
+from adapters.memory.services import SystemClock
 from application.ports.services import AIRequest, DeliveryFailed
 from application.use_cases.add_channel import AddChannelCommand
 from application.use_cases.create_agent import CreateAgentCommand
@@ -398,6 +400,20 @@ def test_message_just_inside_the_service_window_is_answered(app: App) -> None:
     app.drain()
 
     assert app.sent_texts() == ["reply to: Hi"]
+
+
+@pytest.mark.parametrize(("later", "answered"), [(timedelta(hours=23, minutes=59), True), (timedelta(hours=24), False)])
+def test_the_service_window_is_judged_by_the_real_clock(make_app: MakeApp, later: timedelta, answered: bool) -> None:
+    with freeze_time("2026-05-01 10:00:00", tz_offset=0) as frozen:
+        app = make_app(clock=SystemClock())
+        app.receive("Hi")  # sent now, by the real clock
+        frozen.tick(later)
+
+        app.drain()
+
+    assert app.sent_texts() == (["reply to: Hi"] if answered else [])
+    if not answered:
+        assert app.inbound_messages()[0].failure_reason == "outside_service_window"
 
 
 def test_web_chat_has_no_service_window(app: App) -> None:
