@@ -185,6 +185,9 @@ def test_the_pool_grows_and_shrinks_as_the_scaling_decision_says_and_retired_mem
         wanted["count"] = 3
         _wait_for(lambda: len(supervisor.child_pids()) == 3)
         seen["grown"] = supervisor.processes
+        # Shrink only once the new members run: one forked a moment ago has not installed its SIGTERM
+        # handler yet, and would die of the signal without saying it stopped.
+        _wait_for(lambda: len(_reported(client, STARTED)) == 3)
         wanted["count"] = 1
         _wait_for(lambda: len(supervisor.child_pids()) == 1)
         time.sleep(0.5)  # a retired member must stay retired
