@@ -6,6 +6,7 @@ under the store's lock; a change the domain refuses (credits that would go negat
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 
 from attrs import evolve
@@ -180,12 +181,10 @@ def _received(t: Tables, scope: ScopeKey) -> list[Message]:
 def _pending_batch(t: Tables, scope: ScopeKey) -> tuple[Message, ...]:
     """The scope's received messages in order, cut at the first message of another conversation."""
     received = _received(t, scope)
-    batch = [m for m in received[:1]]
-    for message in received[1:]:
-        if message.conversation_id != batch[0].conversation_id:
-            break
-        batch.append(message)
-    return tuple(batch)
+    if not received:
+        return ()
+    head = received[0].conversation_id
+    return tuple(itertools.takewhile(lambda m: m.conversation_id == head, received))
 
 
 def _part(t: Tables, turn: Turn, sequence_no: int, draft: PartDraft) -> Message:

@@ -121,10 +121,11 @@ class ProcessPendingMessages:
             self._fail(turn.fail(NO_AGENT, self._clock.now()))
             return None
         conversation = work.conversation
+        if resumed:
+            turn = turn.resume(self._clock.now())
+            if not self._turns.save_turn(turn, before=TurnStatus.AWAITING_AI):
+                return None  # another worker took it on meanwhile
         try:
-            if resumed:
-                turn = turn.resume(self._clock.now())
-                self._turns.save_turn(turn, before=TurnStatus.AWAITING_AI)
             ai_conversation = conversation.openai_conversation_id or self._link_ai(conversation)
             reply = self._ai.respond(
                 AIRequest(
