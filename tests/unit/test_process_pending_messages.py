@@ -461,6 +461,25 @@ def test_turn_left_awaiting_ai_is_answered_exactly_once_on_the_next_run(app: App
     assert len(app.sender.sent) == 1
 
 
+def test_a_turn_left_open_that_another_worker_resumes_first_is_left_to_it(app: App) -> None:
+    app.ai.during_next_call(_worker_dies)
+    app.receive("Hi")
+    with pytest.raises(RuntimeError):
+        app.drain()
+    save_turn = app.turn_store.save_turn
+
+    def another_worker_resumed_it_first(turn: Turn, before: TurnStatus) -> bool:
+        save_turn(turn, before)  # the other worker's save
+        return False
+
+    app.turn_store.save_turn = another_worker_resumed_it_first  # type: ignore[method-assign]
+
+    app.run(SCOPE)
+
+    assert len(app.ai.requests) == 1  # only the call the dead worker made
+    assert app.turns()[0].status is TurnStatus.AWAITING_AI
+
+
 def test_part_left_sending_is_failed_as_unknown_and_never_sent_again(app: App) -> None:
     app.sender.crashes.append(RuntimeError("worker killed during the send"))
     app.receive("Hi")
