@@ -26,6 +26,11 @@ def _inputs_per_call(openai: StandInOpenAI) -> list[list[str]]:
     return [[item["content"] for item in body["input"]] for body in openai.calls("responses")]
 
 
+def _reply_attempts(graph: StandInGraph) -> list[str]:
+    """The text of every reply the service tried to send, accepted or not, in order of arrival."""
+    return [r.body["text"]["body"] for r in graph.requests if isinstance(r.body, dict) and r.body.get("type") == "text"]
+
+
 def test_a_signed_text_message_is_answered_on_whatsapp_and_recorded(
     make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
 ) -> None:
@@ -123,10 +128,17 @@ def test_conversations_keep_their_order_across_concurrent_workers(
         assert asked_by_customer[customer] == [f"{customer} message {n}" for n in range(5)], "order or count broken"
     assert openai_standin.max_in_flight() == 1, "a conversation had two AI calls at once"
 
-    turns = len(openai_standin.calls("responses"))
-    sent = graph_standin.wait_for_sent(turns, timeout=30)
-    time.sleep(0.5)
-    assert len(graph_standin.sent) == turns, "a turn was replied to twice"
+    # Each customer writes once more: a conversation's later turn is answered only after every earlier
+    # one ended, so once these replies are out, nothing of the first sixty can still be on its way.
+    for tenant, customer in customers:
+        system.send_text(tenant, customer, f"{customer} last")
+    wait_for(
+        lambda: {echo_reply([f"{c} last"]) for _, c in customers} <= {m.text for m in graph_standin.sent},
+        timeout=30,
+        what="every customer's last message answered",
+    )
+    sent = graph_standin.sent
+    assert len(sent) == len(openai_standin.calls("responses")), "a turn was replied to twice, or not at all"
     replies_by_customer: dict[str, list[str]] = defaultdict(list)
     for message in sent:
         replies_by_customer[message.to.lstrip("+")].append(message.text)
@@ -134,7 +146,7 @@ def test_conversations_keep_their_order_across_concurrent_workers(
         replied = [
             text for reply in replies_by_customer[customer] for text in reply.removeprefix("echo: ").split(" | ")
         ]
-        assert replied == [f"{customer} message {n}" for n in range(5)]
+        assert replied == [f"{customer} message {n}" for n in range(5)] + [f"{customer} last"]
 
 
 def test_phone_number_scope_processes_one_message_of_a_number_at_a_time_in_order(
@@ -152,10 +164,14 @@ def test_phone_number_scope_processes_one_message_of_a_number_at_a_time_in_order
     system.start_workers()
 
     wait_for(lambda: sum(len(i) for i in _inputs_per_call(openai_standin)) >= 9, timeout=30, what="all asked")
+    # One more message, asked only once the number's earlier turns are over: no call can come after it unseen.
+    system.send_text(tenant, "1555200", "1555200 last")
+    wait_for(lambda: ["1555200 last"] in _inputs_per_call(openai_standin), timeout=30, what="the last one asked")
     asked = [text for inputs in _inputs_per_call(openai_standin) for text in inputs]
-    assert asked == sent_order
-    starts = [r for r in openai_standin.requests if r.path.endswith("/responses")]
-    assert len(starts) == 9, "interleaved customers of one number must not be coalesced across each other"
+    assert asked == [*sent_order, "1555200 last"]
+    assert len(openai_standin.calls("responses")) == 10, (
+        "interleaved customers of one number must not be coalesced across each other"
+    )
 
 
 def test_a_burst_of_pending_messages_becomes_one_ai_turn_and_one_charge(
@@ -173,9 +189,19 @@ def test_a_burst_of_pending_messages_becomes_one_ai_turn_and_one_charge(
     hold.release()
 
     graph_standin.wait_for_sent(2, timeout=20)
-    assert _inputs_per_call(openai_standin) == [["first"], ["second", "third", "fourth"]]
-    assert [m.text for m in graph_standin.sent] == [echo_reply(["first"]), echo_reply(["second", "third", "fourth"])]
-    assert system.credits(tenant)["balance"] == 8
+    system.send_text(tenant, "15550040", "fifth")  # answered only after the burst's turn ended
+    graph_standin.wait_for_sent(3, timeout=20)
+    assert _inputs_per_call(openai_standin) == [["first"], ["second", "third", "fourth"], ["fifth"]]
+    assert [m.text for m in graph_standin.sent] == [
+        echo_reply(["first"]),
+        echo_reply(["second", "third", "fourth"]),
+        echo_reply(["fifth"]),
+    ]
+    credits = system.credits(tenant)
+    assert (credits["balance"], credits["reserved"]) == (7, 0)
+    charges = system.charges(tenant)
+    assert [c["amount"] for c in charges] == [-1, -1, -1]
+    assert len({c["turn_id"] for c in charges}) == 3, "one charge per turn"
 
 
 def test_the_same_message_delivered_twice_even_concurrently_is_processed_once(
@@ -198,10 +224,13 @@ def test_the_same_message_delivered_twice_even_concurrently_is_processed_once(
 
     graph_standin.wait_for_sent(1, timeout=20)
     assert system.post_delivery(delivery).status_code == 200  # Meta redelivers later too
-    time.sleep(1.0)
-    assert len(openai_standin.calls("responses")) == 1
-    assert len(graph_standin.sent) == 1
-    assert len([m for m in system.messages(tenant) if m["direction"] == "inbound"]) == 1
+    # Had the redelivery been stored, it would be pending ahead of this one and asked before or with it.
+    system.send_text(tenant, "15550050", "and this one")
+    graph_standin.wait_for_sent(2, timeout=20)
+    assert _inputs_per_call(openai_standin) == [["only once please"], ["and this one"]]
+    assert [m.text for m in graph_standin.sent] == [echo_reply(["only once please"]), echo_reply(["and this one"])]
+    inbound = [m["text"] for m in system.messages(tenant) if m["direction"] == "inbound"]
+    assert inbound == ["and this one", "only once please"]
 
 
 def test_a_worker_killed_mid_ai_call_leaves_the_message_answered_exactly_once(
@@ -246,9 +275,22 @@ def test_redis_restarted_empty_after_the_webhook_answered_loses_nothing(
     system.start_workers()
 
     sent = graph_standin.wait_for_sent(2, timeout=30)
-    time.sleep(1.0)
     assert sorted(m.text for m in sent) == sorted([echo_reply(["hello before the crash"]), echo_reply(["me too"])])
-    assert len(graph_standin.sent) == 2
+    # A later message of each conversation is answered only after everything before it there ended.
+    system.send_text(tenant, "15550070", "still there?")
+    system.send_text(tenant, "15550071", "me again")
+    graph_standin.wait_for_sent(4, timeout=30)
+    assert sorted(m.text for m in graph_standin.sent) == sorted(
+        [
+            echo_reply(["hello before the crash"]),
+            echo_reply(["me too"]),
+            echo_reply(["still there?"]),
+            echo_reply(["me again"]),
+        ]
+    )
+    assert sorted(map(tuple, _inputs_per_call(openai_standin))) == sorted(
+        [("hello before the crash",), ("me too",), ("still there?",), ("me again",)]
+    )
 
 
 def test_credits_never_go_negative_and_without_credits_nothing_is_asked_or_sent(
@@ -278,8 +320,19 @@ def test_credits_never_go_negative_and_without_credits_nothing_is_asked_or_sent(
     assert {m["failure_reason"] for m in inbound if m["status"] == "failed"} == {"insufficient_credits"}
     assert len(openai_standin.calls("responses")) == 2
     graph_standin.wait_for_sent(2, timeout=10)
-    time.sleep(0.5)
-    assert len(graph_standin.sent) == 2
+    credits = system.credits(tenant)
+    assert (credits["balance"], credits["reserved"]) == (0, 0)
+
+    # With credits again, every customer writes once more. A refused message left pending would be asked
+    # with (or before) its customer's new one; once all six are answered, none was.
+    assert system.api("POST", f"/users/{tenant.user_id}/credits", json={"amount": 6}).status_code == 201
+    for n in range(6):
+        system.send_text(tenant, f"155508{n:02d}", f"customer {n} again")
+    graph_standin.wait_for_sent(8, timeout=30)
+    later = _inputs_per_call(openai_standin)[2:]
+    assert sorted(later) == [[f"customer {n} again"] for n in range(6)]
+    assert len(graph_standin.sent) == 8
+    assert {m["failure_reason"] for m in system.messages(tenant) if m["status"] == "failed"} == {"insufficient_credits"}
     credits = system.credits(tenant)
     assert (credits["balance"], credits["reserved"]) == (0, 0)
 
@@ -306,7 +359,11 @@ def test_openai_failures_are_retried_in_order_then_the_message_fails_with_the_re
 
     system.send_text(tenant, "15550090", "third, still answered")
     graph_standin.wait_for_sent(2, timeout=30)
-    assert graph_standin.sent[1].text == echo_reply(["third, still answered"])
+    assert [m.text for m in graph_standin.sent] == [
+        echo_reply(["first, after three failures"]),
+        echo_reply(["third, still answered"]),
+    ]
+    assert _inputs_per_call(openai_standin)[-1] == ["third, still answered"], "the failed message was asked again"
     assert system.credits(tenant)["balance"] == 998  # the failed turn was not charged
 
 
@@ -325,9 +382,12 @@ def test_a_refused_send_is_stored_with_metas_code_and_not_retried(
     wait_for(lambda: system.messages(tenant)[0]["status"] == "failed", timeout=10, what="failure stored")
     outbound = system.messages(tenant)[0]
     assert (outbound["failure_code"], outbound["direction"]) == ("131047", "outbound")
-    time.sleep(1.5)
-    sends = [r for r in graph_standin.requests if r.body and r.body.get("type") == "text"]
-    assert len(sends) == 1, "a failed send must not be retried"
+    # The conversation's next turn goes out only after the failed one ended: a retry would come before it.
+    system.send_text(tenant, "15550091", "hello again")
+    graph_standin.wait_for_sent(1, timeout=20)
+    assert _reply_attempts(graph_standin) == [echo_reply(["hello"]), echo_reply(["hello again"])], (
+        "a failed send must not be retried"
+    )
 
 
 def test_a_reply_outside_the_24_hour_window_is_not_sent(
@@ -341,5 +401,9 @@ def test_a_reply_outside_the_24_hour_window_is_not_sent(
 
     wait_for(lambda: system.messages(tenant)[0]["status"] == "failed", timeout=20, what="refusal stored")
     assert system.messages(tenant)[0]["failure_reason"] == "outside_service_window"
-    assert openai_standin.calls("responses") == []
-    assert graph_standin.sent == []
+    # The customer writes today: that opens the window again, and only the new message is answered.
+    system.send_text(tenant, "15550092", "written today")
+    graph_standin.wait_for_sent(1, timeout=20)
+    assert _inputs_per_call(openai_standin) == [["written today"]]
+    assert [m.text for m in graph_standin.sent] == [echo_reply(["written today"])]
+    assert [m["status"] for m in system.messages(tenant) if m["direction"] == "inbound"] == ["answered", "failed"]
