@@ -6,6 +6,7 @@ webhooks, a worker killed mid-call, Redis restarted empty, failing upstreams.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -233,10 +234,41 @@ def test_the_same_message_delivered_twice_even_concurrently_is_processed_once(
     assert inbound == ["and this one", "only once please"]
 
 
+def _deaths_by_sigkill(system: System) -> set[int]:
+    """Pids of the worker processes the supervisor found killed by SIGKILL (from its JSON log)."""
+    assert system.workers is not None
+    deaths: set[int] = set()
+    for line in system.workers.log().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == "worker_process_died" and event.get("exit") == "killed by SIGKILL":
+            deaths.add(int(event["pid"]))
+    return deaths
+
+
+def _is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "default_timings",
+    [False, pytest.param(True, marks=pytest.mark.slow)],
+    ids=["shortened-timings", "default-timings"],
+)
 def test_a_worker_killed_mid_ai_call_leaves_the_message_answered_exactly_once(
-    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+    make_system: Callable[..., System],
+    openai_standin: StandInOpenAI,
+    graph_standin: StandInGraph,
+    default_timings: bool,
 ) -> None:
-    system = make_system(WORKER_CONCURRENCY="2")
+    """With the harness's short lock and recovery timings, and with the production defaults."""
+    system = make_system(default_timings=default_timings, WORKER_CONCURRENCY="2")
     system.start_web()
     system.start_workers()
     tenant = system.provision(phone_number_id="6001")
@@ -244,22 +276,49 @@ def test_a_worker_killed_mid_ai_call_leaves_the_message_answered_exactly_once(
     system.send_text(tenant, "15550060", "are you there?")
     hold.wait_arrived(1, timeout=20)
 
-    assert system.workers is not None
-    for pid in system.workers.children():
+    workers = system.workers
+    assert workers is not None
+    killed = workers.children()
+    assert len(killed) == 3, f"expected two RQ workers and the sweeper, found {killed}"
+    for pid in killed:
         os.kill(pid, signal.SIGKILL)  # every worker and the sweeper, mid-job, no goodbye
     killed_at = time.monotonic()
-    openai_standin.hold().release()  # later calls go through; the held one answers a dead socket
+    openai_standin.hold().release()  # later calls go through; the held one answers a dead socket (and lands)
     hold.release()
 
-    graph_standin.wait_for_sent(1, timeout=30)
+    wait_for(lambda: _deaths_by_sigkill(system) >= set(killed), timeout=10, what="the supervisor to see the kills")
+    assert all(_is_gone(pid) for pid in killed)
+    wait_for(
+        lambda: len(restarted := workers.children()) == 3 and not set(restarted) & set(killed),
+        timeout=10,
+        what="three new worker processes",
+    )
+
+    # The lock of the dead worker (and the sweeper's leadership) expire after LOCK_TTL_MS, the turn is
+    # stalled after RECOVERY_AFTER_MS, and the sweep that queues it again runs every RECOVERY_INTERVAL_MS.
+    bound_s = (
+        max(system.setting_ms("LOCK_TTL_MS", 30_000), system.setting_ms("RECOVERY_AFTER_MS", 30_000))
+        + system.setting_ms("RECOVERY_INTERVAL_MS", 10_000)
+    ) / 1000 + 5
+    graph_standin.wait_for_sent(1, timeout=bound_s + 10)
     recovered_in = time.monotonic() - killed_at
-    time.sleep(1.0)
+    assert recovered_in < bound_s, f"the conversation was blocked for {recovered_in:.1f} s (bound {bound_s:.1f} s)"
     assert [m.text for m in graph_standin.sent] == [echo_reply(["are you there?"])]
-    assert recovered_in < 15, f"the conversation was blocked for {recovered_in:.1f} s"
-    second = system.send_text(tenant, "15550060", "thanks")
-    assert second
+    assert _inputs_per_call(openai_standin) == [["are you there?"]], (
+        "the resumed worker asked OpenAI again instead of taking the reply that had landed"
+    )
+    assert openai_standin.calls("items"), "the resumed worker did not look for a reply that had landed"
+    charges = system.charges(tenant)
+    assert [c["amount"] for c in charges] == [-1], "the resumed turn must be charged exactly once"
+
+    system.send_text(tenant, "15550060", "thanks")
     graph_standin.wait_for_sent(2, timeout=20)
-    assert graph_standin.sent[1].text == echo_reply(["thanks"])
+    assert [m.text for m in graph_standin.sent] == [echo_reply(["are you there?"]), echo_reply(["thanks"])]
+    assert _inputs_per_call(openai_standin) == [["are you there?"], ["thanks"]]
+    charges = system.charges(tenant)
+    assert len(charges) == 2 and len({c["turn_id"] for c in charges}) == 2
+    credits = system.credits(tenant)
+    assert (credits["balance"], credits["reserved"]) == (998, 0)
 
 
 def test_redis_restarted_empty_after_the_webhook_answered_loses_nothing(
