@@ -175,6 +175,98 @@ def test_phone_number_scope_processes_one_message_of_a_number_at_a_time_in_order
     )
 
 
+def test_phone_number_scope_never_runs_two_ai_turns_of_a_number_at_once_under_contention(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    """Workers already running; three customers of each of two numbers write four messages each, all at once."""
+    openai_standin.latency_ms = 80
+    system = make_system(ORDERING_SCOPE="phone_number", WORKER_CONCURRENCY="3", WORKER_THREADS="8")
+    system.start_web()
+    system.start_workers()
+    tenants = {number: system.provision(phone_number_id=number) for number in ("3101", "3102")}
+    for number, tenant in tenants.items():  # the workers are up and answering before the rush
+        system.send_text(tenant, f"1555{number}", f"{number} warm-up")
+    graph_standin.wait_for_sent(2, timeout=30)
+
+    customers = [(number, f"1555{number}{i}") for number in tenants for i in range(3)]
+    # When each message was posted and when the webhook acknowledged it (monotonic seconds).
+    posted: dict[str, float] = {}
+    acknowledged: dict[str, float] = {}
+
+    def customer_writes(number: str, customer: str) -> None:
+        for n in range(4):
+            text = f"{customer} #{n}"
+            posted[text] = time.monotonic()
+            system.send_text(tenants[number], customer, text)
+            acknowledged[text] = time.monotonic()
+
+    writers = [threading.Thread(target=customer_writes, args=pair) for pair in customers]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    # A last message per number: the number's turns run one after another, so once it is answered every
+    # earlier turn of the number has ended and no call or reply can come after the checks unseen.
+    for number, tenant in tenants.items():
+        system.send_text(tenant, f"1555{number}", f"{number} last")
+    wait_for(
+        lambda: {echo_reply([f"{n} last"]) for n in tenants} <= {m.text for m in graph_standin.sent},
+        timeout=60,
+        what="each number's last message answered",
+    )
+
+    assert openai_standin.max_in_flight_per_prompt() == {"pmpt_3101": 1, "pmpt_3102": 1}, (
+        "two AI turns of one number ran at the same time"
+    )
+    asked_by_number: dict[str, list[str]] = defaultdict(list)
+    for body in openai_standin.calls("responses"):
+        inputs = [item["content"] for item in body["input"]]
+        assert len({text.split()[0] for text in inputs}) == 1, f"one turn mixed two conversations: {inputs}"
+        asked_by_number[body["prompt"]["id"].removeprefix("pmpt_")].extend(inputs)
+    for number in tenants:
+        asked = asked_by_number[number]
+        written = [text for text in posted if text.split()[0] in {c for n, c in customers if n == number}]
+        assert sorted(asked) == sorted([f"{number} warm-up", *written, f"{number} last"]), "a message lost or repeated"
+        position = {text: index for index, text in enumerate(asked)}
+        for earlier in written:
+            for later in written:
+                if acknowledged[earlier] < posted[later]:
+                    assert position[earlier] < position[later], (
+                        f"{later!r} was answered before {earlier!r}, which the webhook had acknowledged before "
+                        f"{later!r} was even sent"
+                    )
+
+    assert len(graph_standin.sent) == len(openai_standin.calls("responses")), "a turn replied to twice or not at all"
+    replies_by_customer: dict[str, list[str]] = defaultdict(list)
+    for message in graph_standin.sent:
+        replies_by_customer[message.to.lstrip("+")].extend(message.text.removeprefix("echo: ").split(" | "))
+    for _, customer in customers:
+        assert replies_by_customer[customer] == [f"{customer} #{n}" for n in range(4)]
+
+
+def test_two_conversations_are_answered_at_the_same_time(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    """By default the scope is the conversation: two customers of one number do not wait for each other."""
+    system = make_system()
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="3201")
+    hold = openai_standin.hold()
+    system.send_text(tenant, "15553201", "first customer")
+    system.send_text(tenant, "15553202", "second customer")
+
+    hold.wait_arrived(2, timeout=20)  # both AI calls are under way at once
+    assert openai_standin.max_in_flight_per_prompt() == {"pmpt_3201": 2}
+    hold.release()
+
+    sent = graph_standin.wait_for_sent(2, timeout=20)
+    assert sorted((m.to, m.text) for m in sent) == [
+        ("+15553201", echo_reply(["first customer"])),
+        ("+15553202", echo_reply(["second customer"])),
+    ]
+
+
 def test_a_burst_of_pending_messages_becomes_one_ai_turn_and_one_charge(
     make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
 ) -> None:
