@@ -15,8 +15,9 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import pytest
+import redis
 
-from tests.e2e.harness import System, status_delivery, text_delivery, wait_for
+from tests.e2e.harness import System, Tenant, status_delivery, text_delivery, wait_for
 from tests.support.standin_graph import GraphFailure, StandInGraph
 from tests.support.standin_openai import Failure, StandInOpenAI, echo_reply
 
@@ -442,6 +443,113 @@ def test_redis_restarted_empty_after_the_webhook_answered_loses_nothing(
     assert sorted(map(tuple, _inputs_per_call(openai_standin))) == sorted(
         [("hello before the crash",), ("me too",), ("still there?",), ("me again",)]
     )
+
+
+def _conversation_locks(system: System) -> list[bytes]:
+    client = redis.Redis.from_url(system.redis.url)
+    try:
+        return list(client.scan_iter("mcagent:lock:conversation:*"))
+    finally:
+        client.close()
+
+
+def _inbound_statuses(system: System, tenant: Tenant) -> list[tuple[str, str]]:
+    """(text, status) of the tenant's inbound messages, oldest first."""
+    return [(m["text"], m["status"]) for m in reversed(system.messages(tenant)) if m["direction"] == "inbound"]
+
+
+def test_redis_restarted_empty_while_a_turn_is_in_flight_loses_nothing_and_answers_nothing_twice(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    """The workers are running, one holds the conversation's lock and waits for OpenAI, a second message
+    waits behind it; Redis comes back empty (locks, queued jobs, marks gone) and the call then returns.
+
+    RECOVERY_AFTER_MS is raised above the harness's 1.5 s so that the held call stays well inside it, as a
+    real call of 1-3 s does against the 30 s default; a call outlasting it is the next test."""
+    system = make_system(WORKER_CONCURRENCY="2", RECOVERY_AFTER_MS="5000")
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="7101", credits=10)
+    hold = openai_standin.hold()
+    system.send_text(tenant, "15550071", "first, in flight")
+    hold.wait_arrived(1, timeout=20)
+    system.send_text(tenant, "15550071", "second, waiting behind it")
+    assert _conversation_locks(system), "the turn under way holds its conversation's lock"
+
+    system.redis.restart_empty()
+    assert _conversation_locks(system) == []
+    openai_standin.hold().release()
+    hold.release()
+
+    graph_standin.wait_for_sent(2, timeout=30)
+    system.send_text(tenant, "15550071", "third, after it all")  # the conversation moves on
+    graph_standin.wait_for_sent(3, timeout=30)
+    assert [m.text for m in graph_standin.sent] == [
+        echo_reply(["first, in flight"]),
+        echo_reply(["second, waiting behind it"]),
+        echo_reply(["third, after it all"]),
+    ]
+    assert _reply_attempts(graph_standin) == [m.text for m in graph_standin.sent]
+    assert _inputs_per_call(openai_standin) == [
+        ["first, in flight"],
+        ["second, waiting behind it"],
+        ["third, after it all"],
+    ]
+    assert [status for _, status in _inbound_statuses(system, tenant)] == ["answered"] * 3
+    charges = system.charges(tenant)
+    assert len(charges) == 3 and len({c["turn_id"] for c in charges}) == 3
+    credits = system.credits(tenant)
+    assert (credits["balance"], credits["reserved"]) == (7, 0)
+
+
+def test_a_turn_whose_ai_call_outlasts_the_recovery_delay_after_redis_emptied_is_answered_once(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    """Redis comes back empty while a turn waits for OpenAI, and the call is still running when the sweep
+    finds the turn untouched for RECOVERY_AFTER_MS with no lock on it, so another worker resumes it.
+
+    Both workers now work on one turn. The state machine keeps them from recording or sending it twice;
+    the customer must still get exactly one answer to each message, from whichever worker."""
+    system = make_system(WORKER_CONCURRENCY="2")
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="7201", credits=10)
+    hold = openai_standin.hold()
+    system.send_text(tenant, "15550072", "first, in flight")
+    hold.wait_arrived(1, timeout=20)
+    system.send_text(tenant, "15550072", "second, waiting behind it")
+    system.redis.restart_empty()
+
+    # The resumed turn looks for a reply that landed before asking again: that is the takeover.
+    openai_standin.wait_for_calls("items", 1, timeout=system.recovery_cycle_s + 10)
+    time.sleep(1.0)  # the first call runs on a while longer, as a slow OpenAI answer would
+    openai_standin.hold().release()
+    hold.release()
+
+    wait_for(
+        lambda: all(status in ("answered", "failed") for _, status in _inbound_statuses(system, tenant)),
+        timeout=30,
+        what="both messages settled",
+    )
+    system.send_text(tenant, "15550072", "third, after it all")
+    wait_for(
+        lambda: _inbound_statuses(system, tenant)[-1][1] in ("answered", "failed"),
+        timeout=30,
+        what="the third message settled",
+    )
+    assert _inbound_statuses(system, tenant) == [
+        ("first, in flight", "answered"),
+        ("second, waiting behind it", "answered"),
+        ("third, after it all", "answered"),
+    ], [(m["text"], m["status"], m["failure_reason"]) for m in system.messages(tenant)]
+    assert [m.text for m in graph_standin.sent] == [
+        echo_reply(["first, in flight"]),
+        echo_reply(["second, waiting behind it"]),
+        echo_reply(["third, after it all"]),
+    ]
+    assert _reply_attempts(graph_standin) == [m.text for m in graph_standin.sent]
+    charges = system.charges(tenant)
+    assert len(charges) == 3 and len({c["turn_id"] for c in charges}) == 3
 
 
 def test_credits_never_go_negative_and_without_credits_nothing_is_asked_or_sent(
