@@ -649,6 +649,58 @@ def test_a_refused_send_is_stored_with_metas_code_and_not_retried(
     )
 
 
+@pytest.mark.parametrize(
+    ("failure", "code", "reason"),
+    [
+        (GraphFailure.server_error(), "131000", "(#131000) Something went wrong"),
+        (GraphFailure.slow(delay_s=5.0), None, "the Graph API did not answer within 1 s"),
+        (GraphFailure.dropped(), None, "could not reach the Graph API"),
+    ],
+    ids=["http-500", "timeout", "dropped-connection"],
+)
+def test_a_reply_whose_send_fails_is_stored_as_failed_and_never_sent_again(
+    make_system: Callable[..., System],
+    openai_standin: StandInOpenAI,
+    graph_standin: StandInGraph,
+    failure: GraphFailure,
+    code: str | None,
+    reason: str,
+) -> None:
+    """The reply's own send fails (no read receipt: MARK_AS_READ=false keeps the send the only Graph call)."""
+    system = make_system(MARK_AS_READ="false", GRAPH_TIMEOUT="1000")
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="9111")
+    graph_standin.fail_next(failure)
+    system.send_text(tenant, "15550911", "hello")
+
+    wait_for(
+        lambda: [m["status"] for m in system.messages(tenant) if m["direction"] == "outbound"] == ["failed"],
+        timeout=20,
+        what="the failed send stored",
+    )
+    outbound = system.messages(tenant)[0]
+    assert outbound["text"] == echo_reply(["hello"])
+    assert outbound["failure_code"] == code
+    assert outbound["failure_reason"].startswith(reason), outbound["failure_reason"]
+    assert outbound["platform_message_id"] is None
+    assert _reply_attempts(graph_standin) == [echo_reply(["hello"])]
+    assert graph_standin.reads == []
+
+    # The conversation's next turn is sent only after the failed one ended: a retry would come before it.
+    system.send_text(tenant, "15550911", "hello again")
+    graph_standin.wait_for_sent(1, timeout=20)
+    assert _reply_attempts(graph_standin) == [echo_reply(["hello"]), echo_reply(["hello again"])], (
+        "a failed send must never be attempted again"
+    )
+    wait_for(
+        lambda: [m["status"] for m in system.messages(tenant) if m["direction"] == "outbound"] == ["sent", "failed"],
+        timeout=10,
+        what="the second reply stored as sent, the first still failed",
+    )
+    assert len(system.charges(tenant)) == 2  # the AI work was done: a failed send is still charged
+
+
 def test_a_reply_outside_the_24_hour_window_is_not_sent(
     make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
 ) -> None:
