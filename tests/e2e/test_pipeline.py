@@ -298,6 +298,32 @@ def test_a_burst_of_pending_messages_becomes_one_ai_turn_and_one_charge(
     assert len({c["turn_id"] for c in charges}) == 3, "one charge per turn"
 
 
+def test_a_credit_is_held_while_the_ai_answers_and_charged_once_it_has(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    system = make_system()
+    system.start_web()
+    system.start_workers()
+    # No balance read before the turn: a cached read could still show the held credit as available
+    # (the cache is invalidated on charge, release and top-up, not on the hold; see architecture.md).
+    tenant = system.provision(phone_number_id="4101", credits=5)
+    hold = openai_standin.hold()
+    system.send_text(tenant, "15550041", "how much is it?")
+    hold.wait_arrived(1, timeout=20)
+
+    during = system.credits(tenant)
+    assert (during["balance"], during["reserved"], during["available"]) == (5, 1, 4)
+    assert system.charges(tenant) == []
+    hold.release()
+
+    graph_standin.wait_for_sent(1, timeout=20)
+    after = system.credits(tenant)
+    assert (after["balance"], after["reserved"], after["available"]) == (4, 0, 4)
+    charges = system.charges(tenant)
+    assert [(c["amount"], c["balance_after"]) for c in charges] == [(-1, 4)]
+    assert charges[0]["turn_id"] is not None
+
+
 def test_the_same_message_delivered_twice_even_concurrently_is_processed_once(
     make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
 ) -> None:
