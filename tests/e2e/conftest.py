@@ -46,9 +46,15 @@ def make_system(
 ) -> Iterator[Callable[..., System]]:
     systems: list[System] = []
 
-    def make(**overrides: str) -> System:
+    def make(*, default_timings: bool = False, **overrides: str) -> System:
         system = System(
-            clean_database, private_redis, openai_standin.base_url, graph_standin.base_url, tmp_path, **overrides
+            clean_database,
+            private_redis,
+            openai_standin.base_url,
+            graph_standin.base_url,
+            tmp_path,
+            default_timings=default_timings,
+            **overrides,
         )
         systems.append(system)
         return system

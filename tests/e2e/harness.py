@@ -94,11 +94,24 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")
 
 
+#: Lock and recovery timings shortened so that recovery takes seconds; `default_timings=True` keeps the
+#: production defaults (entrypoints/settings.py) instead.
+SHORT_TIMINGS = {"LOCK_TTL_MS": "2000", "RECOVERY_INTERVAL_MS": "300", "RECOVERY_AFTER_MS": "1500"}
+
+
 class System:
     """Everything a test drives: the API over HTTP, signed webhooks, and handles on the processes."""
 
     def __init__(
-        self, database_url: str, redis: PrivateRedis, openai_url: str, graph_url: str, log_dir: Path, **overrides: str
+        self,
+        database_url: str,
+        redis: PrivateRedis,
+        openai_url: str,
+        graph_url: str,
+        log_dir: Path,
+        *,
+        default_timings: bool = False,
+        **overrides: str,
     ) -> None:
         self.redis = redis
         self.port = free_port()
@@ -120,15 +133,29 @@ class System:
             "WEBHOOK_VERIFY_TOKEN": "e2e-verify",
             "ADMIN_API_KEY": ADMIN_KEY,
             "WORKER_CONCURRENCY": "4",
-            "LOCK_TTL_MS": "2000",
-            "RECOVERY_INTERVAL_MS": "300",
-            "RECOVERY_AFTER_MS": "1500",
+            **({} if default_timings else SHORT_TIMINGS),
             "QUEUE_NAME": f"e2e-{uuid.uuid4().hex[:6]}",
             "LOG_LEVEL": "info",
             **overrides,
         }
+        if default_timings:
+            for name in SHORT_TIMINGS:
+                self.env.pop(name, None)
         self.web: ServiceProcess | None = None
         self.workers: ServiceProcess | None = None
+
+    def setting_ms(self, name: str, default_ms: int) -> int:
+        return int(self.env.get(name, default_ms))
+
+    @property
+    def recovery_cycle_s(self) -> float:
+        """Longest a stalled scope can wait before the sweep queues it again: its lock expires, its work
+        counts as stalled, and the next sweep runs. Defaults as in entrypoints/settings.py."""
+        return (
+            self.setting_ms("LOCK_TTL_MS", 30_000)
+            + self.setting_ms("RECOVERY_AFTER_MS", 30_000)
+            + self.setting_ms("RECOVERY_INTERVAL_MS", 10_000)
+        ) / 1000
 
     def start_web(self) -> None:
         self.web = ServiceProcess(
@@ -222,6 +249,10 @@ class System:
         assert answer.status_code == 200, answer.text
         body: dict[str, Any] = answer.json()
         return body
+
+    def charges(self, tenant: Tenant) -> list[dict[str, Any]]:
+        """The tenant's charge entries in the credit ledger, as the API shows them (newest first)."""
+        return [entry for entry in self.credits(tenant)["ledger"] if entry["kind"] == "charge"]
 
     # --- the webhook -----------------------------------------------------------------------------
 

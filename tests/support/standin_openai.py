@@ -149,6 +149,8 @@ class StandInOpenAI(StandInServer):
         self._failures: dict[str, deque[Failure]] = {"responses": deque(), "conversations": deque(), "items": deque()}
         self._hold: Hold | None = None
         self._ids = itertools.count(1)
+        self._prompt_in_flight: dict[str, int] = {}
+        self._prompt_max_in_flight: dict[str, int] = {}
 
     @property
     def base_url(self) -> str:
@@ -208,6 +210,11 @@ class StandInOpenAI(StandInServer):
             if conversation_id is not None:
                 return self._conversations[conversation_id].max_in_flight
             return max((conversation.max_in_flight for conversation in self._conversations.values()), default=0)
+
+    def max_in_flight_per_prompt(self) -> dict[str, int]:
+        """Most `/v1/responses` calls seen at once for each prompt id (one agent, so one number in the e2e tests)."""
+        with self._state:
+            return dict(self._prompt_max_in_flight)
 
     def wait_for_calls(self, endpoint: Endpoint, count: int, timeout: float = 10.0) -> None:
         self.wait_until(
@@ -297,19 +304,38 @@ class StandInOpenAI(StandInServer):
                 404, _error(f"Conversation with id '{conversation_id}' not found.", "invalid_request_error", None)
             )
             return
+        prompt = body.get("prompt")
+        prompt_id = str(prompt.get("id")) if isinstance(prompt, dict) else None
         with self._state:
             conversation.in_flight += 1
             conversation.max_in_flight = max(conversation.max_in_flight, conversation.in_flight)
+            if prompt_id is not None:
+                under_way = self._prompt_in_flight.get(prompt_id, 0) + 1
+                self._prompt_in_flight[prompt_id] = under_way
+                self._prompt_max_in_flight[prompt_id] = max(self._prompt_max_in_flight.get(prompt_id, 0), under_way)
             locked = self.lock_conversations and conversation.in_flight > 1
             hold = self._hold
+        ended = threading.Event()
+
+        def end() -> None:
+            # Before the answer goes out (or at the latest when the handler gives up): the client may
+            # start its next call the moment it reads the answer, and that call must not look concurrent.
+            with self._state:
+                if ended.is_set():
+                    return
+                ended.set()
+                conversation.in_flight -= 1
+                if prompt_id is not None:
+                    self._prompt_in_flight[prompt_id] -= 1
+
+        exchange.before_answer(end)
         try:
             if locked:
                 self._fail(exchange, Failure.conversation_locked())
             else:
                 self._answer(exchange, conversation, body, hold)
         finally:
-            with self._state:
-                conversation.in_flight -= 1
+            end()
 
     def _answer(self, exchange: Exchange, conversation: _Conversation, body: dict[str, Any], hold: Hold | None) -> None:
         inputs = _input_texts(body.get("input"))

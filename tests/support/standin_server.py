@@ -33,8 +33,23 @@ class Exchange:
     def __init__(self, handler: BaseHTTPRequestHandler, request: RecordedRequest) -> None:
         self._handler = handler
         self.request = request
+        self._before_answer: list[Callable[[], None]] = []
+
+    def before_answer(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once, just before the first byte of the answer (or the drop) goes out.
+
+        What a stand-in counts as "under way" must end there: the client can act on the answer as soon
+        as it is written, before the serving thread runs another line.
+        """
+        self._before_answer.append(callback)
+
+    def _answering(self) -> None:
+        callbacks, self._before_answer = self._before_answer, []
+        for callback in callbacks:
+            callback()
 
     def reply(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+        self._answering()
         payload = json.dumps(body).encode()
         handler = self._handler
         try:
@@ -51,6 +66,7 @@ class Exchange:
 
     def drop(self) -> None:
         """Close the connection without any answer, like a proxy or server dying mid-request."""
+        self._answering()
         self._handler.close_connection = True
 
 
