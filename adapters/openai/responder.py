@@ -17,7 +17,7 @@ import openai
 import structlog
 from openai.types.conversations import ConversationItem, Message
 from openai.types.responses import ResponseInputParam, ResponsePromptParam
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from application.ports.services import AIRequest, AIRequestFailed
 from domain.turns import AIReply
@@ -50,6 +50,7 @@ class OpenAIResponder:
         self._api_key = api_key
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_ms / 1000, max_retries=0)
         self._max_retries = max_retries
+        self._timeout_s = timeout_ms / 1000
         self._backoff_base_s = backoff_base_ms / 1000
         self._backoff_max_s = backoff_max_ms / 1000
         self._sleep = sleep
@@ -68,12 +69,14 @@ class OpenAIResponder:
         return self._with_retries("respond", turn.attempt)
 
     def _with_retries(self, operation: str, call: Callable[[], T]) -> T:
+        # Another call on the conversation lasts at most as long as ours may: every attempt, timed out.
+        budget = _Budget(self._max_retries, lock_wait_s=self._timeout_s * (self._max_retries + 1))
         retrying = Retrying(
-            stop=stop_after_attempt(self._max_retries + 1),
+            stop=budget.spent,
             wait=self._wait,
             retry=retry_if_exception(is_retryable),
             sleep=self._sleep,
-            before_sleep=lambda state: self._log_retry(operation, state),
+            before_sleep=lambda state: self._before_sleep(operation, state, budget),
             reraise=True,
         )
         try:
@@ -82,9 +85,8 @@ class OpenAIResponder:
             # `from None`: the reason says all there is, and the SDK's exception text is not scrubbed.
             reason = self._scrub(describe(error))
             if is_retryable(error):
-                attempts = self._max_retries + 1
                 raise AIRequestFailed(
-                    f"OpenAI {operation} failed after {attempts} attempts: {reason}", retryable=True
+                    f"OpenAI {operation} failed after {budget.attempts} attempts: {reason}", retryable=True
                 ) from None
             raise AIRequestFailed(f"OpenAI {operation} failed: {reason}", retryable=False) from None
 
@@ -96,13 +98,15 @@ class OpenAIResponder:
         # A 429 may say how long to wait; waiting less only earns another 429.
         return min(max(backoff, _retry_after_s(error)), self._backoff_max_s)
 
-    def _log_retry(self, operation: str, state: RetryCallState) -> None:
+    def _before_sleep(self, operation: str, state: RetryCallState, budget: _Budget) -> None:
+        """Count the wait against the budget, and say why we wait."""
+        budget.sleeping(state)
         error = state.outcome.exception() if state.outcome else None
         log.warning(
             "openai_retry",
             operation=operation,
             attempt=state.attempt_number,
-            max_attempts=self._max_retries + 1,
+            max_failures=self._max_retries + 1,
             reason=self._scrub(describe(error)) if error else None,
             wait_s=round(state.upcoming_sleep, 3),
         )
@@ -110,6 +114,36 @@ class OpenAIResponder:
     def _scrub(self, text: str) -> str:
         # OpenAI echoes part of a rejected key in its 401 message; never pass a key on to logs or the database.
         return text.replace(self._api_key, "***") if self._api_key else text
+
+
+class _Budget:
+    """When to stop retrying one call: after `max_retries` failures — not counting the times OpenAI said
+    another call is operating on the conversation (`conversation_locked`). Those mean our own earlier
+    call, or a worker's that lost its lock, is still running; its reply is about to land, and giving up
+    would fail a turn that is being answered. They are waited out for up to `lock_wait_s`, and the reply
+    that landed meanwhile is then found in the conversation."""
+
+    def __init__(self, max_retries: int, *, lock_wait_s: float) -> None:
+        self._max_retries = max_retries
+        self._lock_wait_s = lock_wait_s
+        self._failures = 0
+        self._waited_on_locks = 0.0
+        self.attempts = 0
+
+    def spent(self, state: RetryCallState) -> bool:
+        self.attempts = state.attempt_number
+        if is_conversation_locked(_error_of(state)):
+            return self._waited_on_locks >= self._lock_wait_s
+        self._failures += 1
+        return self._failures > self._max_retries
+
+    def sleeping(self, state: RetryCallState) -> None:
+        if is_conversation_locked(_error_of(state)):
+            self._waited_on_locks += state.upcoming_sleep
+
+
+def _error_of(state: RetryCallState) -> BaseException | None:
+    return state.outcome.exception() if state.outcome else None
 
 
 class _Turn:
@@ -225,9 +259,13 @@ def _output_text(message: Message) -> str:
     return "".join(part.text for part in message.content if part.type == "output_text")
 
 
+def is_conversation_locked(error: BaseException | None) -> bool:
+    return isinstance(error, openai.BadRequestError) and error.code == CONVERSATION_LOCKED
+
+
 def is_retryable(error: BaseException) -> bool:
     if isinstance(error, openai.BadRequestError):
-        return error.code == CONVERSATION_LOCKED
+        return is_conversation_locked(error)
     if isinstance(error, openai.APIStatusError):
         # 408 and 409 are retried as the SDK itself would; 400/401/403/404/422 will not get better.
         return error.status_code in (408, 409, 429) or error.status_code >= 500

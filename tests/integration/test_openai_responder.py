@@ -404,3 +404,27 @@ def test_held_call_waits_until_released_and_then_lands(
 
     assert [reply.text for reply in replies] == [echo_reply(["Hi"])]
     assert standin.transcript(conversation) == [("user", "Hi"), ("assistant", echo_reply(["Hi"]))]
+
+
+def test_waiting_for_another_call_on_the_conversation_uses_up_no_retry(
+    make_responder: MakeResponder, standin: StandInOpenAI, conversation: str, sleeps: list[float]
+) -> None:
+    standin.fail_next(*[Failure.conversation_locked()] * 5)
+
+    reply = make_responder(max_retries=1, backoff_base_ms=100, backoff_max_ms=400).respond(ask(conversation, "Hi"))
+
+    assert reply.text == echo_reply(["Hi"])
+    assert len(standin.calls("responses")) == 6
+
+
+def test_a_conversation_locked_for_longer_than_every_attempt_could_take_fails_the_call(
+    make_responder: MakeResponder, standin: StandInOpenAI, conversation: str, sleeps: list[float]
+) -> None:
+    standin.fail_next(*[Failure.conversation_locked()] * 50)
+    responder = make_responder(timeout_ms=500, max_retries=1, backoff_base_ms=100, backoff_max_ms=200)
+
+    with pytest.raises(AIRequestFailed) as failed:
+        responder.respond(ask(conversation, "Hi"))
+
+    assert "conversation_locked" in failed.value.reason
+    assert 1.0 <= sum(sleeps) < 1.0 + 0.2  # waited out two attempts' worth (2 × 500 ms), then gave up
