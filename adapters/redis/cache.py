@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import cattrs
-import pybreaker
 import redis
 import structlog
 from cattrs.preconf.json import make_converter
 
+from adapters.circuit import Circuit, CircuitOpen
 from domain.credits import Credits
 from domain.tenancy import Route
 
@@ -28,30 +28,21 @@ T = TypeVar("T")
 Entity = TypeVar("Entity", Route, Credits)
 
 
-class _LogStateChanges(pybreaker.CircuitBreakerListener):
-    def state_change(
-        self,
-        cb: pybreaker.CircuitBreaker,
-        old_state: pybreaker.CircuitBreakerState | None,
-        new_state: pybreaker.CircuitBreakerState,
-    ) -> None:
-        log.warning(
-            "cache_circuit_changed", breaker=cb.name, old=old_state.name if old_state else None, new=new_state.name
-        )
-
-
-def cache_breaker(*, fail_max: int = 3, reset_timeout_s: float = 5.0) -> pybreaker.CircuitBreaker:
+def cache_circuit(*, failures: int = 3, reset_after_s: float = 5.0) -> Circuit:
     """A breaker to share between the caches of one process: they fail together when Redis is down."""
-    return pybreaker.CircuitBreaker(
-        fail_max=fail_max, reset_timeout=reset_timeout_s, listeners=[_LogStateChanges()], name="redis-cache"
+    return Circuit(
+        "redis-cache",
+        failures=failures,
+        reset_after_s=reset_after_s,
+        is_outage=lambda error: isinstance(error, redis.RedisError),
     )
 
 
 class _RedisJsonCache:
-    def __init__(self, client: redis.Redis, ttl_s: int, *, breaker: pybreaker.CircuitBreaker | None = None) -> None:
+    def __init__(self, client: redis.Redis, ttl_s: int, *, circuit: Circuit | None = None) -> None:
         self._client = client
         self._ttl_s = ttl_s
-        self._breaker = breaker or cache_breaker()
+        self._circuit = circuit or cache_circuit()
 
     def _read(self, key: str, entity_type: type[Entity]) -> Entity | None:
         raw = self._guarded(lambda: self._client.get(key), what="get", key=key)
@@ -73,8 +64,8 @@ class _RedisJsonCache:
 
     def _guarded(self, command: Callable[[], T], *, what: str, key: str) -> T | None:
         try:
-            return self._breaker.call(command)
-        except pybreaker.CircuitBreakerError:
+            return self._circuit.call(command)
+        except CircuitOpen:
             return None
         except redis.RedisError as error:
             log.warning("cache_unavailable", operation=what, key=key, error=str(error))

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from adapters.redis.cache import RedisBalanceCache, RedisRouteCache, cache_breaker
+from adapters.redis.cache import RedisBalanceCache, RedisRouteCache, cache_circuit
 from adapters.redis.client import redis_client
 from domain.channels import ChannelType
 from domain.credits import Credits
@@ -107,7 +107,7 @@ def test_cache_on_a_closed_port_misses_without_raising() -> None:
 
 def test_hanging_redis_costs_a_few_timeouts_then_is_skipped(hanging_redis_url: str) -> None:
     cache = RedisRouteCache(
-        redis_client(hanging_redis_url, socket_timeout_s=0.2), ttl_s=300, breaker=cache_breaker(fail_max=3)
+        redis_client(hanging_redis_url, socket_timeout_s=0.2), ttl_s=300, circuit=cache_circuit(failures=3)
     )
 
     started = time.monotonic()
@@ -120,9 +120,9 @@ def test_hanging_redis_costs_a_few_timeouts_then_is_skipped(hanging_redis_url: s
 
 
 def test_cache_is_used_again_after_the_breaker_resets(client: redis.Redis, hanging_redis_url: str) -> None:
-    breaker = cache_breaker(fail_max=1, reset_timeout_s=0.3)
-    RedisRouteCache(redis_client(hanging_redis_url, socket_timeout_s=0.1), ttl_s=300, breaker=breaker).get("pn_123")
-    healthy = RedisRouteCache(client, ttl_s=300, breaker=breaker)
+    circuit = cache_circuit(failures=1, reset_after_s=0.3)
+    RedisRouteCache(redis_client(hanging_redis_url, socket_timeout_s=0.1), ttl_s=300, circuit=circuit).get("pn_123")
+    healthy = RedisRouteCache(client, ttl_s=300, circuit=circuit)
     healthy.put(ROUTE)
     assert healthy.get("pn_123") is None, "the open breaker skips Redis"
 
