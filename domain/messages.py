@@ -188,6 +188,11 @@ class Message:
             self, status=MessageStatus.SENT, platform_message_id=platform_message_id, sent_at=now, updated_at=now
         )
 
+    def not_taken(self, now: datetime) -> Message:
+        """sending → pending: the channel certainly did not take it, and it may be sent again later."""
+        self._require_outbound(MessageStatus.SENDING)
+        return evolve(self, status=MessageStatus.PENDING, updated_at=now)
+
     def undeliverable(self, code: str | None, reason: str, now: datetime) -> Message:
         """The part will not be sent, or its send failed: failed for good, with the channel's code if any."""
         self._require_outbound(MessageStatus.PENDING, MessageStatus.SENDING)

@@ -26,6 +26,11 @@ from domain.tenancy import Route
 NO_AGENT = "no_agent"
 INSUFFICIENT_CREDITS = "insufficient_credits"
 
+#: Why a message is not answered after all: its upstream (OpenAI, the channel's platform) stayed
+#: unreachable longer than the service waits for it.
+AI_UNAVAILABLE = "ai_unavailable"
+CHANNEL_UNAVAILABLE = "channel_unavailable"
+
 #: Why a reply part is failed without a send attempt.
 DELIVERY_OUTCOME_UNKNOWN = "delivery_outcome_unknown"
 EARLIER_PART_FAILED = "earlier_part_failed"
@@ -72,6 +77,13 @@ class TurnRefused:
     def reason(self) -> str:
         assert self.batch.reason is not None
         return self.batch.reason
+
+
+@frozen
+class TurnPostponed:
+    """The AI cannot be reached now: no turn yet, nothing held; the batch stays pending, in its place."""
+
+    batch: tuple[int, ...]
 
 
 @frozen
@@ -174,16 +186,26 @@ class Turn:
         credits: Credits,
         cost: int,
         now: datetime,
-    ) -> TurnStarted | TurnRefused:
+        *,
+        ai_reachable: bool = True,
+        patience: timedelta | None = None,
+    ) -> TurnStarted | TurnRefused | TurnPostponed:
         """Answer the leading pending messages of a conversation in one turn — if its channel still has an
         agent (`route` is None when the channel is gone), the service window is open and `cost` credits
-        can be held. Otherwise the batch is refused with the reason: no AI call, no charge."""
+        can be held. Otherwise the batch is refused with the reason: no AI call, no charge.
+
+        While the AI cannot be reached (an outage), the batch waits: no turn, no hold. A batch whose
+        first message has waited `patience` is refused as `ai_unavailable`."""
         if not batch or any(
             m.conversation_id != conversation.conversation_id or m.status is not MessageStatus.RECEIVED for m in batch
         ):
             raise InvalidTransition(f"a turn answers received messages of conversation {conversation.conversation_id}")
         refusal = _refusal(conversation, route, credits, cost, now)
         ids = tuple(m.message_id for m in batch)
+        if refusal is None and not ai_reachable:
+            if not _exhausted(patience, batch[0].created_at, now):
+                return TurnPostponed(ids)
+            refusal = AI_UNAVAILABLE
         if refusal is not None:
             return TurnRefused(StatusChange(ids, MessageStatus.RECEIVED, MessageStatus.FAILED, refusal), now)
         return TurnStarted(
@@ -195,13 +217,33 @@ class Turn:
             at=now,
         )
 
+    def wait_for_ai(self, reason: str, now: datetime, patience: timedelta | None) -> Turn | TurnFailed:
+        """The AI could not be reached (an outage, not a refusal): the turn keeps its hold and its place in
+        the conversation and is asked again later — until it has waited `patience` since it started; then
+        it fails, nothing charged."""
+        self._require(TurnStatus.AWAITING_AI)
+        if _exhausted(patience, self.created_at, now):
+            return self.fail(f"{AI_UNAVAILABLE}: {reason}", now)
+        return evolve(self, updated_at=now)
+
+    def wait_for_channel(self, now: datetime) -> Turn:
+        """The reply waits for the channel's platform (down, or rate limiting us); the turn was looked at now."""
+        self._require(TurnStatus.REPLYING)
+        return evolve(self, updated_at=now)
+
     def resume(self, now: datetime) -> Turn:
         """Ask the AI again for a turn a stopped worker left waiting (it may have answered already)."""
         self._require(TurnStatus.AWAITING_AI)
         return evolve(self, attempts=self.attempts + 1, updated_at=now)
 
     def answer(
-        self, reply: AIReply, conversation: Conversation, policy: ChannelPolicy, now: datetime
+        self,
+        reply: AIReply,
+        conversation: Conversation,
+        policy: ChannelPolicy,
+        now: datetime,
+        *,
+        channel_reachable: bool = True,
     ) -> TurnAnswered | TurnFailed:
         """The AI's reply, split as the channel needs. An empty reply is a failure, not charged."""
         self._require(TurnStatus.AWAITING_AI)
@@ -209,7 +251,8 @@ class Turn:
         if not texts:
             return self.fail("ai_failed: empty reply", now)
         # The first part is claimed at once when it may go out now: the usual reply has one part.
-        first = MessageStatus.SENDING if conversation.send_refusal(policy, now) is None else MessageStatus.PENDING
+        may_go_out = channel_reachable and conversation.send_refusal(policy, now) is None
+        first = MessageStatus.SENDING if may_go_out else MessageStatus.PENDING
         parts = (
             PartDraft(texts[0], first, reply.input_tokens, reply.output_tokens),
             *(PartDraft(text, MessageStatus.PENDING, None, None) for text in texts[1:]),
@@ -243,6 +286,10 @@ class Turn:
             raise InvalidTransition(f"turn {self.turn_id} is {self.status}, not {' or '.join(allowed)}")
 
 
+def _exhausted(patience: timedelta | None, since: datetime, now: datetime) -> bool:
+    return patience is not None and now - since >= patience
+
+
 def _refusal(conversation: Conversation, route: Route | None, credits: Credits, cost: int, now: datetime) -> str | None:
     if route is None or route.agent is None:
         return NO_AGENT
@@ -257,6 +304,7 @@ class StepKind(enum.Enum):
     CLAIM = "claim"  # take the part for its one send attempt
     SEND = "send"  # the part is ours to send, now
     FAIL = "fail"  # the part will not be sent (`reason`)
+    WAIT = "wait"  # the channel cannot be reached now: the part stays pending, the turn open
     FINISH = "finish"  # every part has its outcome: the turn ends
 
 
@@ -292,8 +340,19 @@ class Reply:
     parts: tuple[Message, ...]
     claimed: frozenset[int] = field(factory=frozenset)
 
-    def next_step(self, conversation: Conversation, policy: ChannelPolicy | None, now: datetime) -> Step | None:
-        """What to do next; None when the turn is over. `policy` is None when the channel is gone."""
+    def next_step(
+        self,
+        conversation: Conversation,
+        policy: ChannelPolicy | None,
+        now: datetime,
+        *,
+        channel_reachable: bool = True,
+        patience: timedelta | None = None,
+    ) -> Step | None:
+        """What to do next; None when the turn is over. `policy` is None when the channel is gone.
+
+        While the channel's platform cannot be reached, a pending part waits — until the turn has waited
+        `patience` since it started; then it fails as `channel_unavailable`."""
         if self.turn.status is not TurnStatus.REPLYING:
             return None
         earlier_failed = False
@@ -304,6 +363,10 @@ class Reply:
                 return Step(StepKind.FAIL, part, DELIVERY_OUTCOME_UNKNOWN)
             if part.status is MessageStatus.PENDING:
                 refusal = EARLIER_PART_FAILED if earlier_failed else conversation.send_refusal(policy, now)
+                if refusal is None and not channel_reachable:
+                    if not _exhausted(patience, self.turn.created_at, now):
+                        return Step(StepKind.WAIT, part)
+                    refusal = CHANNEL_UNAVAILABLE
                 if refusal is not None:
                     return Step(StepKind.FAIL, part, refusal)
                 return Step(StepKind.CLAIM, part)
@@ -314,6 +377,14 @@ class Reply:
         """Take a pending part for its one send attempt: it is this worker's to send, and only its."""
         claimed = part.claim(now)
         return self._with(claimed, claimed=self.claimed | {part.message_id}), PartChange(claimed, part.status)
+
+    def not_taken(self, part: Message, now: datetime) -> tuple[Reply, PartChange]:
+        """The channel refused a claimed part before taking it (rate limited, briefly down: Meta says so, or
+        the connection was never made). Nothing went out, so it goes back to pending, to be sent later."""
+        if part.message_id not in self.claimed:
+            raise InvalidTransition(f"message {part.message_id} was not claimed by this worker")
+        pending = part.not_taken(now)
+        return self._with(pending, claimed=self.claimed - {part.message_id}), PartChange(pending, part.status)
 
     def outcome(self, part: Message, now: datetime) -> tuple[Reply, PartChange]:
         """Record a part's outcome (`part` as it now is: sent or failed); the turn ends with its last part."""

@@ -16,6 +16,7 @@ import redis
 from dependency_injector import containers, providers
 from psycopg_pool import ConnectionPool
 
+from adapters.circuit import Circuit, InMemoryCircuitBoard, RedisCircuitBoard
 from adapters.memory.message_store import InMemoryMessageStore
 from adapters.memory.services import (
     InMemoryBalanceCache,
@@ -30,9 +31,10 @@ from adapters.memory.tables import InMemoryStore
 from adapters.memory.turn_store import InMemoryTurnStore
 from adapters.memory.unit_of_work import InMemoryUnitOfWork
 from adapters.meta.senders import SendersByType
-from adapters.meta.whatsapp import WhatsAppCloudSender
+from adapters.meta.whatsapp import WhatsAppCloudSender, graph_outage
 from adapters.openai.offline import OfflineResponder
 from adapters.openai.responder import OpenAIResponder
+from adapters.openai.responder import is_outage as openai_outage
 from adapters.postgres.message_store import PostgresMessageStore
 from adapters.postgres.pool import open_pool
 from adapters.postgres.turn_store import PostgresTurnStore
@@ -80,6 +82,10 @@ def _redis(settings: Settings) -> Iterator[redis.Redis | None]:
         yield client
     finally:
         client.close()
+
+
+def _patience(settings: Settings) -> timedelta | None:
+    return timedelta(milliseconds=settings.upstream_patience_ms) if settings.upstream_patience_ms else None
 
 
 def _mode(settings: Settings) -> str:
@@ -153,6 +159,27 @@ class Container(containers.DeclarativeContainer):
         embedded=providers.Singleton(InMemoryBalanceCache),
         production=providers.Singleton(RedisBalanceCache, redis, ttl_s=settings.provided.cache_ttl_s),
     )
+    circuit_board = providers.Selector(
+        mode,
+        embedded=providers.Singleton(InMemoryCircuitBoard),
+        production=providers.Singleton(RedisCircuitBoard, redis),
+    )
+    openai_circuit = providers.Singleton(
+        Circuit,
+        "openai",
+        failures=settings.provided.circuit_failures,
+        reset_after_s=providers.Callable(lambda s: s.circuit_reset_ms / 1000, settings),
+        is_outage=providers.Object(openai_outage),
+        board=circuit_board,
+    )
+    graph_circuit = providers.Singleton(
+        Circuit,
+        "graph",
+        failures=settings.provided.circuit_failures,
+        reset_after_s=providers.Callable(lambda s: s.circuit_reset_ms / 1000, settings),
+        is_outage=providers.Object(graph_outage),
+        board=circuit_board,
+    )
     ai = providers.Selector(
         providers.Callable(_ai_mode, settings),
         offline=providers.Singleton(OfflineResponder),
@@ -163,6 +190,7 @@ class Container(containers.DeclarativeContainer):
             timeout_ms=settings.provided.openai_timeout_ms,
             max_retries=settings.provided.openai_max_retries,
             backoff_base_ms=settings.provided.openai_backoff_ms,
+            circuit=openai_circuit,
         ),
     )
     whatsapp_sender = providers.Singleton(
@@ -170,6 +198,7 @@ class Container(containers.DeclarativeContainer):
         base_url=settings.provided.whatsapp_api_base_url,
         timeout_ms=settings.provided.graph_timeout_ms,
         connections=settings.provided.worker_threads,
+        circuit=graph_circuit,
     )
     # Embedded dev mode has no Meta account: replies are recorded (and shown on the dev page) instead.
     recording_sender = providers.Singleton(RecordingSender)
@@ -197,6 +226,7 @@ class Container(containers.DeclarativeContainer):
         credits_per_turn=settings.provided.credits_per_reply,
         coalesce_window=providers.Callable(lambda s: timedelta(milliseconds=s.coalesce_window_ms), settings),
         mark_as_read=settings.provided.mark_as_read,
+        patience=providers.Callable(_patience, settings),
     )
     reply_delivery = providers.Singleton(ReplyDelivery, turn_store, senders, clock)
     process_pending_messages = providers.Singleton(

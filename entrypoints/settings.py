@@ -69,6 +69,9 @@ class Settings:
     whatsapp_api_base_url: str
     instagram_api_base_url: str
     graph_timeout_ms: int
+    circuit_failures: int
+    circuit_reset_ms: int
+    upstream_patience_ms: int
     port: int
 
     @property
@@ -142,6 +145,9 @@ class Settings:
             whatsapp_api_base_url=reader.url("WHATSAPP_API_BASE_URL", "https://graph.facebook.com/v24.0"),
             instagram_api_base_url=reader.url("INSTAGRAM_API_BASE_URL", "https://graph.instagram.com/v25.0"),
             graph_timeout_ms=reader.integer("GRAPH_TIMEOUT", 10_000, minimum=100),
+            circuit_failures=reader.integer("CIRCUIT_FAILURES", 5, minimum=1),
+            circuit_reset_ms=reader.integer("CIRCUIT_RESET_MS", 30_000, minimum=100),
+            upstream_patience_ms=reader.integer("UPSTREAM_PATIENCE_MS", 3_600_000, minimum=0),
             port=reader.integer("PORT", 8000, minimum=1),
         )
         if settings.worker_max_processes < settings.worker_concurrency:

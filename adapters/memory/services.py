@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from attrs import define, field
 
-from application.ports.services import ChannelSender, DeliveryFailed
+from application.ports.services import DeliveryFailed
 from domain.credits import Credits
 from domain.tenancy import Channel, Route
 
@@ -175,10 +175,11 @@ class SentText:
     platform_message_id: str
 
 
-class RecordingSender(ChannelSender):
-    """Records what would have been sent; can be told to fail the next sends."""
+class RecordingSender:
+    """Records what would have been sent; can be told to fail the next sends, or to be down (`available`)."""
 
     def __init__(self) -> None:
+        self.available = True
         self.sent: list[SentText] = []
         self.read: list[str] = []
         self.failures: deque[DeliveryFailed] = deque()
@@ -187,6 +188,8 @@ class RecordingSender(ChannelSender):
 
     def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
         with self._mutex:
+            if not self.available:  # as a real sender whose circuit is open
+                raise DeliveryFailed("not sent: the channel is being waited out", retry_safe=True)
             if self.failures:
                 raise self.failures.popleft()
             platform_message_id = f"wamid.out{next(self._ids)}"

@@ -20,3 +20,7 @@ class SendersByType:
             configured = ", ".join(sorted(self._senders)) or "none"
             raise DeliveryFailed(f"no sender is configured for {channel_type} channels (configured: {configured})")
         return sender
+
+    def available(self, channel_type: ChannelType) -> bool:
+        sender = self._senders.get(channel_type)
+        return sender is None or sender.available

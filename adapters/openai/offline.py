@@ -13,6 +13,7 @@ OFFLINE_LABEL = "[offline responder — no OPENAI_API_KEY set]"
 
 class OfflineResponder:
     label = "offline"
+    available = True
 
     def __init__(self) -> None:
         # next() on itertools.count is atomic under the GIL, so worker threads never share an id.

@@ -5,6 +5,10 @@ because OpenAI takes no idempotency key for it, a retried call can append the sa
 conversation twice. We retry with tenacity instead, and before asking again after an ambiguous
 failure (timeout, dropped connection, 5xx) we look in the conversation for the reply that may have
 landed, so a turn never lands twice.
+
+Every attempt goes through a circuit breaker (`adapters/circuit.py`): after repeated failures that
+say OpenAI is down or throttling us, calls stop for a while and `respond` fails at once as
+retryable, so the worker keeps the turn waiting instead of spending retries on an outage.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from openai.types.conversations import ConversationItem, Message
 from openai.types.responses import ResponseInputParam, ResponsePromptParam
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
+from adapters.circuit import Circuit, CircuitOpen
 from application.ports.services import AIRequest, AIRequestFailed
 from domain.turns import AIReply
 
@@ -46,6 +51,7 @@ class OpenAIResponder:
         backoff_base_ms: int = 500,
         backoff_max_ms: int = 8000,
         sleep: Callable[[float], None] = time.sleep,
+        circuit: Circuit | None = None,
     ) -> None:
         self._api_key = api_key
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_ms / 1000, max_retries=0)
@@ -54,6 +60,11 @@ class OpenAIResponder:
         self._backoff_base_s = backoff_base_ms / 1000
         self._backoff_max_s = backoff_max_ms / 1000
         self._sleep = sleep
+        self._circuit = circuit or Circuit("openai", failures=5, reset_after_s=30.0, is_outage=is_outage)
+
+    @property
+    def available(self) -> bool:
+        return self._circuit.available
 
     def start_conversation(self, *, metadata: dict[str, str]) -> str:
         # A retried create can at worst leave an empty conversation behind, which costs nothing.
@@ -80,7 +91,9 @@ class OpenAIResponder:
             reraise=True,
         )
         try:
-            return retrying(call)
+            return retrying(lambda: self._circuit.call(call))
+        except CircuitOpen as error:
+            raise AIRequestFailed(f"OpenAI {operation} not tried: {error}", retryable=True) from None
         except openai.OpenAIError as error:
             # `from None`: the reason says all there is, and the SDK's exception text is not scrubbed.
             reason = self._scrub(describe(error))
@@ -270,6 +283,13 @@ def is_retryable(error: BaseException) -> bool:
         # 408 and 409 are retried as the SDK itself would; 400/401/403/404/422 will not get better.
         return error.status_code in (408, 409, 429) or error.status_code >= 500
     return isinstance(error, openai.APIConnectionError)  # includes APITimeoutError
+
+
+def is_outage(error: BaseException) -> bool:
+    """A failure that says OpenAI is down or throttling us, whatever we ask: what opens the circuit."""
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code == 429 or error.status_code >= 500
+    return isinstance(error, openai.APIConnectionError)
 
 
 def is_ambiguous(error: BaseException) -> bool:

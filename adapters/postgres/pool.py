@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import psycopg
 from psycopg import Connection
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 #: Connections kept open while idle; the rest are opened on demand up to `size`.
 _MIN_IDLE = 2
@@ -34,3 +35,13 @@ def open_pool(database_url: str, size: int, timeout_s: float) -> ConnectionPool:
         name="mcagent",
         open=True,
     )
+
+
+def reachable(pool: ConnectionPool, timeout_s: float = 2.0) -> bool:
+    """Whether a pooled connection answers a trivial query within `timeout_s`."""
+    try:
+        with pool.connection(timeout=timeout_s) as conn:
+            conn.execute("SELECT 1")
+    except (PoolTimeout, psycopg.Error):
+        return False
+    return True

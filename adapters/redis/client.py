@@ -20,3 +20,10 @@ def redis_client(url: str, *, socket_timeout_s: float) -> redis.Redis:
         socket_connect_timeout=socket_timeout_s,
         retry=Retry(NoBackoff(), 1),
     )
+
+
+def reachable(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False

@@ -95,24 +95,42 @@ class AIResponder(Protocol):
     #: Shown on replies and in logs; the offline responder says it is offline.
     label: str
 
+    @property
+    def available(self) -> bool:
+        """False while the AI is being waited out after repeated failures (an outage): no turn should
+        start, as its call would fail at once."""
+
     def start_conversation(self, *, metadata: dict[str, str]) -> str:
         """Create the AI-side conversation for one customer conversation. Raises AIRequestFailed."""
 
     def respond(self, request: AIRequest) -> AIReply:
-        """Answer the inputs in the conversation, retrying what is worth retrying. Raises AIRequestFailed."""
+        """Answer the inputs in the conversation, retrying what is worth retrying. Raises AIRequestFailed:
+        `retryable` when the AI could not be reached or kept failing (an outage: ask again later), not
+        when it refused the request itself."""
 
 
 class DeliveryFailed(Exception):
-    """The channel refused or could not take a message. `code` is the platform's own error code."""
+    """The channel refused or could not take a message. `code` is the platform's own error code.
 
-    def __init__(self, reason: str, *, code: str | None = None, details: str | None = None) -> None:
+    `retry_safe`: the channel certainly did not take it and asked to be tried again later (a rate
+    limit, a short downtime, a connection never made); sending it again cannot reach the customer twice.
+    """
+
+    def __init__(
+        self, reason: str, *, code: str | None = None, details: str | None = None, retry_safe: bool = False
+    ) -> None:
         super().__init__(f"{reason} (code {code})" if code else reason)
         self.reason = reason
         self.code = code
         self.details = details
+        self.retry_safe = retry_safe
 
 
 class ChannelSender(Protocol):
+    @property
+    def available(self) -> bool:
+        """False while the platform is being waited out after repeated failures (an outage)."""
+
     def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
         """Send one text message; returns the platform's message id. Raises DeliveryFailed."""
 
@@ -123,6 +141,10 @@ class ChannelSender(Protocol):
 class ChannelSenders(Protocol):
     def for_type(self, channel_type: ChannelType) -> ChannelSender:
         """The sender for a channel type. Raises DeliveryFailed when none is configured for it."""
+
+    def available(self, channel_type: ChannelType) -> bool:
+        """False while the sender of that type is being waited out (a channel without a sender is
+        "available": a send then fails at once, saying so)."""
 
 
 class Clock(Protocol):

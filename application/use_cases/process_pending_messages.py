@@ -8,6 +8,7 @@ a worker that dies anywhere leaves something the next one finishes without repea
 
 from __future__ import annotations
 
+import enum
 import logging
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ from application.routes import ChannelRoutes
 from domain.conversations import Conversation
 from domain.messages import ScopeKey
 from domain.tenancy import Route
-from domain.turns import NO_AGENT, Reply, Turn, TurnFailed, TurnRefused, TurnStatus
+from domain.turns import NO_AGENT, Reply, Turn, TurnFailed, TurnPostponed, TurnRefused, TurnStatus
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,16 @@ class TurnPolicy:
     coalesce_window: timedelta = timedelta(0)
     #: Send a read receipt for the customer's messages when a turn starts, where the channel has them.
     mark_as_read: bool = True
+    #: How long a turn waits for an upstream that is down (OpenAI, the channel's platform) before its
+    #: messages fail as unavailable (None: for as long as it takes).
+    patience: timedelta | None = timedelta(hours=1)
+
+
+class _Progress(enum.Enum):
+    ENDED = "ended"  # a turn ended: answered, failed, or refused
+    NOTHING = "nothing"  # nothing to do
+    AGAIN = "again"  # look again at once: the customer may have written more, or the credits changed
+    WAITING = "waiting"  # an upstream is down: the scope's work waits, and the sweep brings it back
 
 
 class ProcessPendingMessages:
@@ -72,59 +83,71 @@ class ProcessPendingMessages:
             if handle is None:
                 return ended
             try:
-                ended += self._advance(scope)
+                progress = self._advance(scope)
             finally:
                 handle.release()
+            ended += progress is _Progress.ENDED
             # A burst behind this turn, or a message whose trigger was turned away while we held the lock.
-            if not self._turns.has_pending(scope):
+            if progress is _Progress.WAITING or not self._turns.has_pending(scope):
                 return ended
 
-    def _advance(self, scope: ScopeKey) -> int:
-        """Take the scope one turn further: 1 when a turn ended, 0 when there was nothing to end yet."""
+    def _advance(self, scope: ScopeKey) -> _Progress:
+        """Take the scope one turn further."""
         work = self._turns.next_work(scope)
         if work is None:
-            return 0
+            return _Progress.NOTHING
         route = self._routes.find(work.conversation.phone_number_id)
         if work.turn is not None:  # left open by a worker that stopped: only lock holders open turns
-            self._drive(work.turn, work, route, resumed=True)
-            return 1
+            return self._drive(work.turn, work, route, resumed=True)
         wait = (Turn.due_at(work.messages, self._policy.coalesce_window) - self._clock.now()).total_seconds()
         if wait > 0:  # the customer may still be typing; look again afterwards (the batch may grow)
             self._clock.sleep(wait)
-            return 0
+            return _Progress.AGAIN
         decision = Turn.start(
-            work.conversation, work.messages, route, work.credits, self._policy.credits_per_turn, self._clock.now()
+            work.conversation,
+            work.messages,
+            route,
+            work.credits,
+            self._policy.credits_per_turn,
+            self._clock.now(),
+            ai_reachable=self._ai.available,
+            patience=self._policy.patience,
         )
+        if isinstance(decision, TurnPostponed):
+            return _Progress.WAITING
         if isinstance(decision, TurnRefused):
             self._turns.refuse(decision)
             log.warning("turn_refused", extra={"reason": decision.reason, **_about(work.conversation)})
-            return 1
+            return _Progress.ENDED
         turn = self._turns.start(decision)
         if turn is None:  # a concurrent turn spent the credits since they were read: decide again
-            return 0
+            return _Progress.AGAIN
         assert route is not None
         if self._policy.mark_as_read:
             self._delivery.mark_read(route, work.messages[-1])
-        self._drive(turn, work, route, resumed=False)
-        return 1
+        return self._drive(turn, work, route, resumed=False)
 
-    def _drive(self, turn: Turn, work: Work, route: Route | None, *, resumed: bool) -> None:
+    def _drive(self, turn: Turn, work: Work, route: Route | None, *, resumed: bool) -> _Progress:
         if turn.status is TurnStatus.AWAITING_AI:
             reply = self._answer(turn, work, route, resumed=resumed)
+            if not isinstance(reply, Reply):
+                return reply
         else:
             reply = Reply(turn, work.messages)
-        if reply is not None:
-            self._delivery.send(reply, work.conversation, route)
+        sent = self._delivery.send(reply, work.conversation, route, patience=self._policy.patience)
+        return _Progress.ENDED if sent else _Progress.WAITING
 
-    def _answer(self, turn: Turn, work: Work, route: Route | None, *, resumed: bool) -> Reply | None:
+    def _answer(self, turn: Turn, work: Work, route: Route | None, *, resumed: bool) -> Reply | _Progress:
         if route is None or route.agent is None:
             self._fail(turn.fail(NO_AGENT, self._clock.now()))
-            return None
+            return _Progress.ENDED
+        if not self._ai.available:
+            return self._wait_for_ai(turn, "the OpenAI circuit is open")
         conversation = work.conversation
         if resumed:
             turn = turn.resume(self._clock.now())
             if not self._turns.save_turn(turn, before=TurnStatus.AWAITING_AI):
-                return None  # another worker took it on meanwhile
+                return _Progress.ENDED  # another worker took it on meanwhile
         try:
             ai_conversation = conversation.openai_conversation_id or self._link_ai(conversation)
             reply = self._ai.respond(
@@ -138,18 +161,37 @@ class ProcessPendingMessages:
                 )
             )
         except AIRequestFailed as failure:
+            if failure.retryable:
+                return self._wait_for_ai(turn, failure.reason)
             self._fail(turn.fail(f"ai_failed: {failure.reason}", self._clock.now()))
-            return None
-        answered = turn.answer(reply, conversation, route.channel.policy, self._clock.now())
+            return _Progress.ENDED
+        answered = turn.answer(
+            reply,
+            conversation,
+            route.channel.policy,
+            self._clock.now(),
+            channel_reachable=self._delivery.reachable(route),
+        )
         if isinstance(answered, TurnFailed):
             self._fail(answered)
-            return None
+            return _Progress.ENDED
         parts = self._turns.answer(answered)
         self._balances.invalidate(turn.user_id)
         if parts is None:  # another worker recorded this turn's answer first: it sends its own
-            return None
+            return _Progress.ENDED
         claimed = frozenset({parts[0].message_id}) if answered.first_part_claimed else frozenset()
         return Reply(answered.turn, parts, claimed)
+
+    def _wait_for_ai(self, turn: Turn, reason: str) -> _Progress:
+        """OpenAI is down: the turn keeps its place and its hold, and is asked again when the sweep brings it
+        back — unless it has waited out the patience."""
+        waiting = turn.wait_for_ai(reason, self._clock.now(), self._policy.patience)
+        if isinstance(waiting, TurnFailed):
+            self._fail(waiting)
+            return _Progress.ENDED
+        self._turns.save_turn(waiting, before=TurnStatus.AWAITING_AI)
+        log.warning("turn_waits_for_ai", extra={"turn_id": turn.turn_id, "reason": reason})
+        return _Progress.WAITING
 
     def _link_ai(self, conversation: Conversation) -> str:
         openai_conversation_id = self._ai.start_conversation(metadata=_about(conversation))

@@ -13,9 +13,11 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
+import requests
 
 from tests.e2e.harness import System, Tenant, status_delivery, text_delivery, wait_for
 from tests.support.standin_graph import GraphFailure, StandInGraph
@@ -634,7 +636,7 @@ def test_credits_never_go_negative_and_without_credits_nothing_is_asked_or_sent(
     assert (credits["balance"], credits["reserved"]) == (0, 0)
 
 
-def test_openai_failures_are_retried_in_order_then_the_message_fails_with_the_reason(
+def test_openai_failures_are_retried_in_order_and_a_turn_that_keeps_failing_waits_instead_of_failing(
     make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
 ) -> None:
     system = make_system(OPENAI_MAX_RETRIES="3")
@@ -647,21 +649,117 @@ def test_openai_failures_are_retried_in_order_then_the_message_fails_with_the_re
     graph_standin.wait_for_sent(1, timeout=30)
     assert graph_standin.sent[0].text == echo_reply(["first, after three failures"])
 
-    openai_standin.fail_next(*[Failure.server_error()] * 4)
-    system.send_text(tenant, "15550090", "second, never answered")
-    wait_for(lambda: any(m["status"] == "failed" for m in system.messages(tenant)), timeout=30, what="failure stored")
-    failed = next(m for m in system.messages(tenant) if m["status"] == "failed")
-    assert failed["text"] == "second, never answered"
-    assert "ai_failed" in failed["failure_reason"] and "500" in failed["failure_reason"]
+    openai_standin.fail_next(*[Failure.server_error()] * 4)  # more than the retries of one job
+    system.send_text(tenant, "15550090", "second, answered once OpenAI recovers")
+    openai_standin.wait_for_calls("responses", 4 + 4, timeout=30)  # the first turn's 4 calls, the second's 4 failures
+    system.send_text(tenant, "15550090", "third, waits behind it")
 
-    system.send_text(tenant, "15550090", "third, still answered")
-    graph_standin.wait_for_sent(2, timeout=30)
+    graph_standin.wait_for_sent(3, timeout=30)
     assert [m.text for m in graph_standin.sent] == [
         echo_reply(["first, after three failures"]),
-        echo_reply(["third, still answered"]),
+        echo_reply(["second, answered once OpenAI recovers"]),
+        echo_reply(["third, waits behind it"]),
     ]
-    assert _inputs_per_call(openai_standin)[-1] == ["third, still answered"], "the failed message was asked again"
-    assert system.credits(tenant)["balance"] == 998  # the failed turn was not charged
+    assert [status for _, status in _inbound_statuses(system, tenant)] == ["answered"] * 3
+    assert system.credits(tenant)["balance"] == 997  # charged once per answered turn, never for the waiting
+
+
+def test_a_request_openai_refuses_fails_its_message_with_the_reason_and_the_next_is_answered(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    system = make_system()
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="9002")
+
+    openai_standin.fail_next(Failure.bad_request("Invalid prompt: pmpt_9002 was not found."))
+    system.send_text(tenant, "15550091", "first, refused")
+    wait_for(lambda: _inbound_statuses(system, tenant) == [("first, refused", "failed")], timeout=30, what="failure")
+    system.send_text(tenant, "15550091", "second, answered")
+    graph_standin.wait_for_sent(1, timeout=30)
+
+    failed = next(m for m in system.messages(tenant) if m["status"] == "failed")
+    assert failed["failure_reason"].startswith("ai_failed:") and "pmpt_9002" in failed["failure_reason"]
+    assert [m.text for m in graph_standin.sent] == [echo_reply(["second, answered"])]
+    assert system.credits(tenant)["balance"] == 999
+
+
+def test_an_openai_outage_delays_answers_without_failing_or_reordering_them(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    """OpenAI answers 503 to everything for a few seconds while three customers write: the circuit opens,
+    turns stop being started or charged, and every message is answered in order once OpenAI is back."""
+    system = make_system(WORKER_CONCURRENCY="2", CIRCUIT_FAILURES="3", CIRCUIT_RESET_MS="1000")
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="9003", credits=100)
+    openai_standin.outage = Failure(503, message="The service is temporarily unavailable.")
+    customers = [f"155509{n:02d}" for n in range(3)]
+    for round_ in range(3):
+        for customer in customers:
+            system.send_text(tenant, customer, f"{customer} #{round_}")
+        time.sleep(0.5)
+
+    wait_for(lambda: _ready(system)["open_circuits"].get("openai", 0) > 0, timeout=30, what="the circuit opened")
+    assert _ready(system)["status"] == "degraded"
+    during = system.credits(tenant)
+    openai_standin.outage = None
+
+    wait_for(lambda: len(_answered_inputs(graph_standin)) == 9, timeout=60, what="every message answered")
+    for customer in customers:
+        answered = [text for text in _answered_inputs(graph_standin) if text.startswith(customer)]
+        assert answered == [f"{customer} #{n}" for n in range(3)], "order broken"
+    assert len(_answered_inputs(graph_standin)) == len(set(_answered_inputs(graph_standin))), "answered twice"
+    assert [status for _, status in _inbound_statuses(system, tenant)] == ["answered"] * 9
+    assert during["reserved"] <= len(customers)  # at most the turns that were under way hold a credit
+    credits = system.credits(tenant)
+    assert credits["reserved"] == 0 and credits["balance"] == 100 - len(system.charges(tenant))
+    wait_for(lambda: _ready(system)["status"] == "ready", timeout=30, what="ready again")
+
+
+def test_a_graph_outage_delays_replies_and_each_goes_out_once_when_it_is_back(
+    make_system: Callable[..., System], openai_standin: StandInOpenAI, graph_standin: StandInGraph
+) -> None:
+    """Meta answers "service temporarily unavailable" (131016: the message was not taken) to every call:
+    replies wait, pending, and each goes out once when the Graph API is back."""
+    system = make_system(CIRCUIT_FAILURES="3", CIRCUIT_RESET_MS="1000", MARK_AS_READ="false")
+    system.start_web()
+    system.start_workers()
+    tenant = system.provision(phone_number_id="9004")
+    graph_standin.outage = GraphFailure.unavailable()
+    for n in range(3):
+        system.send_text(tenant, f"155509{40 + n}", f"customer {n} asks")
+
+    wait_for(lambda: _ready(system)["open_circuits"].get("graph", 0) > 0, timeout=30, what="the circuit opened")
+    wait_for(
+        lambda: [m["status"] for m in system.messages(tenant) if m["direction"] == "outbound"] == ["pending"] * 3,
+        timeout=30,
+        what="every reply back to pending, none failed",
+    )
+    graph_standin.outage = None
+
+    sent = graph_standin.wait_for_sent(3, timeout=60)
+    assert sorted(m.text for m in sent) == sorted(echo_reply([f"customer {n} asks"]) for n in range(3))
+    system.send_text(tenant, "15550940", "and one more")  # the pipeline moved past: nothing else is on its way
+    graph_standin.wait_for_sent(4, timeout=30)
+    assert len(graph_standin.sent) == 4
+    assert len(openai_standin.calls("responses")) == 4  # the waiting was on the send, never on the AI again
+    wait_for(
+        lambda: [m["status"] for m in system.messages(tenant) if m["direction"] == "outbound"] == ["sent"] * 4,
+        timeout=10,
+        what="every reply stored as sent",
+    )
+
+
+def _ready(system: System) -> dict[str, Any]:
+    answer = requests.get(f"{system.base_url}/ready", timeout=5)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def _answered_inputs(graph: StandInGraph) -> list[str]:
+    return [text for message in graph.sent for text in message.text.removeprefix("echo: ").split(" | ")]
 
 
 def test_a_refused_send_is_stored_with_metas_code_and_not_retried(

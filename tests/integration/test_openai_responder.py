@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from structlog.testing import capture_logs
 
-from adapters.openai.responder import OpenAIResponder
+from adapters.circuit import Circuit
+from adapters.openai.responder import OpenAIResponder, is_outage
 from application.ports.services import AIRequest, AIRequestFailed
 from tests.support.standin_openai import Failure, StandInOpenAI, echo_reply, usage_for
 
@@ -428,3 +429,36 @@ def test_a_conversation_locked_for_longer_than_every_attempt_could_take_fails_th
 
     assert "conversation_locked" in failed.value.reason
     assert 1.0 <= sum(sleeps) < 1.0 + 0.2  # waited out two attempts' worth (2 × 500 ms), then gave up
+
+
+def test_after_repeated_outages_the_circuit_opens_and_respond_fails_at_once_as_retryable(
+    make_responder: MakeResponder, standin: StandInOpenAI, conversation: str
+) -> None:
+    circuit = Circuit("openai", failures=4, reset_after_s=60.0, is_outage=is_outage)
+    responder = make_responder(max_retries=3, circuit=circuit)
+    standin.fail_next(*[Failure.server_error()] * 4)
+    with pytest.raises(AIRequestFailed) as first:
+        responder.respond(ask(conversation, "Hi"))
+    asked = len(standin.calls("responses"))
+
+    with pytest.raises(AIRequestFailed) as second:
+        responder.respond(ask(conversation, "Hi"))
+
+    assert first.value.retryable and second.value.retryable
+    assert "circuit is open" in second.value.reason
+    assert not responder.available
+    assert len(standin.calls("responses")) == asked == 4
+
+
+def test_a_refused_request_does_not_count_toward_the_circuit(
+    make_responder: MakeResponder, standin: StandInOpenAI, conversation: str
+) -> None:
+    circuit = Circuit("openai", failures=2, reset_after_s=60.0, is_outage=is_outage)
+    responder = make_responder(max_retries=0, circuit=circuit)
+    standin.fail_next(Failure.bad_request(), Failure.bad_request())
+    for _ in range(2):
+        with pytest.raises(AIRequestFailed) as failed:
+            responder.respond(ask(conversation, "Hi"))
+        assert not failed.value.retryable
+
+    assert responder.available

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.meta.whatsapp import WhatsAppCloudSender
+from adapters.circuit import Circuit
+from adapters.meta.whatsapp import WhatsAppCloudSender, graph_outage
 from application.ports.services import DeliveryFailed
 from domain.channels import ChannelType
 from domain.tenancy import Channel
@@ -115,6 +116,7 @@ def test_server_error_is_attempted_exactly_once(
         sender.send_text(channel, "4915112345678", "Hi")
 
     assert failed.value.code == "131000"
+    assert not failed.value.retry_safe  # Meta does not say it did not go out
     assert len(graph.requests) == 1
 
 
@@ -124,7 +126,7 @@ def test_timeout_fails_without_a_code_after_one_attempt(graph: StandInGraph, cha
     with pytest.raises(DeliveryFailed) as failed:
         WhatsAppCloudSender(graph.base_url, timeout_ms=200).send_text(channel, "4915112345678", "Hi")
 
-    assert failed.value.code is None
+    assert (failed.value.code, failed.value.retry_safe) == (None, False)
     assert "did not answer within 0.2 s" in failed.value.reason
     assert len(graph.requests) == 1
     assert_token_absent(failed.value)
@@ -138,7 +140,7 @@ def test_dropped_connection_fails_without_a_code_after_one_attempt(
     with pytest.raises(DeliveryFailed) as failed:
         sender.send_text(channel, "4915112345678", "Hi")
 
-    assert failed.value.code is None
+    assert (failed.value.code, failed.value.retry_safe) == (None, False)  # it may have gone out
     assert "could not reach the Graph API" in failed.value.reason
     assert len(graph.requests) == 1
     assert_token_absent(failed.value)
@@ -152,7 +154,7 @@ def test_connection_refused_fails_without_a_code(channel: Channel) -> None:
     with pytest.raises(DeliveryFailed) as failed:
         WhatsAppCloudSender(f"http://127.0.0.1:{port}/v24.0", timeout_ms=1000).send_text(channel, "4915112345678", "Hi")
 
-    assert failed.value.code is None
+    assert (failed.value.code, failed.value.retry_safe) == (None, True)  # it never reached Meta
     assert_token_absent(failed.value)
 
 
@@ -165,3 +167,58 @@ def test_mark_read_failure_is_a_delivery_failed(
         sender.mark_read(channel, "wamid.INBOUND1")
 
     assert failed.value.code == "190"
+
+
+@pytest.mark.parametrize(
+    ("failure", "retry_safe"),
+    [
+        (GraphFailure.throughput(), True),
+        (GraphFailure(429, 131056, "(#131056) pair rate limit hit", "Too many messages to this user."), True),
+        (GraphFailure(503, 131016, "(#131016) Service unavailable", "Service temporarily unavailable"), True),
+        (GraphFailure(429, 80007, "(#80007) Rate limit issues", "WABA rate limit"), True),
+        (GraphFailure.reengagement(), False),
+        (GraphFailure.token_expired(), False),
+        (GraphFailure.server_error(), False),
+    ],
+    ids=["130429", "131056", "131016", "80007", "131047", "190", "131000"],
+)
+def test_only_codes_meta_documents_as_not_taken_may_be_sent_again(
+    sender: WhatsAppCloudSender, graph: StandInGraph, channel: Channel, failure: GraphFailure, retry_safe: bool
+) -> None:
+    graph.fail_next(failure)
+
+    with pytest.raises(DeliveryFailed) as failed:
+        sender.send_text(channel, "4915112345678", "Hi")
+
+    assert (failed.value.code, failed.value.retry_safe) == (str(failure.code), retry_safe)
+    assert graph.sent == []
+
+
+def test_after_repeated_server_errors_sends_stop_and_fail_at_once_as_retry_safe(
+    graph: StandInGraph, channel: Channel
+) -> None:
+    circuit = Circuit("graph", failures=3, reset_after_s=60.0, is_outage=graph_outage)
+    sender = WhatsAppCloudSender(graph.base_url, timeout_ms=2000, circuit=circuit)
+    graph.fail_next(*[GraphFailure.server_error()] * 3)
+    for _ in range(3):
+        with pytest.raises(DeliveryFailed):
+            sender.send_text(channel, "4915112345678", "Hi")
+
+    with pytest.raises(DeliveryFailed) as failed:
+        sender.send_text(channel, "4915112345678", "Hi")
+
+    assert failed.value.retry_safe
+    assert "circuit is open" in failed.value.reason
+    assert not sender.available
+    assert len(graph.requests) == 3  # the fourth never left
+
+
+def test_rate_limits_do_not_open_the_circuit(graph: StandInGraph, channel: Channel) -> None:
+    circuit = Circuit("graph", failures=2, reset_after_s=60.0, is_outage=graph_outage)
+    sender = WhatsAppCloudSender(graph.base_url, timeout_ms=2000, circuit=circuit)
+    graph.fail_next(GraphFailure.throughput(), GraphFailure.throughput(), GraphFailure.throughput())
+    for _ in range(3):
+        with pytest.raises(DeliveryFailed):
+            sender.send_text(channel, "4915112345678", "Hi")
+
+    assert sender.available  # one number throttled is no outage of the Graph API

@@ -75,6 +75,10 @@ class GraphFailure:
         return cls(500, 131000, "(#131000) Something went wrong", "Something went wrong")
 
     @classmethod
+    def unavailable(cls) -> GraphFailure:
+        return cls(503, 131016, "(#131016) Service unavailable", "Service temporarily unavailable")
+
+    @classmethod
     def dropped(cls) -> GraphFailure:
         return cls(drop=True)
 
@@ -92,6 +96,8 @@ class StandInGraph(StandInServer):
         self._reads: list[ReadReceipt] = []
         self._failures: deque[GraphFailure] = deque()
         self._ids = itertools.count(1)
+        #: While set, every call is answered with it: the Graph API is down.
+        self.outage: GraphFailure | None = None
 
     @property
     def base_url(self) -> str:
@@ -129,7 +135,7 @@ class StandInGraph(StandInServer):
             exchange.reply(400, _error(100, "Unsupported request", f"Unknown path components: {request.path}"))
             return
         with self._state:
-            failure = self._failures.popleft() if self._failures else None
+            failure = self.outage or (self._failures.popleft() if self._failures else None)
         if failure is not None:
             self.pause(failure.delay_s)
             if failure.drop:

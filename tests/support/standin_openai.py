@@ -151,6 +151,8 @@ class StandInOpenAI(StandInServer):
         self._ids = itertools.count(1)
         self._prompt_in_flight: dict[str, int] = {}
         self._prompt_max_in_flight: dict[str, int] = {}
+        #: While set, every call is answered with it: OpenAI is down.
+        self.outage: Failure | None = None
 
     @property
     def base_url(self) -> str:
@@ -226,7 +228,10 @@ class StandInOpenAI(StandInServer):
     def handle(self, exchange: Exchange) -> None:
         request = exchange.request
         endpoint = _endpoint(request.method, request.path)
-        if endpoint == "conversations":
+        outage = self.outage
+        if outage is not None and endpoint is not None:
+            self._fail(exchange, outage)
+        elif endpoint == "conversations":
             self._create_conversation(exchange)
         elif endpoint == "items":
             self._list_items(exchange)

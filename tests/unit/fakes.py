@@ -25,6 +25,8 @@ class ScriptedAI:
     label = "scripted"
 
     def __init__(self) -> None:
+        #: False: the AI is being waited out (its circuit is open).
+        self.available = True
         self.requests: list[AIRequest] = []
         self.started: list[dict[str, str]] = []
         self._replies: deque[str] = deque()
@@ -36,8 +38,8 @@ class ScriptedAI:
     def reply_next(self, *texts: str) -> None:
         self._replies.extend(texts)
 
-    def fail_next(self, times: int = 1, reason: str = "upstream unavailable") -> None:
-        self._failures.extend(AIRequestFailed(reason) for _ in range(times))
+    def fail_next(self, times: int = 1, reason: str = "upstream unavailable", *, retryable: bool = False) -> None:
+        self._failures.extend(AIRequestFailed(reason, retryable=retryable) for _ in range(times))
 
     def during_next_call(self, action: Callable[[AIRequest], object]) -> None:
         """Run `action` inside the next `respond` call, after the request was recorded."""
@@ -94,6 +96,9 @@ class OneSenderForEveryType:
 
     def for_type(self, channel_type: ChannelType) -> ChannelSender:
         return self.sender
+
+    def available(self, channel_type: ChannelType) -> bool:
+        return self.sender.available
 
 
 class DownQueue:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from adapters.openai.offline import OFFLINE_LABEL, OfflineResponder
 from adapters.openai.responder import OpenAIResponder
 from application.ports.services import AIRequest
@@ -40,3 +42,11 @@ def test_dev_mode_without_a_key_answers_with_the_offline_responder() -> None:
 
 def test_dev_mode_with_a_key_answers_with_openai() -> None:
     assert isinstance(build_container(Settings.from_env({"OPENAI_API_KEY": "sk-dev"}, dev=True)).ai(), OpenAIResponder)
+
+
+def test_upstream_patience_is_wired_into_the_turn_policy_and_zero_means_no_limit() -> None:
+    hour = build_container(Settings.from_env({}, dev=True)).turn_policy()
+    forever = build_container(Settings.from_env({"UPSTREAM_PATIENCE_MS": "0"}, dev=True)).turn_policy()
+
+    assert hour.patience == timedelta(hours=1)
+    assert forever.patience is None

@@ -13,6 +13,8 @@ from domain.credits import LedgerKind
 from domain.errors import InvalidTransition
 from domain.messages import MessageStatus
 from domain.turns import (
+    AI_UNAVAILABLE,
+    CHANNEL_UNAVAILABLE,
     DELIVERY_OUTCOME_UNKNOWN,
     EARLIER_PART_FAILED,
     INSUFFICIENT_CREDITS,
@@ -24,6 +26,7 @@ from domain.turns import (
     Turn,
     TurnAnswered,
     TurnFailed,
+    TurnPostponed,
     TurnRefused,
     TurnStarted,
     TurnStatus,
@@ -221,7 +224,13 @@ def _reply(*parts_: object, claimed: frozenset[int] = frozenset()) -> Reply:
 def _next(reply: Reply, **changes: object) -> tuple[StepKind, int | None, str | None]:
     conversation = changes.get("conversation", a_conversation())
     policy = changes.get("policy", WHATSAPP)
-    step = reply.next_step(conversation, policy, changes.get("now", LATER))  # type: ignore[arg-type]
+    step = reply.next_step(
+        conversation,  # type: ignore[arg-type]
+        policy,  # type: ignore[arg-type]
+        changes.get("now", LATER),  # type: ignore[arg-type]
+        channel_reachable=changes.get("channel_reachable", True),  # type: ignore[arg-type]
+        patience=changes.get("patience"),  # type: ignore[arg-type]
+    )
     assert step is not None
     return step.kind, None if step.part is None else step.part.message_id, step.reason
 
@@ -292,3 +301,72 @@ def test_an_outcome_must_be_one_of_a_part_awaiting_its_send() -> None:
 def test_a_part_of_another_turn_is_never_claimed_through_this_reply() -> None:
     with pytest.raises(InvalidTransition):
         _reply(a_part(10, turn_id=8)).claim(a_part(10, turn_id=8), LATER)
+
+
+# --- an upstream that cannot be reached ----------------------------------------------------------
+
+HOUR = timedelta(hours=1)
+
+
+def test_while_the_ai_cannot_be_reached_a_batch_waits_without_a_turn_or_a_hold() -> None:
+    postponed = _start(ai_reachable=False, patience=HOUR, now=NOW + timedelta(minutes=59))
+
+    assert postponed == TurnPostponed((4, 5))
+
+
+def test_a_batch_that_waited_out_the_patience_for_the_ai_is_refused_as_ai_unavailable() -> None:
+    refused = _start(ai_reachable=False, patience=HOUR, now=NOW + HOUR)
+
+    assert isinstance(refused, TurnRefused)
+    assert refused.reason == AI_UNAVAILABLE
+
+
+def test_a_batch_that_cannot_be_answered_anyway_is_refused_even_while_the_ai_is_down() -> None:
+    refused = _start(ai_reachable=False, patience=HOUR, credits=credits(0))
+
+    assert isinstance(refused, TurnRefused) and refused.reason == INSUFFICIENT_CREDITS
+
+
+def test_a_turn_whose_ai_call_met_an_outage_keeps_its_hold_and_waits() -> None:
+    waiting = a_turn().wait_for_ai("HTTP 503 after 4 attempts", NOW + timedelta(minutes=30), HOUR)
+
+    assert isinstance(waiting, Turn)
+    assert (waiting.status, waiting.updated_at, waiting.credits_reserved) == (
+        TurnStatus.AWAITING_AI,
+        NOW + timedelta(minutes=30),
+        1,
+    )
+
+
+def test_a_turn_that_waited_out_the_patience_fails_and_releases_its_hold() -> None:
+    failed = a_turn().wait_for_ai("HTTP 503 after 4 attempts", NOW + HOUR, HOUR)
+
+    assert isinstance(failed, TurnFailed)
+    assert failed.turn.failure_reason == f"{AI_UNAVAILABLE}: HTTP 503 after 4 attempts"
+    assert failed.release.reserved == -1
+
+
+def test_while_the_channel_cannot_be_reached_a_pending_part_waits_then_fails_as_unavailable() -> None:
+    reply = _reply(a_part(10))
+
+    assert _next(reply, channel_reachable=False, patience=HOUR) == (StepKind.WAIT, 10, None)
+    assert _next(reply, channel_reachable=False, patience=HOUR, now=NOW + HOUR) == (
+        StepKind.FAIL,
+        10,
+        CHANNEL_UNAVAILABLE,
+    )
+
+
+def test_a_part_the_channel_refused_before_taking_it_goes_back_to_pending() -> None:
+    reply = _reply(a_part(10, S.SENDING), claimed=frozenset({10}))
+
+    after, change = reply.not_taken(reply.parts[0], LATER)
+
+    assert (change.part.status, change.before, change.turn_done) == (S.PENDING, S.SENDING, None)
+    assert after.claimed == frozenset()
+    assert _next(after) == (StepKind.CLAIM, 10, None)
+
+
+def test_only_a_part_claimed_here_can_be_given_back() -> None:
+    with pytest.raises(InvalidTransition):
+        _reply(a_part(10, S.SENDING)).not_taken(a_part(10, S.SENDING), LATER)

@@ -591,3 +591,126 @@ def test_reply_that_comes_after_the_window_closed_is_not_sent(app: App) -> None:
     [outbound] = app.outbound_messages()
     assert (outbound.status, outbound.failure_reason) == (MessageStatus.FAILED, "outside_service_window")
     assert app.inbound_messages()[0].status is MessageStatus.ANSWERED
+
+
+# --- an upstream that is down --------------------------------------------------------------------
+
+
+def test_while_the_ai_is_waited_out_no_turn_starts_and_nothing_is_held_or_asked(app: App) -> None:
+    app.ai.available = False
+    app.receive("Hi")
+
+    app.drain()
+
+    assert app.ai.requests == [] and app.turns() == []
+    assert [m.status for m in app.inbound_messages()] == [MessageStatus.RECEIVED]
+    assert (app.credits().balance, app.credits().reserved) == (10, 0)
+
+
+def test_messages_that_waited_for_the_ai_are_answered_in_order_once_it_is_back(app: App) -> None:
+    app.ai.available = False
+    for text in ("first", "second"):
+        app.receive(text)
+    app.drain()
+    app.ai.available = True
+
+    app.run(SCOPE)  # the recovery sweep's job
+
+    assert app.ai.inputs == [("first", "second")]
+    assert app.sent_texts() == ["reply to: first | second"]
+    assert len(app.charges()) == 1
+
+
+def test_a_turn_whose_ai_call_met_an_outage_waits_with_its_hold_instead_of_failing(app: App) -> None:
+    app.ai.fail_next(reason="HTTP 503 after 4 attempts", retryable=True)
+    app.receive("first")
+    app.drain()
+    app.receive("second")  # written during the outage: waits behind the first turn
+
+    [turn] = app.turns()
+    assert turn.status is TurnStatus.AWAITING_AI
+    assert [m.status for m in app.inbound_messages()] == [MessageStatus.PROCESSING, MessageStatus.RECEIVED]
+    assert (app.credits().balance, app.credits().reserved) == (10, 1)
+
+    app.run(SCOPE)  # OpenAI is back; the sweep brings the turn back
+
+    assert app.ai.inputs == [("first",), ("first",), ("second",)]
+    assert [r.resumed for r in app.ai.requests] == [False, True, False]
+    assert app.sent_texts() == ["reply to: first", "reply to: second"]
+    assert (app.credits().balance, app.credits().reserved) == (8, 0)
+
+
+def test_a_turn_that_waited_out_the_patience_for_the_ai_fails_and_gives_its_hold_back(make_app: MakeApp) -> None:
+    app = make_app(policy=TurnPolicy(patience=timedelta(minutes=30)))
+    app.ai.fail_next(reason="HTTP 503 after 4 attempts", retryable=True)
+    app.receive("Hi")
+    app.drain()
+    app.clock.advance(minutes=30)
+    app.ai.available = False
+
+    app.run(SCOPE)
+
+    [inbound] = app.inbound_messages()
+    assert (inbound.status, inbound.failure_reason) == (
+        MessageStatus.FAILED,
+        "ai_unavailable: the OpenAI circuit is open",
+    )
+    assert (app.credits().balance, app.credits().reserved) == (10, 0)
+
+
+def test_messages_that_waited_out_the_patience_without_a_turn_fail_as_ai_unavailable(make_app: MakeApp) -> None:
+    app = make_app(policy=TurnPolicy(patience=timedelta(minutes=30)))
+    app.ai.available = False
+    app.receive("Hi")
+    app.drain()
+    app.clock.advance(minutes=31)
+
+    app.run(SCOPE)
+
+    [inbound] = app.inbound_messages()
+    assert (inbound.status, inbound.failure_reason) == (MessageStatus.FAILED, "ai_unavailable")
+
+
+def test_a_reply_waits_while_the_channel_is_waited_out_and_goes_out_once_it_is_back(app: App) -> None:
+    app.sender.available = False
+    app.receive("Hi")
+
+    app.drain()
+
+    [outbound] = app.outbound_messages()
+    assert (outbound.status, app.turns()[0].status) == (MessageStatus.PENDING, TurnStatus.REPLYING)
+    assert app.sender.sent == [] and app.sender.read == []  # not even the read receipt is tried
+
+    app.sender.available = True
+    app.run(SCOPE)
+
+    assert app.sent_texts() == ["reply to: Hi"]
+    assert app.turns()[0].status is TurnStatus.DONE
+    assert len(app.ai.requests) == 1 and len(app.charges()) == 1
+
+
+def test_a_send_the_channel_refused_before_taking_it_is_sent_again_later(app: App) -> None:
+    app.sender.failures.append(DeliveryFailed("(#130429) Rate limit hit", code="130429", retry_safe=True))
+    app.receive("Hi")
+
+    app.drain()
+
+    assert app.outbound_messages()[0].status is MessageStatus.PENDING
+    app.run(SCOPE)  # the sweep's next pass
+
+    assert app.sent_texts() == ["reply to: Hi"]
+    assert app.outbound_messages()[0].status is MessageStatus.SENT
+
+
+def test_a_reply_that_waited_out_the_patience_for_the_channel_fails_as_unavailable(make_app: MakeApp) -> None:
+    app = make_app(policy=TurnPolicy(patience=timedelta(minutes=30)))
+    app.sender.available = False
+    app.receive("Hi")
+    app.drain()
+    app.clock.advance(minutes=30)
+
+    app.run(SCOPE)
+
+    [outbound] = app.outbound_messages()
+    assert (outbound.status, outbound.failure_reason) == (MessageStatus.FAILED, "channel_unavailable")
+    assert app.turns()[0].status is TurnStatus.DONE
