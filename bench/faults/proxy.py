@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -53,7 +53,7 @@ class DelayProxies:
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
 
-    def _connect(self, target_port: int) -> Any:
+    def _connect(self, target_port: int) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
         async def serve(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
             try:
                 upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", target_port)

@@ -113,5 +113,6 @@ class FaultyGraph(RecordingGraph):
                 else:
                     self.injected[f"reply: {failure.http_status} ({failure.code})"] += 1
                     text = str((body.get("text") or {}).get("body", ""))
-                    self.refused.append(Reply(time.monotonic(), request.path, str(body.get("to", "")), text))
+                    account = request.path.rstrip("/").split("/")[-2]  # …/{phone_number_id}/messages
+                    self.refused.append(Reply(time.monotonic(), account, str(body.get("to", "")), text))
         return failure
