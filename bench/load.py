@@ -14,6 +14,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -122,19 +123,40 @@ def build_schedule(
     return Schedule(deliveries, customers, numbers, duration, fastest, bursts, burst_messages)
 
 
+@dataclass(frozen=True)
+class Redelivery:
+    """What Meta does with a delivery not answered 200 (another status, or no answer): it delivers it again
+    later, the gaps growing, until it is accepted. `give_up_after_s` bounds a run (Meta keeps trying for days)."""
+
+    first_delay_s: float = 1.0
+    max_delay_s: float = 10.0
+    give_up_after_s: float = 180.0
+
+    def waits(self, first_sent_at: float) -> Iterator[float]:
+        """The wait before each redelivery; none once the next would start after `give_up_after_s`."""
+        delay = self.first_delay_s
+        while time.monotonic() + delay <= first_sent_at + self.give_up_after_s:
+            yield delay
+            delay = min(delay * 2, self.max_delay_s)
+
+
 @dataclass
 class Results:
-    """Per delivery: when it was sent (first attempt) and answered (monotonic s), and the HTTP status."""
+    """Per delivery: when it was sent (first attempt) and answered (monotonic s), the final HTTP status, and how
+    many times it was delivered (more than once only with a `Redelivery`)."""
 
     sent_at: list[float]
     acked_at: list[float]
     status: list[int]
+    attempts: list[int] = field(default_factory=list)
     retries: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Every answer other than 200 across all deliveries and redeliveries, by status ("0": no HTTP answer).
+    refusals: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def for_count(cls, count: int) -> Results:
-        return cls([0.0] * count, [0.0] * count, [NOT_SENT] * count)
+        return cls([0.0] * count, [0.0] * count, [NOT_SENT] * count, [0] * count)
 
 
 class Sender(threading.Thread):
@@ -151,6 +173,7 @@ class Sender(threading.Thread):
         stop_at: float,
         stop: threading.Event,
         lock: threading.Lock,
+        redelivery: Redelivery | None = None,
     ) -> None:
         super().__init__(name="sender", daemon=True)
         self.deliveries = deliveries
@@ -161,6 +184,7 @@ class Sender(threading.Thread):
         self.stop_at = stop_at
         self.stop_event = stop
         self.lock = lock
+        self.redelivery = redelivery
         self._conn: http.client.HTTPConnection | None = None
 
     def run(self) -> None:
@@ -178,8 +202,31 @@ class Sender(threading.Thread):
                 self._conn.close()
 
     def _send(self, delivery: Delivery) -> None:
-        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": delivery.signature}
         sent_at = time.monotonic()
+        status = self._deliver(delivery)
+        attempts = 1
+        waits = self.redelivery.waits(sent_at) if self.redelivery is not None else iter(())
+        # Redelivered in place: the customer's later messages wait behind this one, so their order holds.
+        while status != 200:
+            self._count_refusal(status)
+            wait = next(waits, None)
+            if wait is None or self.stop_event.wait(wait):
+                break
+            status = self._deliver(delivery)
+            attempts += 1
+        i = delivery.index
+        self.results.sent_at[i] = sent_at
+        self.results.acked_at[i] = time.monotonic()
+        self.results.status[i] = status
+        self.results.attempts[i] = attempts
+
+    def _count_refusal(self, status: int) -> None:
+        with self.lock:
+            self.results.refusals[str(status)] = self.results.refusals.get(str(status), 0) + 1
+
+    def _deliver(self, delivery: Delivery) -> int:
+        """One delivery: the HTTP status, or CONNECTION_ERROR."""
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": delivery.signature}
         status = CONNECTION_ERROR
         # A stale keep-alive connection fails on first use: reconnect and deliver again, as Meta redelivers
         # (the same message id: the service deduplicates it).
@@ -208,35 +255,52 @@ class Sender(threading.Thread):
                     ) and len(self.results.errors) < 20:
                         self.results.errors.append(repr(error))
                     self.results.retries += 1
-        acked_at = time.monotonic()
-        i = delivery.index
-        self.results.sent_at[i] = sent_at
-        self.results.acked_at[i] = acked_at
-        self.results.status[i] = status
+        return status
 
 
 def drive(
-    schedule: Schedule, *, port: int, path: str, senders: int, grace_s: float, stop: threading.Event
+    schedule: Schedule,
+    *,
+    port: int,
+    path: str,
+    senders: int,
+    grace_s: float,
+    stop: threading.Event,
+    start_at: float | None = None,
+    redelivery: Redelivery | None = None,
 ) -> tuple[Results, float, float]:
     """Send the schedule; returns the results, the start (monotonic) and the end of the drive.
 
+    `start_at` (monotonic, default: in 0.2 s) lets the caller time other things against the schedule; with a
+    `redelivery`, a delivery not answered 200 is delivered again as Meta would.
     Bounded: no delivery is started after `duration + grace_s` (or after `duration` when sending as fast as
-    possible), and every request has a 30 s timeout."""
+    possible), every request has a 30 s timeout, and redelivery stops after `give_up_after_s`."""
     results = Results.for_count(len(schedule.deliveries))
     shares: list[list[Delivery]] = [[] for _ in range(senders)]
     for delivery in schedule.deliveries:
         shares[delivery.customer % senders].append(delivery)
-    start_at = time.monotonic() + 0.2
+    start_at = time.monotonic() + 0.2 if start_at is None else start_at
     stop_at = start_at + schedule.duration_s + (0 if schedule.as_fast_as_possible else grace_s)
     lock = threading.Lock()
     threads = [
-        Sender(share, results, port=port, path=path, start_at=start_at, stop_at=stop_at, stop=stop, lock=lock)
+        Sender(
+            share,
+            results,
+            port=port,
+            path=path,
+            start_at=start_at,
+            stop_at=stop_at,
+            stop=stop,
+            lock=lock,
+            redelivery=redelivery,
+        )
         for share in shares
         if share
     ]
     for thread in threads:
         thread.start()
+    patience = 35 + (redelivery.give_up_after_s if redelivery is not None else 0)
     for thread in threads:
-        thread.join(timeout=max(0.0, stop_at - time.monotonic()) + 35)
+        thread.join(timeout=max(0.0, stop_at - time.monotonic()) + patience)
     stop.set()  # any thread still blocked ends after its current request
     return results, start_at, time.monotonic()

@@ -115,8 +115,9 @@ def _start_listening(name: str, argv: list[str], log_dir: Path, port: int, timeo
     return service, port
 
 
-def start_redis(log_dir: Path) -> tuple[Service, int]:
-    port = free_port()
+def start_redis(log_dir: Path, port: int | None = None) -> tuple[Service, int]:
+    """A private, empty redis-server without persistence; on `port` to come back where a killed one was."""
+    port = port or free_port()
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     return _start_listening("redis", argv, log_dir, port, 10)
 

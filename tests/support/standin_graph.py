@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from tests.support.standin_server import Exchange, StandInServer, serve_from_command_line
+from tests.support.standin_server import Exchange, RecordedRequest, StandInServer, serve_from_command_line
 
 _MESSAGES_PATH = re.compile(r"^/(?:v\d+(?:\.\d+)?/)?(?P<account>[^/]+)/messages$")
 
@@ -134,8 +134,7 @@ class StandInGraph(StandInServer):
         if request.method != "POST" or match is None:
             exchange.reply(400, _error(100, "Unsupported request", f"Unknown path components: {request.path}"))
             return
-        with self._state:
-            failure = self.outage or (self._failures.popleft() if self._failures else None)
+        failure = self._next_failure(request)
         if failure is not None:
             self.pause(failure.delay_s)
             if failure.drop:
@@ -155,6 +154,12 @@ class StandInGraph(StandInServer):
             self._instagram(exchange, account, body, authorization)
         else:
             exchange.reply(400, _error(100, "(#100) Invalid parameter", "The parameter messaging_product is required."))
+
+    def _next_failure(self, request: RecordedRequest) -> GraphFailure | None:
+        """How to fail this call instead of accepting it, if at all: the outage, or the next scripted failure
+        (a subclass may add its own)."""
+        with self._state:
+            return self.outage or (self._failures.popleft() if self._failures else None)
 
     def _whatsapp(self, exchange: Exchange, account: str, body: dict[str, Any], authorization: str | None) -> None:
         if body.get("status") == "read":

@@ -86,6 +86,10 @@ class StandInServer:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
     def start(self) -> None:
         # A short poll interval: stop() waits for the loop's next poll, and tests stop a server each.
         self._thread = threading.Thread(
