@@ -99,8 +99,14 @@ def delivery_figures(
     correctness = figures["correctness"]
     sent = [i for i, status in enumerate(results.status) if status != NOT_SENT]
     acknowledged = [i for i in sent if results.status[i] == 200]
-    lost = [i for i in acknowledged if i not in answered_at]
+    # A message whose reply Meta refused in a way that may have gone out is not lost: the refusal is stored with
+    # Meta's code, visible through the API, and never sent twice (the product's rule for ambiguous sends).
     refused_inputs = {key for reply in refused for key in parse_inputs(reply.text)}
+    unanswered = [i for i in acknowledged if i not in answered_at]
+    refused_by_design = [
+        i for i in unanswered if ("c", schedule.deliveries[i].customer, schedule.deliveries[i].seq) in refused_inputs
+    ]
+    lost = [i for i in unanswered if i not in set(refused_by_design)]
     lost_names = [f"c{schedule.deliveries[i].customer:05d}-m{schedule.deliveries[i].seq:05d}" for i in lost]
     return {
         "counts": {
@@ -110,9 +116,7 @@ def delivery_figures(
             "never_acknowledged": len(sent) - len(acknowledged),
             "answered": len(answered_at),
             "lost": len(lost),
-            "lost_with_reply_refused_by_graph": sum(
-                ("c", schedule.deliveries[i].customer, schedule.deliveries[i].seq) in refused_inputs for i in lost
-            ),
+            "reply_refused_single_shot": len(refused_by_design),
             "duplicated": correctness["duplicate_messages"],
             "replies_sent_twice": correctness["identical_reply_texts"],
             "out_of_order": out_of_order(replies, start_at),
@@ -160,13 +164,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"{' (with uncommitted changes)' if report['code']['uncommitted_files'] else ''}, "
         f"{report['machine']['nproc']} cores; {report['load_description']}.",
         "",
-        "| scenario | fault | acknowledged (redelivered) | answered | lost | duplicated | out of order "
-        "| AI calls / turn | recovery s | verdict |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| scenario | fault | acknowledged (redelivered) | answered | reply refused once, by design | lost "
+        "| duplicated | out of order | AI calls / turn | recovery s | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in report["scenarios"]:
         if "counts" not in run:
-            blanks = " | ".join(["—"] * 7)
+            blanks = " | ".join(["—"] * 8)
             lines.append(f"| {run['scenario']} | {run['fault']} | {blanks} | error: {run.get('error')} |")
             continue
         counts = run["counts"]
@@ -177,7 +181,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {run['scenario']} | {run['fault']} "
             f"| {counts['acknowledged']} ({run['redelivery']['deliveries_redelivered']}; {refused} answers ≠ 200) "
-            f"| {counts['answered']} | {counts['lost']} | {counts['duplicated']} | {counts['out_of_order']} "
+            f"| {counts['answered']} | {counts['reply_refused_single_shot']} | {counts['lost']} "
+            f"| {counts['duplicated']} | {counts['out_of_order']} "
             f"| {'—' if per_turn is None else f'{per_turn:.2f}'} "
             f"| {recovery} "
             f"| {'pass' if not run['problems'] else 'FAIL: ' + ', '.join(run['problems'])} |"

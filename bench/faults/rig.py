@@ -298,7 +298,7 @@ def _drive_and_count(stack: ExitStack, rig: Rig, scenario: Scenario, options: Op
         schedule,
         results,
         rig.replies.replies,
-        rig.graph.refused,
+        rig.graph.refused_final,
         ai_latency_s=options.ai_latency_ms / 1000,
         start_at=start_at,
         drive_end=drive_end,

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Generic, TextIO, TypeVar
 
+from adapters.meta.whatsapp import RETRY_SAFE_CODES
 from bench.analysis import Reply
 from bench.graph_recorder import RecordingGraph
 from tests.support.standin_graph import GraphFailure
@@ -96,6 +97,9 @@ class FaultyGraph(RecordingGraph):
         self._at_random: AtRandom[GraphFailure] | None = None
         self.injected: Counter[str] = Counter()
         self.refused: list[Reply] = []  # the replies it failed instead of sending, with their arrival
+        #: Of those, the ones refused with a failure that may have gone out (a 5xx, 131000): the product sends
+        #: such a reply once and stores the failure with Meta's code, by design, never a second time.
+        self.refused_final: list[Reply] = []
 
     def fail_at_random(self, failures: AtRandom[GraphFailure] | None) -> None:
         with self._state:
@@ -114,5 +118,8 @@ class FaultyGraph(RecordingGraph):
                     self.injected[f"reply: {failure.http_status} ({failure.code})"] += 1
                     text = str((body.get("text") or {}).get("body", ""))
                     account = request.path.rstrip("/").split("/")[-2]  # …/{phone_number_id}/messages
-                    self.refused.append(Reply(time.monotonic(), account, str(body.get("to", "")), text))
+                    reply = Reply(time.monotonic(), account, str(body.get("to", "")), text)
+                    self.refused.append(reply)
+                    if str(failure.code) not in RETRY_SAFE_CODES:
+                        self.refused_final.append(reply)
         return failure
