@@ -16,6 +16,7 @@ from attrs import frozen
 from domain.conversations import Conversation
 from domain.credits import Credits
 from domain.messages import InboundMessage, Message, OrderingScope, RecordedInbound, ScopeKey
+from domain.rejections import RejectedDelivery
 from domain.tenancy import Route
 from domain.turns import PartChange, Turn, TurnAnswered, TurnFailed, TurnRefused, TurnStarted, TurnStatus
 
@@ -37,6 +38,13 @@ class MessageStore(Protocol):
     def save_report(self, before: Message, after: Message) -> bool:
         """Save what a delivery report changed. False, and nothing saved, when the message is no
         longer as `before` (another report got there first): read it again and decide again."""
+
+
+class RejectedDeliveries(Protocol):
+    """Where what the webhook could not store is kept for inspection."""
+
+    def record(self, rejected: RejectedDelivery) -> None:
+        """Keep it. Raises StorageUnavailable when the database cannot be reached."""
 
 
 @frozen
