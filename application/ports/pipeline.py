@@ -21,6 +21,15 @@ from domain.tenancy import Route
 from domain.turns import PartChange, Turn, TurnAnswered, TurnFailed, TurnRefused, TurnStarted, TurnStatus
 
 
+class MessageNotStorable(Exception):
+    """The storage refused a message for what it holds (a character or a value it cannot store), not
+    because it is away: nothing of the message was stored, and the messages beside it still can be."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class MessageStore(Protocol):
     """The webhook's side: customers' messages in, the channel's reports about ours."""
 
@@ -29,7 +38,8 @@ class MessageStore(Protocol):
         there is none (`Conversation.open`, then `Conversation.receive`), as `inbound.status`.
 
         A platform message id already stored for the channel changes nothing and comes back with
-        `duplicate=True`. Requires `route.agent`.
+        `duplicate=True`. Requires `route.agent`. Raises MessageNotStorable when the message holds
+        what cannot be stored, StorageUnavailable when the database cannot be reached.
         """
 
     def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:

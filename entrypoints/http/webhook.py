@@ -55,7 +55,9 @@ def receive_delivery() -> ResponseReturnValue:
         raise ApiError(400, "malformed_delivery", str(error), field=error.field_path) from None
 
     handle = services.handle_inbound_message()
-    outcomes = [handle(HandleInbound(message, correlation_id=g.correlation_id)) for message in delivery.inbound]
+    outcomes = [
+        handle(HandleInbound(message, correlation_id=g.correlation_id, delivery=raw)) for message in delivery.inbound
+    ]
     apply_report = services.apply_delivery_report()
     applied = sum(apply_report(report) for report in delivery.reports)
     for ignored in delivery.ignored:

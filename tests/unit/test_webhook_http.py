@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dependency_injector import providers
 from flask.testing import FlaskClient
 
 from adapters.memory.services import InMemoryJobQueue
@@ -21,6 +22,7 @@ from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
 from entrypoints.http.signature import sign
 from entrypoints.settings import Settings
+from tests.unit.fakes import RefusingMessageStore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 NUMBERS = ("106540352242922", "106540352242999")
@@ -128,3 +130,38 @@ def test_an_image_is_recorded_and_skipped_with_its_reason(client: FlaskClient, c
     assert _post(client, (FIXTURES / "image.json").read_bytes()).status_code == 200
     (image,) = _stored(container)
     assert (image.status, image.failure_reason) == (MessageStatus.SKIPPED, "unsupported_type:image")
+
+
+def _refusing_store(container: Container, **behaviour: Any) -> RefusingMessageStore:
+    store = RefusingMessageStore(container.message_store(), **behaviour)
+    container.message_store.override(providers.Object(store))
+    return store
+
+
+def test_a_message_the_database_refuses_is_kept_aside_and_the_rest_of_its_delivery_is_stored(
+    container: Container,
+) -> None:
+    _refusing_store(container, refused={"wamid.MULTI0002"})
+    raw = (FIXTURES / "multi_entry.json").read_bytes()
+
+    answer = _post(create_app(container).test_client(), raw)
+
+    assert answer.status_code == 200
+    assert answer.json["outcomes"].count("rejected") == 1
+    assert "wamid.MULTI0002" not in {m.platform_message_id for m in _stored(container)}
+    assert len(_stored(container)) == 4
+    [kept] = container.rejected_deliveries().recorded
+    assert (kept.platform_message_id, kept.body) == ("wamid.MULTI0002", raw)
+    assert kept.reason == "not_storable: 54000 index row requires 10016 bytes, maximum size is 8191"
+
+
+def test_a_delivery_is_answered_503_when_the_database_is_away_so_that_meta_delivers_it_again(
+    container: Container,
+) -> None:
+    _refusing_store(container, down=True)
+
+    answer = _post(create_app(container).test_client(), (FIXTURES / "text.json").read_bytes())
+
+    assert answer.status_code == 503
+    assert answer.json["error"]["code"] == "storage_unavailable"
+    assert container.rejected_deliveries().recorded == []
