@@ -1,7 +1,11 @@
 """How much of each value the service keeps, and which characters no kept text holds.
 
-The edges that store what comes from outside take their bounds from here; reference-docs/database.md,
-"Bounds", lists them. Lengths are counted in characters (Unicode code points) unless a name says bytes.
+Every field the edges store from outside has a bound here, and the edges take it from here
+(reference-docs/database.md, "Bounds", lists them). They are rules a business can state — "a customer's
+message is at most 65,536 characters", "a customer's name is kept to 256" — that decide when a
+delivery's message is rejected or cut, not only storage limits: the database's own (an index entry
+fits in about 2.7 kB) sit well above them. Lengths are counted in characters (Unicode code points)
+unless a name says bytes.
 """
 
 from __future__ import annotations
@@ -14,8 +18,31 @@ import re
 CHANNEL_ID = 64
 #: A platform's message id: WhatsApp's `wamid.…` (about 60 characters), Instagram's `mid` (about 170).
 PLATFORM_MESSAGE_ID = 512
+#: A customer's id on a channel: a phone number, a business-scoped user id (Meta: up to 256), an IGSID.
+CUSTOMER_ID = 256
 #: A request's correlation id: the caller's (when it is plain enough) or one we make.
 CORRELATION_ID = 128
+
+# --- a customer's message ------------------------------------------------------------------------
+
+#: The customer's name as the platform gives it; a longer one is cut, the message is still taken.
+CUSTOMER_NAME = 256
+#: A message's type (`text`, `image`, …).
+CONTENT_TYPE = 64
+#: A customer's text: WhatsApp's own apps let a customer send at most this much.
+CUSTOMER_TEXT = 65_536
+#: The platform's JSON of one message, kept as received, in UTF-8 bytes of its compact form: room for a
+#: text at its bound with every character escaped (six bytes each), and the rest of the message beside it.
+RAW_MESSAGE_BYTES = 512 * 1024
+#: How deeply the platform's JSON of one message may nest; Meta's nest four or five levels.
+RAW_MESSAGE_DEPTH = 32
+
+# --- what a channel reports about our messages, or why it skipped one ----------------------------
+
+#: A platform's error code (WhatsApp's are numbers of up to six digits); a longer one is cut.
+FAILURE_CODE = 64
+#: A platform's error text, or why a customer's message is not answered; a longer one is cut.
+FAILURE_REASON = 1_000
 
 # --- what could not be stored --------------------------------------------------------------------
 

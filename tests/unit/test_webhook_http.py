@@ -165,3 +165,58 @@ def test_a_delivery_is_answered_503_when_the_database_is_away_so_that_meta_deliv
     assert answer.status_code == 503
     assert answer.json["error"]["code"] == "storage_unavailable"
     assert container.rejected_deliveries().recorded == []
+
+
+def test_a_signed_body_that_is_not_json_is_a_400_and_kept_as_it_came(client: FlaskClient, container: Container) -> None:
+    raw = b'{"object": "whatsapp_business_account", "entry": [\x00\xff'
+
+    answer = _post(client, raw)
+
+    assert (answer.status_code, answer.json["error"]["code"]) == (400, "malformed_json")
+    [kept] = container.rejected_deliveries().recorded
+    assert kept.reason.startswith("malformed_json: ") and kept.body == raw
+    assert kept.correlation_id == answer.headers["x-correlation-id"]
+
+
+def test_a_body_too_deeply_nested_to_read_is_a_400_not_a_crash(client: FlaskClient) -> None:
+    answer = _post(client, b'{"object": "whatsapp_business_account", "entry": ' + b"[" * 50_000 + b"]" * 50_000 + b"}")
+
+    assert (answer.status_code, answer.json["error"]["code"]) == (400, "malformed_json")
+
+
+def test_json_that_is_not_a_delivery_is_a_400_naming_the_field_and_kept(
+    client: FlaskClient, container: Container
+) -> None:
+    answer = _post(client, b'{"object": "whatsapp_business_account", "entry": 5}')
+
+    assert (answer.status_code, answer.json["error"]["field"]) == (400, "$.entry")
+    assert [kept.reason.split(":")[0] for kept in container.rejected_deliveries().recorded] == ["malformed_delivery"]
+
+
+def test_nul_and_lone_surrogates_are_stored_as_replacement_characters(
+    client: FlaskClient, container: Container
+) -> None:
+    payload = json.loads((FIXTURES / "text.json").read_bytes())
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "color\x00?\ud800"
+
+    answer = _post(client, json.dumps(payload).encode())
+
+    assert (answer.status_code, answer.json["outcomes"]) == (200, ["queued"])
+    [stored] = _stored(container)
+    assert stored.text == "color\ufffd?\ufffd"
+
+
+def test_a_message_over_a_bound_is_kept_aside_and_the_rest_of_its_delivery_is_stored(
+    client: FlaskClient, container: Container
+) -> None:
+    payload = json.loads((FIXTURES / "multi_entry.json").read_bytes())
+    payload["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "x" * 70_000
+    raw = json.dumps(payload).encode()
+
+    answer = _post(client, raw)
+
+    assert (answer.status_code, answer.json["received"], answer.json["rejected"]) == (200, 4, 1)
+    assert len(_stored(container)) == 4
+    [kept] = container.rejected_deliveries().recorded
+    assert (kept.platform_message_id, kept.body) == ("wamid.MULTI0001", raw)
+    assert kept.reason == "too_long:text (70000 characters, at most 65536)"
