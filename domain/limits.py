@@ -1,11 +1,11 @@
 """How much of each value the service keeps, and which characters no kept text holds.
 
 Every field the edges store from outside has a bound here, and the edges take it from here
-(reference-docs/database.md, "Bounds", lists them). They are rules a business can state — "a customer's
-message is at most 65,536 characters", "a customer's name is kept to 256" — that decide when a
-delivery's message is rejected or cut, not only storage limits: the database's own (an index entry
-fits in about 2.7 kB) sit well above them. Lengths are counted in characters (Unicode code points)
-unless a name says bytes.
+(reference-docs/database.md, "Bounds", lists them). They are rules a business can state — "a
+customer's message is at most 65,536 characters", "a company name is at most 200" — that the API's
+documentation promises and that decide when a delivery's message is rejected or cut, not only storage
+limits: the database's own (an index entry fits in about 2.7 kB) sit well above them. Lengths are
+counted in characters (Unicode code points) unless a name says bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import re
 
 #: A channel's id: Meta's phone-number id or Instagram account id (15 to 17 digits), or web chat's `wc_…`.
 CHANNEL_ID = 64
+#: An id the service gives out (`usr_…`, `agt_…`): what a path may name.
+ENTITY_ID = 64
 #: A platform's message id: WhatsApp's `wamid.…` (about 60 characters), Instagram's `mid` (about 170).
 PLATFORM_MESSAGE_ID = 512
 #: A customer's id on a channel: a phone number, a business-scoped user id (Meta: up to 256), an IGSID.
@@ -43,6 +45,25 @@ RAW_MESSAGE_DEPTH = 32
 FAILURE_CODE = 64
 #: A platform's error text, or why a customer's message is not answered; a longer one is cut.
 FAILURE_REASON = 1_000
+
+# --- the management API --------------------------------------------------------------------------
+
+EMAIL = 255
+COMPANY_NAME = 200
+#: A channel's label for people.
+DISPLAY_NAME = 200
+#: A channel's number, handle or (web chat) site.
+EXTERNAL_NUMBER = 255
+#: A Meta access token (about 200 characters; long-lived ones more).
+ACCESS_TOKEN = 4_096
+AGENT_NAME = 200
+#: An OpenAI prompt id (`pmpt_` and 48 hex digits).
+PROMPT_ID = 128
+PROMPT_VERSION = 32
+#: Why credits were added.
+TOP_UP_REASON = 500
+#: A caller's Idempotency-Key: UUIDs or similar.
+IDEMPOTENCY_KEY = 255
 
 # --- what could not be stored --------------------------------------------------------------------
 
