@@ -32,6 +32,8 @@ def create_app(container: Container | None = None) -> Flask:
         container.init_resources()
     settings = container.settings()
     app = Flask(__name__)
+    # werkzeug would answer `/users//credits` (an empty id) with a 308 to `/users/credits`, in HTML.
+    app.url_map.merge_slashes = False
     # Meta's deliveries are at most 3 MB; nothing we accept is larger.
     app.config["MAX_CONTENT_LENGTH"] = 4 * 1024 * 1024
     serve_from(app, container)

@@ -792,7 +792,7 @@ def test_a_value_nested_too_deeply_to_write_back_is_named_by_its_type(api: Api, 
     assert "got an array" in _error(response, 422, "validation_failed", field="type")["message"]
 
 
-@pytest.mark.parametrize("user_id", ["usr%00x", "u" * 65], ids=["nul", "longer-than-any-id"])
+@pytest.mark.parametrize("user_id", ["usr%00x", "u" * 65, ""], ids=["nul", "longer-than-any-id", "empty"])
 def test_a_path_that_cannot_name_a_user_is_404_even_for_the_admin(api: Api, user_id: str) -> None:
     for path in (f"/users/{user_id}", f"/users/{user_id}/credits", f"/users/{user_id}/messages"):
         _error(api.client.get(path, headers=api.admin), 404, "not_found")
