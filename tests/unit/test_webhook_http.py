@@ -220,3 +220,9 @@ def test_a_message_over_a_bound_is_kept_aside_and_the_rest_of_its_delivery_is_st
     [kept] = container.rejected_deliveries().recorded
     assert (kept.platform_message_id, kept.body) == ("wamid.MULTI0001", raw)
     assert kept.reason == "too_long:text (70000 characters, at most 65536)"
+
+
+def test_a_body_larger_than_any_meta_sends_is_a_413_with_the_one_error_body(client: FlaskClient) -> None:
+    answer = _post(client, b'{"object": "instagram", "entry": [], "padding": "' + b"x" * (4 * 1024 * 1024) + b'"}')
+
+    assert (answer.status_code, answer.json["error"]["code"]) == (413, "request_entity_too_large")
