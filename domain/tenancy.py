@@ -7,6 +7,7 @@ from datetime import datetime
 
 from attrs import frozen
 
+from domain import limits
 from domain.channels import ChannelPolicy, ChannelType, policy_for
 from domain.errors import ValidationFailed
 
@@ -24,7 +25,7 @@ class User:
     @staticmethod
     def check_email(email: str) -> str:
         email = email.strip()
-        if not _EMAIL.match(email) or len(email) > 255:
+        if not _EMAIL.match(email) or len(email) > limits.EMAIL:
             raise ValidationFailed("email must be a valid e-mail address", field="email")
         return email.lower()
 

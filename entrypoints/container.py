@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from adapters.circuit import Circuit, InMemoryCircuitBoard, RedisCircuitBoard
 from adapters.memory.message_store import InMemoryMessageStore
+from adapters.memory.rejected_deliveries import InMemoryRejectedDeliveries
 from adapters.memory.services import (
     InMemoryBalanceCache,
     InMemoryJobQueue,
@@ -37,6 +38,7 @@ from adapters.openai.responder import OpenAIResponder
 from adapters.openai.responder import is_outage as openai_outage
 from adapters.postgres.message_store import PostgresMessageStore
 from adapters.postgres.pool import open_pool
+from adapters.postgres.rejected_deliveries import PostgresRejectedDeliveries
 from adapters.postgres.turn_store import PostgresTurnStore
 from adapters.postgres.unit_of_work import PostgresUnitOfWork
 from adapters.redis.cache import RedisBalanceCache, RedisRouteCache
@@ -53,6 +55,7 @@ from application.use_cases.create_user import CreateUser
 from application.use_cases.handle_inbound_message import HandleInboundMessage
 from application.use_cases.process_pending_messages import ProcessPendingMessages, TurnPolicy
 from application.use_cases.recover_stalled_work import RecoverStalledWork
+from application.use_cases.reject_delivery import RejectDelivery
 from application.use_cases.tenant_queries import TenantQueries
 from application.use_cases.top_up_credits import TopUpCredits
 from domain.channels import ChannelType
@@ -217,8 +220,20 @@ class Container(containers.DeclarativeContainer):
     top_up_credits = providers.Singleton(TopUpCredits, uow, balance_cache, clock)
     tenant_queries = providers.Singleton(TenantQueries, uow, balance_cache)
 
+    rejected_deliveries = providers.Selector(
+        mode,
+        embedded=providers.Singleton(InMemoryRejectedDeliveries),
+        production=providers.Singleton(PostgresRejectedDeliveries, postgres_pool),
+    )
+    reject_delivery = providers.Singleton(RejectDelivery, rejected_deliveries, clock)
     handle_inbound_message = providers.Singleton(
-        HandleInboundMessage, message_store, routes, queue, clock, ordering=settings.provided.ordering_scope
+        HandleInboundMessage,
+        message_store,
+        routes,
+        queue,
+        clock,
+        reject_delivery,
+        ordering=settings.provided.ordering_scope,
     )
     apply_delivery_report = providers.Singleton(ApplyDeliveryReport, message_store, clock)
     turn_policy = providers.Singleton(

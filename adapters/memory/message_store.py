@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from adapters.memory.tables import InMemoryStore
+from application.ports.pipeline import MessageNotStorable
+from domain import limits
 from domain.conversations import Conversation
 from domain.messages import Direction, InboundMessage, Message, RecordedInbound
 from domain.tenancy import Route
@@ -17,6 +19,7 @@ class InMemoryMessageStore:
     def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound:
         if route.agent is None:
             raise ValueError(f"channel {route.channel.phone_number_id} has no agent to record a conversation with")
+        _require_storable(inbound)
         with self._store.atomic() as t:
             existing_id = t.platform_ids.get((route.channel.phone_number_id, inbound.platform_message_id))
             if existing_id is not None:
@@ -70,6 +73,25 @@ class InMemoryMessageStore:
                 return False
             t.messages[before.message_id] = after
             return True
+
+
+def _require_storable(inbound: InboundMessage) -> None:
+    """Refuse what PostgreSQL refuses for what a message holds (NUL, lone surrogates, in its texts and its
+    raw JSON's keys and values), so that a test on these adapters meets the refusal production meets."""
+    texts = [inbound.platform_message_id, inbound.customer_id, inbound.customer_name, inbound.content_type]
+    texts += [inbound.text, inbound.skip_reason]
+    values: list[object] = [inbound.raw]
+    while values:
+        value = values.pop()
+        if isinstance(value, dict):
+            texts += value.keys()
+            values += value.values()
+        elif isinstance(value, list):
+            values += value
+        elif isinstance(value, str):
+            texts.append(value)
+    if not all(text is None or limits.is_storable(text) for text in texts):
+        raise MessageNotStorable("the message holds NUL or a lone surrogate, which no stored text may hold")
 
 
 def _delivery_state(message: Message) -> tuple[object, ...]:

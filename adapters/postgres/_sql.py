@@ -35,6 +35,10 @@ def checked_out(pool: ConnectionPool) -> Iterator[psycopg.Connection[Any]]:
         raise StorageUnavailable(f"no database connection became available: {error}") from None
     try:
         yield conn
+    except errors.ProgramLimitExceeded:
+        # psycopg counts it an OperationalError, but a value too large for an index is the data's
+        # problem: "try again later" would have Meta redeliver the same value for days.
+        raise
     except psycopg.OperationalError as error:
         # Connection-level failures (server gone, network): callers such as the webhook answer
         # "try again later" instead of a generic failure.

@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import LiteralString
 
+import psycopg
+from psycopg import errors
 from psycopg.types.json import Jsonb
 
 from adapters.postgres._sql import PostgresStore
 from adapters.postgres.messages import MESSAGE_COLUMNS
 from adapters.postgres.rows import entity
+from application.ports.pipeline import MessageNotStorable
 from domain.messages import InboundMessage, Message, RecordedInbound
 from domain.tenancy import Route
 
@@ -60,6 +63,11 @@ UNION ALL
     + "AND NOT EXISTS (SELECT 1 FROM inserted)"
 )
 
+#: What PostgreSQL (or psycopg, before sending) refuses for what a message holds, as opposed to being away:
+#: NUL or a lone surrogate in a text (psycopg cannot even encode the latter), JSON it cannot read, a
+#: value over a type's range or an index entry's size, a constraint the message breaks.
+_REFUSED = (psycopg.DataError, psycopg.IntegrityError, errors.ProgramLimitExceeded, UnicodeEncodeError)
+
 _OUTBOUND = f"""
 SELECT {MESSAGE_COLUMNS} FROM messages
 WHERE phone_number_id = %s AND platform_message_id = %s AND direction = 'outbound'
@@ -95,12 +103,15 @@ class PostgresMessageStore(PostgresStore):
             "sent_at": inbound.sent_at,
             "now": now,
         }
-        with self._autocommit() as cursor:
-            row = cursor.execute(_RECORD_INBOUND, params).fetchone()
-            if row is None:
-                # A concurrent copy committed while this statement waited on it, after this statement's
-                # snapshot was taken; a new statement sees it.
-                row = cursor.execute(_EXISTING_INBOUND, params).fetchone()
+        try:
+            with self._autocommit() as cursor:
+                row = cursor.execute(_RECORD_INBOUND, params).fetchone()
+                if row is None:
+                    # A concurrent copy committed while this statement waited on it, after this statement's
+                    # snapshot was taken; a new statement sees it.
+                    row = cursor.execute(_EXISTING_INBOUND, params).fetchone()
+        except _REFUSED as error:
+            raise MessageNotStorable(_refusal(error)) from error
         if row is None:
             raise RuntimeError(f"inbound message {inbound.platform_message_id} was neither stored nor found")
         return entity(row, RecordedInbound)
@@ -128,3 +139,9 @@ class PostgresMessageStore(PostgresStore):
                 },
             )
             return saved.rowcount == 1
+
+
+def _refusal(error: Exception) -> str:
+    if isinstance(error, psycopg.Error) and error.sqlstate:
+        return f"{error.sqlstate} {error.diag.message_primary}"
+    return str(error)

@@ -16,8 +16,18 @@ from attrs import frozen
 from domain.conversations import Conversation
 from domain.credits import Credits
 from domain.messages import InboundMessage, Message, OrderingScope, RecordedInbound, ScopeKey
+from domain.rejections import RejectedDelivery
 from domain.tenancy import Route
 from domain.turns import PartChange, Turn, TurnAnswered, TurnFailed, TurnRefused, TurnStarted, TurnStatus
+
+
+class MessageNotStorable(Exception):
+    """The storage refused a message for what it holds (a character or a value it cannot store), not
+    because it is away: nothing of the message was stored, and the messages beside it still can be."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class MessageStore(Protocol):
@@ -28,7 +38,8 @@ class MessageStore(Protocol):
         there is none (`Conversation.open`, then `Conversation.receive`), as `inbound.status`.
 
         A platform message id already stored for the channel changes nothing and comes back with
-        `duplicate=True`. Requires `route.agent`.
+        `duplicate=True`. Requires `route.agent`. Raises MessageNotStorable when the message holds
+        what cannot be stored, StorageUnavailable when the database cannot be reached.
         """
 
     def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
@@ -37,6 +48,13 @@ class MessageStore(Protocol):
     def save_report(self, before: Message, after: Message) -> bool:
         """Save what a delivery report changed. False, and nothing saved, when the message is no
         longer as `before` (another report got there first): read it again and decide again."""
+
+
+class RejectedDeliveries(Protocol):
+    """Where what the webhook could not store is kept for inspection."""
+
+    def record(self, rejected: RejectedDelivery) -> None:
+        """Keep it. Raises StorageUnavailable when the database cannot be reached."""
 
 
 @frozen

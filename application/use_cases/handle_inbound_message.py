@@ -7,9 +7,10 @@ import logging
 
 from attrs import frozen
 
-from application.ports.pipeline import MessageStore
+from application.ports.pipeline import MessageNotStorable, MessageStore
 from application.ports.services import Clock, JobQueue, QueueUnavailable
 from application.routes import ChannelRoutes
+from application.use_cases.reject_delivery import RejectDelivery, Rejection
 from domain.messages import InboundMessage, OrderingScope
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 class HandleInbound:
     message: InboundMessage
     correlation_id: str | None = None
+    #: The request body the message came in, kept with the message if it is rejected.
+    delivery: bytes = b""
 
 
 class InboundOutcome(enum.StrEnum):
@@ -28,6 +31,7 @@ class InboundOutcome(enum.StrEnum):
     DUPLICATE = "duplicate"  # seen before: nothing stored again
     UNKNOWN_CHANNEL = "unknown_channel"  # no channel has that id: ignored
     NO_AGENT = "no_agent"  # the channel has no agent linked: ignored
+    REJECTED = "rejected"  # cannot be stored (what it holds): kept with its delivery in the rejected deliveries
 
 
 class HandleInboundMessage:
@@ -37,12 +41,14 @@ class HandleInboundMessage:
         routes: ChannelRoutes,
         queue: JobQueue,
         clock: Clock,
+        reject: RejectDelivery,
         ordering: OrderingScope,
     ) -> None:
         self._messages = messages
         self._routes = routes
         self._queue = queue
         self._clock = clock
+        self._reject = reject
         self._ordering = ordering
 
     def __call__(self, command: HandleInbound) -> InboundOutcome:
@@ -55,7 +61,21 @@ class HandleInboundMessage:
             log.info("inbound_ignored", extra={"reason": "no_agent", "phone_number_id": message.phone_number_id})
             return InboundOutcome.NO_AGENT
 
-        recorded = self._messages.record_inbound(route, message, self._clock.now())
+        try:
+            recorded = self._messages.record_inbound(route, message, self._clock.now())
+        except MessageNotStorable as refused:
+            # The message's own fault: answering 5xx would have Meta redeliver it, and the rest of its
+            # delivery, for days. The database is fine (StorageUnavailable is not caught): keep it aside.
+            self._reject(
+                Rejection(
+                    f"not_storable: {refused.reason}",
+                    command.delivery,
+                    message.phone_number_id,
+                    message.platform_message_id,
+                    command.correlation_id,
+                )
+            )
+            return InboundOutcome.REJECTED
 
         if not message.answerable:
             return InboundOutcome.DUPLICATE if recorded.duplicate else InboundOutcome.SKIPPED

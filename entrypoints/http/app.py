@@ -7,6 +7,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
+from domain import limits
 from entrypoints.container import Container, build_container
 from entrypoints.http.api import register_api
 from entrypoints.http.errors import register_error_handlers
@@ -17,7 +18,7 @@ from entrypoints.logging_setup import bind_correlation_id, configure_logging
 from entrypoints.schema_check import refuse_unless_current_schema
 from entrypoints.settings import Settings
 
-_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CORRELATION_ID = re.compile(rf"^[A-Za-z0-9._:-]{{1,{limits.CORRELATION_ID}}}$")
 
 
 def create_app(container: Container | None = None) -> Flask:
@@ -31,6 +32,8 @@ def create_app(container: Container | None = None) -> Flask:
         container.init_resources()
     settings = container.settings()
     app = Flask(__name__)
+    # werkzeug would answer `/users//credits` (an empty id) with a 308 to `/users/credits`, in HTML.
+    app.url_map.merge_slashes = False
     # Meta's deliveries are at most 3 MB; nothing we accept is larger.
     app.config["MAX_CONTENT_LENGTH"] = 4 * 1024 * 1024
     serve_from(app, container)

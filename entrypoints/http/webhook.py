@@ -2,21 +2,23 @@
 
 A delivery is verified over its raw bytes before anything is parsed or stored, every entry,
 change, message and status in it is handled, and it is answered 200 even when it carries only
-things we ignore, because any other answer makes Meta redeliver to every subscribed app.
-Only a failure to make a message durable answers 5xx, so that Meta delivers it again.
+things we ignore or reject, because any other answer makes Meta redeliver to every subscribed app.
+Each message is stored on its own: one that cannot be (unreadable, over a bound, refused by the
+database) is kept aside with the delivery, and the others are stored and answered. Only a failure to
+make anything durable (the database away) answers 5xx, so that Meta delivers it again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
 from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from application.use_cases.handle_inbound_message import HandleInbound
+from application.use_cases.handle_inbound_message import HandleInbound, InboundOutcome
+from application.use_cases.reject_delivery import Rejection
 from entrypoints.http.errors import ApiError
-from entrypoints.http.meta.envelope import MalformedDelivery, parse_delivery
+from entrypoints.http.meta.envelope import MalformedDelivery, read_delivery
 from entrypoints.http.services import container
 from entrypoints.http.signature import verify_signature
 
@@ -45,17 +47,23 @@ def receive_delivery() -> ResponseReturnValue:
     raw = request.get_data(cache=False)
     if not verify_signature(raw, request.headers.get("X-Hub-Signature-256"), services.settings().webhook_secret):
         raise ApiError(401, "invalid_signature", "X-Hub-Signature-256 is missing or does not match the body")
+    reject = services.reject_delivery()
     try:
-        payload = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
-    try:
-        delivery = parse_delivery(payload)
+        delivery = read_delivery(raw)
     except MalformedDelivery as error:
-        raise ApiError(400, "malformed_delivery", str(error), field=error.field_path) from None
+        # Signed, so Meta's (or a holder of the secret's): worth a look. 400 all the same, unless not
+        # even this can be stored (StorageUnavailable: 503, and the redelivery is kept then).
+        reject(Rejection(f"{error.code}: {error}", raw, correlation_id=g.correlation_id))
+        raise ApiError(400, error.code, str(error), field=error.field_path) from None
 
+    for rejected in delivery.rejected:
+        reject(
+            Rejection(rejected.reason, raw, rejected.phone_number_id, rejected.platform_message_id, g.correlation_id)
+        )
     handle = services.handle_inbound_message()
-    outcomes = [handle(HandleInbound(message, correlation_id=g.correlation_id)) for message in delivery.inbound]
+    outcomes = [
+        handle(HandleInbound(message, correlation_id=g.correlation_id, delivery=raw)) for message in delivery.inbound
+    ]
     apply_report = services.apply_delivery_report()
     applied = sum(apply_report(report) for report in delivery.reports)
     for ignored in delivery.ignored:
@@ -68,4 +76,5 @@ def receive_delivery() -> ResponseReturnValue:
         outcomes=[str(outcome) for outcome in outcomes],
         statuses_applied=applied,
         ignored=len(delivery.ignored),
+        rejected=len(delivery.rejected) + outcomes.count(InboundOutcome.REJECTED),
     )

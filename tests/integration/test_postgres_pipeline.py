@@ -6,6 +6,7 @@ What every adapter must do alike is in test_repository_contract.py.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from adapters.postgres.message_store import PostgresMessageStore
 from adapters.postgres.pool import open_pool
 from adapters.postgres.turn_store import PostgresTurnStore
 from adapters.postgres.unit_of_work import PostgresUnitOfWork
+from application.ports.pipeline import MessageNotStorable
 from application.ports.repositories import MessageQuery
 from domain.channels import ChannelType, policy_for
 from domain.credits import CreditMovement, LedgerKind
@@ -72,6 +74,20 @@ def test_concurrent_copies_of_one_message_store_it_once(pool: ConnectionPool, ro
     assert sum(1 for r in results if not r.duplicate) == 1
     assert len({r.message_id for r in results}) == 1
     assert _messages(pool) == 1
+
+
+def test_an_id_too_large_for_its_index_is_refused_as_not_storable_not_as_the_database_being_away(
+    pool: ConnectionPool, route: Route
+) -> None:
+    # Random, so that PostgreSQL cannot compress it into the index entry's 2.7 kB.
+    huge_id = "wamid." + "".join(hashlib.sha256(str(n).encode()).hexdigest() for n in range(100))
+
+    with pytest.raises(MessageNotStorable) as refused:
+        PostgresMessageStore(pool).record_inbound(route, an_inbound(route, huge_id), NOW)
+
+    assert refused.value.reason.startswith("54000 ")  # program_limit_exceeded
+    assert _messages(pool) == 0
+    assert PostgresMessageStore(pool).record_inbound(route, an_inbound(route, "wamid.next"), NOW).sequence_no == 1
 
 
 def test_concurrent_messages_of_one_conversation_get_distinct_numbers_in_commit_order(

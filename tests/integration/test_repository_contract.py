@@ -29,7 +29,7 @@ from adapters.postgres.pool import open_pool
 from adapters.postgres.rows import entity
 from adapters.postgres.turn_store import TURN_COLUMNS, PostgresTurnStore
 from adapters.postgres.unit_of_work import PostgresUnitOfWork
-from application.ports.pipeline import MessageStore, TurnStore, Work
+from application.ports.pipeline import MessageNotStorable, MessageStore, TurnStore, Work
 from application.ports.repositories import MessageQuery, UnitOfWork
 from domain.channels import ChannelPolicy, TextUnit
 from domain.conversations import Conversation
@@ -574,6 +574,29 @@ def test_a_redelivered_message_is_a_duplicate_and_changes_nothing(storage: Stora
     assert _conversation(storage, first.conversation_id) == conversation_before
     assert _list(storage.uow, "user-1")[0] == [first.message_id]
     assert _record(storage, route, "wamid.2").sequence_no == 2  # a redelivery uses up no sequence number
+
+
+@pytest.mark.parametrize(
+    "holding",
+    [
+        {"text": "a NUL \x00 in the text"},
+        {"customer_name": "half a character \ud83d"},
+        {"raw": {"id": "wamid.1", "type": "text", "text": {"body": "NUL \x00 in the raw JSON"}}},
+        {"raw": {"id": "wamid.1", "unread\x00key": True}},
+        {"raw": {"id": "wamid.1", "list": [1, ["\udfff"]]}},
+    ],
+    ids=["nul-text", "surrogate-name", "nul-raw-value", "nul-raw-key", "surrogate-raw-nested"],
+)
+def test_a_message_holding_what_no_stored_text_may_hold_is_refused_and_leaves_nothing(
+    storage: Storage, holding: dict[str, Any]
+) -> None:
+    route = _seed(storage.uow)
+
+    with pytest.raises(MessageNotStorable):
+        storage.messages.record_inbound(route, evolve(an_inbound(route, "wamid.1"), **holding), NOW)
+
+    assert _list(storage.uow, "user-1")[0] == []
+    assert _record(storage, route, "wamid.2").sequence_no == 1  # no conversation was opened either
 
 
 def test_the_same_platform_id_on_another_channel_is_another_message(storage: Storage) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from adapters.memory.message_store import InMemoryMessageStore
+from adapters.memory.rejected_deliveries import InMemoryRejectedDeliveries
 from adapters.memory.services import (
     InMemoryBalanceCache,
     InMemoryJobQueue,
@@ -37,6 +38,7 @@ from application.use_cases.create_user import CreateUser, CreateUserCommand
 from application.use_cases.handle_inbound_message import HandleInbound, HandleInboundMessage, InboundOutcome
 from application.use_cases.process_pending_messages import ProcessPendingMessages, ProcessScope, TurnPolicy
 from application.use_cases.recover_stalled_work import RecoverStalledWork
+from application.use_cases.reject_delivery import RejectDelivery
 from application.use_cases.tenant_queries import TenantQueries
 from application.use_cases.top_up_credits import TopUpCommand, TopUpCredits
 from domain.channels import ChannelType
@@ -118,6 +120,7 @@ class App:
         self.top_up = TopUpCredits(self.uow, self.balance_cache, self.clock)
         self.queries = TenantQueries(self.uow, self.balance_cache)
         self.message_store = InMemoryMessageStore(self.store)
+        self.rejected = InMemoryRejectedDeliveries()
         self.turn_store = InMemoryTurnStore(self.store)
         self.apply_report = ApplyDeliveryReport(self.message_store, self.clock)
         self.handle = self.handle_with_queue(self.queue)
@@ -164,7 +167,8 @@ class App:
         return InMemoryUnitOfWork(self.store)
 
     def handle_with_queue(self, queue: JobQueue) -> HandleInboundMessage:
-        return HandleInboundMessage(self.message_store, self.routes, queue, self.clock, self.ordering)
+        reject = RejectDelivery(self.rejected, self.clock)
+        return HandleInboundMessage(self.message_store, self.routes, queue, self.clock, reject, self.ordering)
 
     def recover_with_queue(self, queue: JobQueue) -> RecoverStalledWork:
         return RecoverStalledWork(self.turn_store, queue, self.locks, self.clock, self.ordering, STALLED_AFTER)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 
 from attrs import define, field
 
 from adapters.memory.services import FixedClock, InMemoryLocks, RecordingSender
+from application.ports.pipeline import MessageNotStorable, MessageStore
+from application.ports.repositories import StorageUnavailable
 from application.ports.services import AIRequest, AIRequestFailed, ChannelSender, QueueUnavailable
 from domain.channels import ChannelType
-from domain.tenancy import Channel
+from domain.messages import InboundMessage, Message, RecordedInbound
+from domain.tenancy import Channel, Route
 from domain.turns import AIReply
 
 
@@ -113,6 +117,29 @@ class DownQueue:
 
     def taken(self, scope_key: str) -> None:
         raise QueueUnavailable("redis is down")
+
+
+@define
+class RefusingMessageStore:
+    """A MessageStore over another that refuses the messages whose ids are in `refused` as not storable
+    (as PostgreSQL refuses a value over an index's size), and every message while `down`."""
+
+    inner: MessageStore
+    refused: set[str] = field(factory=set)
+    down: bool = False
+
+    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound:
+        if self.down:
+            raise StorageUnavailable("the database connection failed: connection refused")
+        if inbound.platform_message_id in self.refused:
+            raise MessageNotStorable("54000 index row requires 10016 bytes, maximum size is 8191")
+        return self.inner.record_inbound(route, inbound, now)
+
+    def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
+        return self.inner.outbound(phone_number_id, platform_message_id)
+
+    def save_report(self, before: Message, after: Message) -> bool:
+        return self.inner.save_report(before, after)
 
 
 class LocksWithReleaseHook(InMemoryLocks):

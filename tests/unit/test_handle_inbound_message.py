@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from application.use_cases.add_channel import AddChannelCommand
 from application.use_cases.create_agent import CreateAgentCommand
-from application.use_cases.handle_inbound_message import InboundOutcome
+from application.use_cases.handle_inbound_message import HandleInbound, InboundOutcome
 from domain.channels import ChannelType
 from domain.messages import MessageStatus, OrderingScope
 from tests.unit.conftest import CUSTOMER, PHONE_NUMBER_ID, App, MakeApp
@@ -194,3 +194,32 @@ def test_a_job_already_waiting_for_the_conversation_is_not_queued_again(app: App
     app.queue.take(timeout_s=0)  # a worker starts the job
     app.receive("three")
     assert app.queue.enqueued == ["conversation:1", "conversation:1"]
+
+
+def test_a_message_the_store_refuses_is_kept_aside_with_its_delivery_and_nothing_of_it_is_stored(app: App) -> None:
+    refused = app.inbound("a NUL \x00 the database refuses", wamid="wamid.bad")
+
+    outcome = app.handle(HandleInbound(refused, correlation_id="corr-1", delivery=b'{"delivery": "\\u0000"}'))
+
+    assert outcome is InboundOutcome.REJECTED
+    [kept] = app.rejected.recorded
+    assert kept.reason.startswith("not_storable: ")
+    assert (kept.phone_number_id, kept.platform_message_id, kept.correlation_id) == (
+        PHONE_NUMBER_ID,
+        "wamid.bad",
+        "corr-1",
+    )
+    assert kept.body == b'{"delivery": "\\u0000"}'
+    assert (app.inbound_messages(), app.conversations(), app.queue.enqueued) == ([], [], [])
+
+
+def test_after_a_refused_message_the_next_one_is_stored_and_answered(app: App) -> None:
+    app.handle(HandleInbound(app.inbound("bad \ud800 half a character", wamid="wamid.bad")))
+
+    assert app.receive("Hello?", wamid="wamid.good") is InboundOutcome.QUEUED
+    app.drain()
+
+    assert [(m.platform_message_id, m.status) for m in app.inbound_messages()] == [
+        ("wamid.good", MessageStatus.ANSWERED)
+    ]
+    assert app.sent_texts() == ["reply to: Hello?"]

@@ -16,6 +16,7 @@ from werkzeug.test import TestResponse
 
 from adapters.memory.services import FixedClock
 from application.use_cases.handle_inbound_message import HandleInbound
+from domain import limits
 from domain.messages import InboundMessage
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
@@ -665,6 +666,10 @@ def test_messages_are_filtered_by_conversation(api: Api, chatty: Tenant) -> None
         ({"order": "oldest"}, "order"),
         ({"order": "sequence"}, "conversation_id"),
         ({"customer": " "}, "customer"),
+        ({"customer": "a\x00b"}, "customer"),
+        ({"customer": "c" * 257}, "customer"),
+        ({"phone_number_id": "\x00"}, "phone_number_id"),
+        ({"phone_number_id": "p" * 65}, "phone_number_id"),
     ],
 )
 def test_bad_message_parameters_are_422_naming_the_parameter(
@@ -686,3 +691,116 @@ def test_the_default_page_holds_fifty_messages(api: Api, tenant: Tenant) -> None
     assert len(page["messages"]) == 50
     assert page["next_cursor"] == page["messages"][-1]["message_id"]
     assert len(_messages(api, tenant, cursor=page["next_cursor"])["messages"]) == 1
+
+
+# --- what cannot be stored, and bounds ----------------------------------------------------------
+
+#: Every body field with a bound, with a valid body around it and who may send it.
+_BOUNDED_FIELDS = [
+    ("/users", {"email": "a@b.example"}, "company_name", limits.COMPANY_NAME, True),
+    ("/users/{user}/phone_numbers", {"type": "webchat"}, "external_number", limits.EXTERNAL_NUMBER, False),
+    (
+        "/users/{user}/phone_numbers",
+        {"type": "webchat", "external_number": "x"},
+        "display_name",
+        limits.DISPLAY_NAME,
+        False,
+    ),
+    (
+        "/users/{user}/phone_numbers",
+        {"type": "whatsapp", "external_number": "x", "access_token": "t"},
+        "phone_number_id",
+        limits.CHANNEL_ID,
+        False,
+    ),
+    (
+        "/users/{user}/phone_numbers",
+        {"type": "whatsapp", "external_number": "x", "phone_number_id": "pn_new"},
+        "access_token",
+        limits.ACCESS_TOKEN,
+        False,
+    ),
+    ("/users/{user}/agents", {"prompt_id": "pmpt_1", "phone_number_id": "pn_1"}, "name", limits.AGENT_NAME, False),
+    ("/users/{user}/agents", {"name": "n", "phone_number_id": "pn_1"}, "prompt_id", limits.PROMPT_ID, False),
+    ("/users/{user}/agents", {"name": "n", "prompt_id": "pmpt_1"}, "phone_number_id", limits.CHANNEL_ID, False),
+    (
+        "/users/{user}/agents",
+        {"name": "n", "prompt_id": "pmpt_1", "phone_number_id": "pn_1"},
+        "prompt_version",
+        limits.PROMPT_VERSION,
+        False,
+    ),
+    ("/users/{user}/credits", {"amount": 1}, "reason", limits.TOP_UP_REASON, True),
+]
+_FIELD_IDS = [f"{path.rsplit('/', 1)[-1]}.{name}" for path, _, name, _, _ in _BOUNDED_FIELDS]
+
+
+def _post_field(api: Api, tenant: Tenant, case: tuple[str, dict[str, Any], str, int, bool], value: str) -> TestResponse:
+    path, body, name, _, admin = case
+    return api.client.post(
+        path.format(user=tenant.user_id),
+        json={**body, name: value},
+        headers=api.admin if admin else tenant.headers,
+    )
+
+
+@pytest.mark.parametrize("case", _BOUNDED_FIELDS, ids=_FIELD_IDS)
+def test_a_field_over_its_bound_is_422_naming_it_and_one_at_its_bound_is_taken(
+    api: Api, tenant: Tenant, case: tuple[str, dict[str, Any], str, int, bool]
+) -> None:
+    _, _, name, limit, _ = case
+    api.add_whatsapp(tenant, "pn_1")
+
+    error = _error(_post_field(api, tenant, case, "pmpt_" + "x" * limit), 422, "validation_failed", field=name)
+    assert f"at most {limit} characters" in error["message"]
+    # At the bound: taken (201), or, for an agent on a channel of that id, not found (404), not a 422.
+    at_bound = ("pmpt_" + "x" * limit)[:limit]
+    assert _post_field(api, tenant, case, at_bound).status_code in (201, 404)
+
+
+@pytest.mark.parametrize("case", _BOUNDED_FIELDS, ids=_FIELD_IDS)
+@pytest.mark.parametrize("unstorable", ["a\x00b", "half \ud800"], ids=["nul", "lone-surrogate"])
+def test_a_field_holding_nul_or_a_lone_surrogate_is_422_naming_it(
+    api: Api, tenant: Tenant, case: tuple[str, dict[str, Any], str, int, bool], unstorable: str
+) -> None:
+    error = _error(_post_field(api, tenant, case, unstorable), 422, "validation_failed", field=case[2])
+    assert "NUL" in error["message"]
+
+
+def test_an_email_holding_nul_is_422(api: Api) -> None:
+    response = api.client.post("/users", json={"email": "own\x00er@shop.example"}, headers=api.admin)
+
+    _error(response, 422, "validation_failed", field="email")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"NaN", b'{"email": Infinity}', b"[" * 50_000 + b"]" * 50_000, b'{"amount": ' + b"9" * 5_000 + b"}"],
+    ids=["nan", "infinity", "nested-too-deeply", "integer-of-5000-digits"],
+)
+def test_json_pythons_parser_trips_on_is_a_4xx_not_a_crash(api: Api, tenant: Tenant, raw: bytes) -> None:
+    response = api.client.post(f"/users/{tenant.user_id}/credits", data=raw, headers=api.admin)
+
+    assert response.status_code in (400, 422), response.data
+
+
+def test_a_value_nested_too_deeply_to_write_back_is_named_by_its_type(api: Api, tenant: Tenant) -> None:
+    raw = b'{"type": ' + b"[" * 900 + b"]" * 900 + b', "external_number": "x"}'
+
+    response = api.client.post(f"/users/{tenant.user_id}/phone_numbers", data=raw, headers=tenant.headers)
+
+    assert "got an array" in _error(response, 422, "validation_failed", field="type")["message"]
+
+
+@pytest.mark.parametrize("user_id", ["usr%00x", "u" * 65, ""], ids=["nul", "longer-than-any-id", "empty"])
+def test_a_path_that_cannot_name_a_user_is_404_even_for_the_admin(api: Api, user_id: str) -> None:
+    for path in (f"/users/{user_id}", f"/users/{user_id}/credits", f"/users/{user_id}/messages"):
+        _error(api.client.get(path, headers=api.admin), 404, "not_found")
+
+
+def test_an_idempotency_key_holding_nul_is_422(api: Api, tenant: Tenant) -> None:
+    headers = {**api.admin, "Idempotency-Key": "key\x00"}
+
+    response = api.client.post(f"/users/{tenant.user_id}/credits", json={"amount": 1}, headers=headers)
+
+    _error(response, 422, "validation_failed", field="Idempotency-Key")

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from domain import limits
 from domain.messages import MessageStatus
 from entrypoints.http.meta.delivery import Delivery, IgnoredKind
-from entrypoints.http.meta.envelope import MalformedDelivery, parse_delivery
+from entrypoints.http.meta.envelope import MalformedDelivery, MalformedJson, parse_delivery, read_delivery
 
 FIXTURES = Path(__file__).parent / "fixtures" / "whatsapp"
 PHONE_NUMBER_ID = "106540352242922"
@@ -128,16 +129,19 @@ def test_contact_is_matched_by_wa_id_when_a_change_names_several_customers() -> 
     assert names == {CUSTOMER: "Sheena Nelson", "16505550000": "Ola Nordmann"}
 
 
-def test_message_without_any_customer_identity_is_ignored_as_malformed() -> None:
+def test_message_without_any_customer_identity_is_rejected_as_unreadable() -> None:
     payload = load("bsuid_username_only")
     del payload["entry"][0]["changes"][0]["value"]["contacts"]
 
     delivery = parse_delivery(payload)
 
-    assert delivery.inbound == ()
-    [ignored] = delivery.ignored
-    assert (ignored.kind, ignored.reason) == (IgnoredKind.MESSAGE, "malformed")
-    assert ignored.detail is not None and "no sender" in ignored.detail
+    assert (delivery.inbound, delivery.ignored) == ((), ())
+    [rejected] = delivery.rejected
+    assert rejected.reason.startswith("unreadable: ") and "no sender" in rejected.reason
+    assert (rejected.phone_number_id, rejected.platform_message_id) == (
+        PHONE_NUMBER_ID,
+        only_message(payload)["id"],
+    )
 
 
 @pytest.mark.parametrize("body", ["", "   \n"])
@@ -259,7 +263,7 @@ def test_every_entry_change_message_and_status_of_a_delivery_is_read() -> None:
         (lambda m: m.update(type=["text"]), "messages[1].type"),
     ],
 )
-def test_malformed_message_is_ignored_and_the_others_are_still_read(
+def test_malformed_message_is_rejected_and_the_others_are_still_read(
     break_message: Any, expected_in_detail: str
 ) -> None:
     payload = load("multi_entry")
@@ -274,19 +278,21 @@ def test_malformed_message_is_ignored_and_the_others_are_still_read(
         "wamid.MULTI0005",
     ]
     assert len(delivery.reports) == 4
-    [ignored] = delivery.ignored
-    assert (ignored.kind, ignored.reason) == (IgnoredKind.MESSAGE, "malformed")
-    assert ignored.detail is not None and expected_in_detail in ignored.detail
+    assert delivery.ignored == ()
+    [rejected] = delivery.rejected
+    assert rejected.reason.startswith("unreadable: ") and expected_in_detail in rejected.reason
+    assert rejected.phone_number_id == PHONE_NUMBER_ID
 
 
-def test_message_that_is_not_an_object_is_ignored() -> None:
+def test_message_that_is_not_an_object_is_rejected_without_an_id() -> None:
     payload = load("multi_entry")
     payload["entry"][0]["changes"][0]["value"]["messages"][0] = "wamid.MULTI0001"
 
     delivery = parse_delivery(payload)
 
     assert len(delivery.inbound) == 4
-    assert [(i.kind, i.reason) for i in delivery.ignored] == [(IgnoredKind.MESSAGE, "malformed")]
+    [rejected] = delivery.rejected
+    assert (rejected.phone_number_id, rejected.platform_message_id) == (PHONE_NUMBER_ID, None)
 
 
 def test_malformed_status_is_ignored_and_the_others_are_still_read() -> None:
@@ -405,3 +411,137 @@ def test_unusable_top_level_is_a_malformed_delivery(payload: object, field_path:
 
 def test_empty_entry_list_is_an_empty_delivery() -> None:
     assert parse_delivery({"object": "whatsapp_business_account", "entry": []}) == Delivery()
+
+
+# --- what PostgreSQL cannot store, and bounds ---------------------------------------------------
+
+
+def test_nul_and_lone_surrogates_are_replaced_in_every_string_read_and_in_the_raw_json_keys_included() -> None:
+    payload = load("text")
+    payload["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["name"] = "She\x00na \ud83d"
+    message = only_message(payload)
+    message["text"]["body"] = "Does it come in \x00 another color?\udfff"
+    message["unread\x00key"] = {"nested": ["\ud800", "fine"]}
+
+    [read] = parse_delivery(payload).inbound
+
+    assert read.text == "Does it come in \ufffd another color?\ufffd"
+    assert read.customer_name == "She\ufffdna \ufffd"
+    assert read.raw["unread\ufffdkey"] == {"nested": ["\ufffd", "fine"]}
+    assert read.raw["text"] == {"body": read.text}
+
+
+def test_an_unreadable_id_made_storable_is_still_the_same_id_on_every_redelivery() -> None:
+    payload = load("text")
+    only_message(payload)["id"] = "wamid.\x00A"
+
+    first, second = parse_delivery(payload).inbound, parse_delivery(copy.deepcopy(payload)).inbound
+
+    assert first[0].platform_message_id == second[0].platform_message_id == "wamid.\ufffdA"
+
+
+def test_a_customer_name_over_its_bound_is_cut_and_the_message_taken() -> None:
+    payload = load("text")
+    payload["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["name"] = "N" * (limits.CUSTOMER_NAME + 1)
+
+    [message] = parse_delivery(payload).inbound
+
+    assert message.customer_name == "N" * limits.CUSTOMER_NAME
+
+
+def test_an_unsupported_interactive_type_over_the_bound_of_a_reason_is_cut_in_the_reason() -> None:
+    payload = load("interactive_nfm_reply")
+    only_message(payload)["interactive"]["type"] = "t" * limits.FAILURE_REASON
+
+    [message] = parse_delivery(payload).inbound
+
+    assert message.skip_reason == ("unsupported_interactive:" + "t" * limits.FAILURE_REASON)[: limits.FAILURE_REASON]
+
+
+def _nested(depth: int) -> object:
+    value: object = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda m: m["text"].update(body="x" * (limits.CUSTOMER_TEXT + 1)), "too_long:text (65537 characters"),
+        (lambda m: m.update(id="w" * (limits.PLATFORM_MESSAGE_ID + 1)), "too_long:platform_message_id"),
+        (lambda m: m.update({"from": "1" * (limits.CUSTOMER_ID + 1)}), "too_long:customer_id"),
+        (lambda m: m.update(type="t" * (limits.CONTENT_TYPE + 1)), "too_long:content_type"),
+        (lambda m: m.update(extra="é" * (limits.RAW_MESSAGE_BYTES // 2)), "too_long:raw"),
+        (lambda m: m.update(extra=_nested(limits.RAW_MESSAGE_DEPTH)), "too_deep:raw (33 levels, at most 32)"),
+    ],
+    ids=["text", "id", "from", "type", "raw-size", "raw-depth"],
+)
+def test_a_message_over_a_bound_is_rejected_and_the_others_are_still_read(change: Any, reason: str) -> None:
+    payload = load("multi_entry")
+    change(payload["entry"][0]["changes"][0]["value"]["messages"][1])
+
+    delivery = parse_delivery(payload)
+
+    assert [m.platform_message_id for m in delivery.inbound] == [
+        "wamid.MULTI0001",
+        "wamid.MULTI0003",
+        "wamid.MULTI0004",
+        "wamid.MULTI0005",
+    ]
+    [rejected] = delivery.rejected
+    assert rejected.reason.startswith(reason)
+    assert rejected.phone_number_id == PHONE_NUMBER_ID
+
+
+def test_a_message_at_every_bound_is_taken() -> None:
+    payload = load("text")
+    payload["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"] = "1" * limits.CUSTOMER_ID
+    message = only_message(payload)
+    message.update({"from": "1" * limits.CUSTOMER_ID, "id": "w" * limits.PLATFORM_MESSAGE_ID})
+    # Every character escaped as \u0001: the heaviest text at its bound still fits the raw JSON's bound.
+    message["text"]["body"] = "\x01" * limits.CUSTOMER_TEXT
+    message["extra"] = _nested(limits.RAW_MESSAGE_DEPTH - 2)
+
+    [read] = parse_delivery(payload).inbound
+
+    assert read.text == "\x01" * limits.CUSTOMER_TEXT
+    assert read.customer_id == "1" * limits.CUSTOMER_ID
+
+
+def test_a_status_with_an_id_longer_than_any_of_ours_is_ignored_and_an_error_over_its_bounds_is_cut() -> None:
+    payload = load("status_failed")
+    statuses = payload["entry"][0]["changes"][0]["value"]["statuses"]
+    statuses.append(copy.deepcopy(statuses[0]))
+    statuses[0]["id"] = "w" * (limits.PLATFORM_MESSAGE_ID + 1)
+    statuses[1]["errors"][0].update(code=10**100, title="T" * limits.FAILURE_REASON)
+
+    delivery = parse_delivery(payload)
+
+    [ignored] = delivery.ignored
+    assert (ignored.kind, ignored.reason) == (IgnoredKind.STATUS, "not_ours")
+    [report] = delivery.reports
+    assert report.error_code == str(10**100)[: limits.FAILURE_CODE]
+    assert report.error_reason == "T" * limits.FAILURE_REASON
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"{", b"\xff\xfe", b"NaN", b'{"entry": [Infinity]}', b"[" * 100_000 + b"]" * 100_000],
+    ids=["empty", "cut-short", "not-utf-8", "nan", "infinity", "nested-too-deeply"],
+)
+def test_a_body_that_is_not_json_is_malformed_json(raw: bytes) -> None:
+    with pytest.raises(MalformedJson) as raised:
+        read_delivery(raw)
+
+    assert raised.value.code == "malformed_json" and raised.value.field_path is None
+
+
+def test_numbers_json_allows_but_python_cannot_hold_are_kept_as_the_text_they_were() -> None:
+    payload = load("text")
+    only_message(payload)["extra"] = "__NUMBERS__"
+    raw = json.dumps(payload).replace('"__NUMBERS__"', "[1e999, -1e999, " + "7" * 5_000 + "]").encode()
+
+    [message] = read_delivery(raw).inbound
+
+    assert message.raw["extra"] == ["1e999", "-1e999", "7" * 5_000]

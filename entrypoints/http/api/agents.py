@@ -12,14 +12,14 @@ from entrypoints.http.services import container
 agents = Blueprint("agents", __name__)
 
 
-@agents.get("/users/<user_id>/agents")
+@agents.get("/users/<id:user_id>/agents")
 def list_agents(user_id: str) -> ResponseReturnValue:
     caller_for(user_id)
     found = container().tenant_queries().agents(user_id)
     return jsonify(agents=[agent_json(agent) for agent in found])
 
 
-@agents.post("/users/<user_id>/agents")
+@agents.post("/users/<id:user_id>/agents")
 def create_agent(user_id: str) -> ResponseReturnValue:
     caller_for(user_id)
     command = read_body(CreateAgentRequest).command(user_id)

@@ -12,14 +12,14 @@ from entrypoints.http.services import container
 channels = Blueprint("channels", __name__)
 
 
-@channels.get("/users/<user_id>/phone_numbers")
+@channels.get("/users/<id:user_id>/phone_numbers")
 def list_phone_numbers(user_id: str) -> ResponseReturnValue:
     caller_for(user_id)
     found = container().tenant_queries().channels(user_id)
     return jsonify(phone_numbers=[channel_json(channel) for channel in found])
 
 
-@channels.post("/users/<user_id>/phone_numbers")
+@channels.post("/users/<id:user_id>/phone_numbers")
 def add_phone_number(user_id: str) -> ResponseReturnValue:
     caller_for(user_id)
     command = read_body(AddChannelRequest).command(user_id)

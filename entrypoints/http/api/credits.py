@@ -15,13 +15,13 @@ credits = Blueprint("credits", __name__)
 LEDGER_SHOWN = 20
 
 
-@credits.get("/users/<user_id>/credits")
+@credits.get("/users/<id:user_id>/credits")
 def get_credits(user_id: str) -> ResponseReturnValue:
     caller_for(user_id)
     return jsonify(credits_json(container().tenant_queries().credits(user_id, LEDGER_SHOWN)))
 
 
-@credits.post("/users/<user_id>/credits")
+@credits.post("/users/<id:user_id>/credits")
 def top_up(user_id: str) -> ResponseReturnValue:
     # A tenant must not mint its own credits; to it the route does not exist.
     caller_for(user_id).require_admin()

@@ -12,7 +12,7 @@ from entrypoints.http.services import container
 messages = Blueprint("messages", __name__)
 
 
-@messages.get("/users/<user_id>/messages")
+@messages.get("/users/<id:user_id>/messages")
 def list_messages(user_id: str) -> ResponseReturnValue:
     caller_for(user_id)
     query = message_query(request.args)

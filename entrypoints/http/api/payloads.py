@@ -4,6 +4,9 @@ Bodies are structured by a module-local cattrs converter into small attrs reques
 keys are ignored (clients may send more than we read); a wrong type or a missing field is one 422
 whose message comes from `cattrs.transform_error` and whose `field` names the first bad field.
 Syntax is checked here; meaning (a valid e-mail, a positive amount) in the use cases and domain.
+Syntax includes what can be stored: a string holding NUL or a lone surrogate is a 422 (the caller is
+there to fix it; silently changing a token or an id would be worse), and so is one longer than its
+bound (`domain.limits`), each naming the field; so are query parameters and Idempotency-Key.
 
 Responses are built here too, and only here, so that secrets cannot leak by accident: a user's
 `api_key_hash` is never serialised and a channel's `access_token` only masked.
@@ -16,8 +19,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
-from attrs import frozen
+from attrs import field, frozen
 from cattrs.gen import make_dict_unstructure_fn, override
 from flask import request
 
@@ -27,11 +31,13 @@ from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreatedUser, CreateUserCommand
 from application.use_cases.tenant_queries import CreditsView
 from application.use_cases.top_up_credits import TopUpCommand, TopUpResult
+from domain import limits
 from domain.channels import ChannelType
 from domain.credits import Credits, LedgerEntry
 from domain.messages import Message, MessageStatus
 from domain.tenancy import Agent, Channel, User
 from entrypoints.http.errors import ApiError
+from entrypoints.http.json_input import NotJson, parse_json
 
 _T = TypeVar("_T")
 
@@ -41,8 +47,12 @@ JsonObject = dict[str, Any]
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
 
-#: Longest Idempotency-Key accepted; keys are meant to be UUIDs or similar.
-MAX_IDEMPOTENCY_KEY = 255
+#: Where a request class keeps a field's bound (`domain.limits`), in characters.
+_MAX_LENGTH = "max_length"
+
+
+def _bounded(limit: int) -> dict[str, int]:
+    return {_MAX_LENGTH: limit}
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -50,8 +60,8 @@ MAX_IDEMPOTENCY_KEY = 255
 
 @frozen
 class CreateUserRequest:
-    email: str
-    company_name: str | None = None
+    email: str  # bounded by the domain's e-mail check
+    company_name: str | None = field(default=None, metadata=_bounded(limits.COMPANY_NAME))
 
     def command(self) -> CreateUserCommand:
         return CreateUserCommand(email=self.email, company_name=self.company_name)
@@ -60,10 +70,10 @@ class CreateUserRequest:
 @frozen
 class AddChannelRequest:
     type: ChannelType
-    external_number: str
-    phone_number_id: str | None = None
-    access_token: str | None = None
-    display_name: str | None = None
+    external_number: str = field(metadata=_bounded(limits.EXTERNAL_NUMBER))
+    phone_number_id: str | None = field(default=None, metadata=_bounded(limits.CHANNEL_ID))
+    access_token: str | None = field(default=None, metadata=_bounded(limits.ACCESS_TOKEN))
+    display_name: str | None = field(default=None, metadata=_bounded(limits.DISPLAY_NAME))
 
     def command(self, user_id: str) -> AddChannelCommand:
         return AddChannelCommand(
@@ -78,10 +88,10 @@ class AddChannelRequest:
 
 @frozen
 class CreateAgentRequest:
-    name: str
-    prompt_id: str
-    phone_number_id: str
-    prompt_version: str | None = None
+    name: str = field(metadata=_bounded(limits.AGENT_NAME))
+    prompt_id: str = field(metadata=_bounded(limits.PROMPT_ID))
+    phone_number_id: str = field(metadata=_bounded(limits.CHANNEL_ID))
+    prompt_version: str | None = field(default=None, metadata=_bounded(limits.PROMPT_VERSION))
 
     def command(self, user_id: str) -> CreateAgentCommand:
         return CreateAgentCommand(
@@ -96,7 +106,7 @@ class CreateAgentRequest:
 @frozen
 class TopUpRequest:
     amount: int
-    reason: str | None = None
+    reason: str | None = field(default=None, metadata=_bounded(limits.TOP_UP_REASON))
 
     def command(self, user_id: str, idempotency_key: str | None) -> TopUpCommand:
         return TopUpCommand(user_id=user_id, amount=self.amount, reason=self.reason, idempotency_key=idempotency_key)
@@ -110,7 +120,12 @@ def _strict_str(value: object, _: type) -> str:
     # cattrs' default would turn 42 or {"a": 1} into a string; a wrong type is the client's mistake.
     if not isinstance(value, str):
         raise _BadValue(f"expected a string, got {_json_type(value)}")
+    if not limits.is_storable(value):
+        raise _BadValue(_UNSTORABLE)
     return value
+
+
+_UNSTORABLE = "must not contain NUL characters (\\u0000) or lone surrogates (\\ud800-\\udfff)"
 
 
 def _strict_int(value: object, _: type) -> int:
@@ -123,7 +138,7 @@ def _strict_int(value: object, _: type) -> int:
 def _channel_type(value: object, _: type) -> ChannelType:
     allowed = ", ".join(kind.value for kind in ChannelType)
     if not isinstance(value, str) or value not in {kind.value for kind in ChannelType}:
-        raise _BadValue(f"expected one of {allowed}, got {json.dumps(value)}")
+        raise _BadValue(f"expected one of {allowed}, got {_shown(value)}")
     return ChannelType(value)
 
 
@@ -135,6 +150,12 @@ _JSON_TYPES = {
     list: "an array",
     dict: "an object",
 }
+
+
+def _shown(value: object) -> str:
+    """A wrong value as the caller wrote it when it is a short string; its JSON type otherwise (an
+    array may nest too deeply for json.dumps to write it back)."""
+    return json.dumps(value) if isinstance(value, str) and len(value) <= 40 else _json_type(value)
 
 
 def _json_type(value: object) -> str:
@@ -157,8 +178,8 @@ def _json_body() -> object:
     """The request's JSON body, whatever its Content-Type (curl users often omit it)."""
     raw = request.get_data()
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return parse_json(raw)
+    except NotJson as error:
         reason = "the body is empty" if not raw.strip() else str(error)
         raise ApiError(400, "malformed_json", f"the request body must be a JSON object: {reason}") from error
 
@@ -169,23 +190,34 @@ def read_body(cls: type[_T]) -> _T:
     if not isinstance(body, Mapping):
         raise ApiError(422, "validation_failed", f"the request body must be a JSON object, got {_json_type(body)}")
     try:
-        return _requests.structure(body, cls)
+        structured = _requests.structure(body, cls)
     except cattrs.ClassValidationError as error:
         with_field, _ = error.group_exceptions()
-        field = with_field[0][1].name if with_field else None
+        name = with_field[0][1].name if with_field else None
         message = "; ".join(cattrs.transform_error(error, "body", _describe))
-        raise ApiError(422, "validation_failed", message, field=field) from error
+        raise ApiError(422, "validation_failed", message, field=name) from error
+    _require_bounds(structured)
+    return structured
+
+
+def _require_bounds(structured: Any) -> None:
+    for attribute in attrs.fields(type(structured)):
+        limit = attribute.metadata.get(_MAX_LENGTH)
+        value = getattr(structured, attribute.name)
+        if limit is not None and isinstance(value, str) and len(value) > limit:
+            message = f"{attribute.name} must be at most {limit} characters, got {len(value)}"
+            raise ApiError(422, "validation_failed", message, field=attribute.name)
 
 
 def idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    if not value or len(value) > MAX_IDEMPOTENCY_KEY:
+    if not value or len(value) > limits.IDEMPOTENCY_KEY or not limits.is_storable(value):
         raise ApiError(
             422,
             "validation_failed",
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
+            f"Idempotency-Key must be 1 to {limits.IDEMPOTENCY_KEY} characters, without NUL",
             field="Idempotency-Key",
         )
     return value
@@ -209,9 +241,9 @@ def message_query(args: Mapping[str, str]) -> MessageQuery:
         raise _bad_param("until", "until must be later than since")
     limit = _int_param(args, "limit", minimum=1, maximum=MAX_PAGE_SIZE)
     return MessageQuery(
-        phone_number_id=_text_param(args, "phone_number_id"),
+        phone_number_id=_text_param(args, "phone_number_id", limits.CHANNEL_ID),
         conversation_id=conversation_id,
-        customer_id=_text_param(args, "customer"),
+        customer_id=_text_param(args, "customer", limits.CUSTOMER_ID),
         status=_status_param(args),
         since=since,
         until=until,
@@ -225,13 +257,18 @@ def _bad_param(name: str, message: str) -> ApiError:
     return ApiError(422, "validation_failed", message, field=name)
 
 
-def _text_param(args: Mapping[str, str], name: str) -> str | None:
+def _text_param(args: Mapping[str, str], name: str, limit: int) -> str | None:
     value = args.get(name)
     if value is None:
         return None
-    if not value.strip():
+    value = value.strip()
+    if not value:
         raise _bad_param(name, f"{name} must not be empty")
-    return value.strip()
+    if len(value) > limit:
+        raise _bad_param(name, f"{name} must be at most {limit} characters, got {len(value)}")
+    if not limits.is_storable(value):
+        raise _bad_param(name, f"{name} {_UNSTORABLE}")
+    return value
 
 
 def _int_param(args: Mapping[str, str], name: str, *, minimum: int, maximum: int | None = None) -> int | None:

@@ -20,7 +20,7 @@ def create_user() -> ResponseReturnValue:
     return jsonify(created_user_json(created)), 201
 
 
-@users.get("/users/<user_id>")
+@users.get("/users/<id:user_id>")
 def get_user(user_id: str) -> ResponseReturnValue:
     caller_for(user_id)
     return jsonify(user_json(container().tenant_queries().user(user_id)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from entrypoints.http.json_input import NotJson, parse_json, storable_json
 from entrypoints.http.meta import instagram, whatsapp
 from entrypoints.http.meta.delivery import Collector, Delivery, IgnoredKind
 
@@ -12,10 +13,21 @@ from entrypoints.http.meta.delivery import Collector, Delivery, IgnoredKind
 class MalformedDelivery(ValueError):
     """The body is JSON but not a webhook delivery at all; the HTTP layer answers 400."""
 
-    def __init__(self, field_path: str, message: str) -> None:
-        super().__init__(f"{message} @ {field_path}")
+    code = "malformed_delivery"
+
+    def __init__(self, field_path: str | None, message: str) -> None:
+        super().__init__(message if field_path is None else f"{message} @ {field_path}")
         self.field_path = field_path
         self.message = message
+
+
+class MalformedJson(MalformedDelivery):
+    """The body is not JSON (as `parse_json` reads it)."""
+
+    code = "malformed_json"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(None, f"the body is not valid JSON: {reason}")
 
 
 _ENTRY_READERS: dict[str, Callable[[object, str, Collector], None]] = {
@@ -24,9 +36,21 @@ _ENTRY_READERS: dict[str, Callable[[object, str, Collector], None]] = {
 }
 
 
+def read_delivery(raw: bytes) -> Delivery:
+    """Read a webhook POST body. Raises MalformedDelivery (MalformedJson when it is not JSON)."""
+    try:
+        payload = parse_json(raw)
+    except NotJson as error:
+        raise MalformedJson(str(error)) from None
+    return parse_delivery(payload)
+
+
 def parse_delivery(payload: object) -> Delivery:
     """Read one webhook POST body (already JSON-decoded) into inbound messages, status reports and
-    the things deliberately ignored. Raises MalformedDelivery only when the top level is unusable."""
+    the things deliberately ignored or rejected. Every string read is storable (NUL and lone
+    surrogates replaced, `domain.limits.storable`), including those of the raw JSON kept per message.
+    Raises MalformedDelivery only when the top level is unusable."""
+    payload = storable_json(payload)
     if isinstance(payload, list) and len(payload) == 1:
         # Meta's Instagram examples show the delivery wrapped in an array; tolerate that form.
         payload = payload[0]

@@ -157,11 +157,10 @@ def _read_value(value: _WhatsAppValue, path: str, collected: Collector) -> None:
             continue
     for index, raw_message in enumerate(value.messages):
         try:
-            collected.inbound.append(
-                _inbound_message(raw_message, phone_number_id, contacts, f"{path}.messages[{index}]")
-            )
+            collected.add_inbound(_inbound_message(raw_message, phone_number_id, contacts, f"{path}.messages[{index}]"))
         except Unreadable as error:
-            collected.ignore(IgnoredKind.MESSAGE, "malformed", error.detail)
+            # A customer's message we cannot read is one we cannot answer: kept aside, not only logged.
+            collected.reject(f"unreadable: {error.detail}", phone_number_id, _message_id(raw_message))
     for index, raw_status in enumerate(value.statuses):
         status_path = f"{path}.statuses[{index}]"
         try:
@@ -173,7 +172,7 @@ def _read_value(value: _WhatsAppValue, path: str, collected: Collector) -> None:
         if report is None:
             collected.ignore(IgnoredKind.STATUS, f"unknown_status:{status.status}", f"{status_path} ({status.id})")
         else:
-            collected.reports.append(report)
+            collected.add_report(report, status_path)
     for index, raw_error in enumerate(value.errors):
         error_path = f"{path}.errors[{index}]"
         try:
@@ -206,6 +205,12 @@ def _inbound_message(raw_message: object, phone_number_id: str, contacts: list[_
         sent_at=message.timestamp,
         raw=raw_message,
     )
+
+
+def _message_id(raw_message: object) -> str | None:
+    """The id of a message that could not be read, if it has a readable one."""
+    found = raw_message.get("id") if isinstance(raw_message, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _contact_of(message: _WhatsAppMessage, contacts: list[_Contact]) -> _Contact | None:
