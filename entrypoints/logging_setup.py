@@ -51,7 +51,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Third-party chatter at INFO (every HTTP call of the SDKs, every RQ job line) drowns ours.
-    for noisy in ("httpx", "httpcore", "openai", "urllib3", "rq.worker", "werkzeug"):
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "urllib3", "rq.worker", "werkzeug"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
