@@ -92,7 +92,9 @@ class Conversation:
             return OUTSIDE_SERVICE_WINDOW
         return None
 
-    def retry(self, message: Message, policy: ChannelPolicy | None, now: datetime, *, has_agent: bool) -> Message | None:
+    def retry(
+        self, message: Message, policy: ChannelPolicy | None, now: datetime, *, has_agent: bool
+    ) -> Message | None:
         """A failed message of this conversation given another chance now (`Message.retry`), or None when
         it is not failed. `policy` is None when the channel is gone; `has_agent` whether it still has one.
 

@@ -10,7 +10,6 @@ from attrs import evolve, frozen
 
 from domain.errors import InvalidTransition, RetryRefused
 
-
 #: Why a reply part is failed without a send attempt: a worker stopped during its send, so it may have
 #: gone out. It is never sent again, not even on request: the customer could read it twice.
 DELIVERY_OUTCOME_UNKNOWN = "delivery_outcome_unknown"
