@@ -504,6 +504,7 @@ def test_the_admin_tops_up_and_the_tenant_sees_the_new_balance_at_once(api: Api,
         "reserved": 0,
         "available": 500,
         "ledger": [entry],
+        "ledger_next_cursor": None,
     }
 
 
