@@ -14,7 +14,7 @@ from application.ports.services import ChannelSenders, Clock, DeliveryFailed, Jo
 from application.routes import ChannelRoutes
 from domain.conversations import Conversation
 from domain.errors import NotFound, RetryRefused
-from domain.messages import Direction, Message, MessageStatus, OrderingScope
+from domain.messages import Direction, Message, MessageStatus, OrderingScope, ScopeKey
 from domain.tenancy import Route
 from domain.turns import CHANNEL_UNAVAILABLE, PartChange
 
@@ -63,7 +63,9 @@ class RetryMessage:
         route = self._routes.find(message.phone_number_id)
         policy = None if route is None else route.channel.policy
         has_agent = route is not None and route.agent is not None
-        retried = conversation.retry(message, policy, self._clock.now(), has_agent=has_agent)
+        retried = conversation.retry(
+            message, policy, self._clock.now(), has_agent=has_agent, open_turn_id=self._open_turn_id(message)
+        )
         if retried is None:
             return RetryOutcome(message, retried=False)
         if retried.direction is Direction.OUTBOUND:
@@ -88,6 +90,15 @@ class RetryMessage:
         if message is None or conversation is None:
             raise NotFound(f"message {command.message_id} not found")
         return message, conversation
+
+    def _open_turn_id(self, message: Message) -> int | None:
+        """The turn a worker is answering the message's ordering scope with (one at a time), if any; only a
+        reply part needs to know."""
+        if message.direction is not Direction.OUTBOUND or message.status is not MessageStatus.FAILED:
+            return None
+        scope = self._ordering.key(conversation_id=message.conversation_id, phone_number_id=message.phone_number_id)
+        work = self._turns.next_work(ScopeKey.parse(scope))
+        return None if work is None or work.turn is None else work.turn.turn_id
 
     def _enqueue(self, message: Message, correlation_id: str | None) -> None:
         """The worker answers it in the conversation's order, with any other pending message of it."""

@@ -6,7 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from domain.conversations import CHANNEL_REMOVED, CONVERSATION_ARCHIVED, NO_AGENT_NOW, OUTSIDE_SERVICE_WINDOW
+from domain.conversations import (
+    CHANNEL_REMOVED,
+    CONVERSATION_ARCHIVED,
+    NO_AGENT_NOW,
+    OUTSIDE_SERVICE_WINDOW,
+    REPLY_IN_PROGRESS,
+)
 from domain.errors import RetryRefused
 from domain.messages import DELIVERY_OUTCOME_UNKNOWN, NOT_RETRYABLE, Direction, MessageStatus
 from tests.unit.domain_builders import NOW, a_conversation, a_message, a_part, a_route
@@ -127,3 +133,13 @@ def test_a_customer_message_needs_an_agent_to_answer_it_but_a_reply_part_does_no
 
     assert refused.value.code == NO_AGENT_NOW
     assert a_conversation().retry(part, POLICY, LATER, has_agent=False) is not None
+
+
+def test_a_part_of_a_reply_the_worker_is_still_sending_is_left_to_the_worker() -> None:
+    part = a_part(4, MessageStatus.FAILED, turn_id=7, failure_reason="131026 undeliverable")
+
+    with pytest.raises(RetryRefused) as refused:
+        a_conversation().retry(part, POLICY, LATER, has_agent=True, open_turn_id=7)
+
+    assert refused.value.code == REPLY_IN_PROGRESS
+    assert a_conversation().retry(part, POLICY, LATER, has_agent=True, open_turn_id=8) is not None

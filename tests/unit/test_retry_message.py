@@ -11,6 +11,7 @@ from application.use_cases.retry_message import RetryMessage, RetryMessageComman
 from application.use_cases.top_up_credits import TopUpCommand
 from domain.errors import NotFound, RetryRefused
 from domain.messages import DELIVERY_OUTCOME_UNKNOWN, Message, MessageStatus
+from domain.turns import TurnStatus
 from tests.unit.conftest import App, MakeApp
 from tests.unit.fakes import DownQueue
 
@@ -237,3 +238,15 @@ def test_of_two_retries_decided_from_the_same_failure_only_one_is_saved(app: App
 
     assert app.message_store.save_retry(part, claimed) is True
     assert app.message_store.save_retry(part, claimed) is False
+
+
+def test_a_part_of_a_reply_still_being_sent_is_left_to_the_worker(app: App) -> None:
+    part = _refused_part(app)
+    [turn] = app.turns()
+    app.store.tables.turns[turn.turn_id] = evolve(turn, status=TurnStatus.REPLYING)
+
+    with pytest.raises(RetryRefused) as refused:
+        _retry(app, part)
+
+    assert refused.value.code == "reply_in_progress"
+    assert not app.sender.sent
