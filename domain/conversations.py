@@ -7,12 +7,17 @@ from datetime import datetime
 from attrs import evolve, frozen
 
 from domain.channels import ChannelPolicy
-from domain.errors import InvalidTransition
-from domain.messages import InboundMessage
+from domain.errors import InvalidTransition, RetryRefused
+from domain.messages import Direction, InboundMessage, Message
 
 #: Why a reply part is not sent (stored as its failure reason).
 CHANNEL_REMOVED = "channel_removed"
 OUTSIDE_SERVICE_WINDOW = "outside_service_window"
+
+#: Why a failed message is not retried, besides those above.
+CONVERSATION_ARCHIVED = "conversation_archived"
+NO_AGENT_NOW = "no_agent"
+REPLY_IN_PROGRESS = "reply_in_progress"
 
 
 @frozen
@@ -88,6 +93,45 @@ class Conversation:
             return OUTSIDE_SERVICE_WINDOW
         return None
 
+    def retry(
+        self,
+        message: Message,
+        policy: ChannelPolicy | None,
+        now: datetime,
+        *,
+        has_agent: bool,
+        open_turn_id: int | None = None,
+    ) -> Message | None:
+        """A failed message of this conversation given another chance now (`Message.retry`), or None when
+        it is not failed. `policy` is None when the channel is gone; `has_agent` whether it still has one;
+        `open_turn_id` the turn a worker is answering the conversation with, if any.
+
+        Only an active conversation's messages are retried: an archived one takes no new messages, and
+        a retry would be one. A retry must be able to succeed now: the reply must be allowed out (the
+        channel is there and the customer's service window is open), and a customer's message needs an
+        agent to answer it. A part of a reply the worker is still sending is the worker's: it settles
+        the part's neighbours from what it read, and would take a part found `sending` for one a stopped
+        worker left. Refusals are `RetryRefused`, and nothing changes.
+        """
+        if message.conversation_id != self.conversation_id:
+            raise InvalidTransition(f"message {message.message_id} is not in conversation {self.conversation_id}")
+        retried = message.retry(now)
+        if retried is None:
+            return None
+        if not self.is_active:
+            raise RetryRefused(
+                CONVERSATION_ARCHIVED,
+                f"conversation {self.conversation_id} is archived: its messages are not retried",
+            )
+        refusal = self.send_refusal(policy, now)
+        if refusal is None and message.direction is Direction.INBOUND and not has_agent:
+            refusal = NO_AGENT_NOW
+        if refusal is None and message.direction is Direction.OUTBOUND and message.turn_id == open_turn_id:
+            refusal = REPLY_IN_PROGRESS
+        if refusal is not None:
+            raise RetryRefused(refusal, _RETRY_REFUSALS[refusal])
+        return retried
+
     def link_ai(self, openai_conversation_id: str) -> Conversation:
         """The AI-side conversation that keeps this one's history, created once."""
         if self.openai_conversation_id is not None:
@@ -97,3 +141,11 @@ class Conversation:
     def archive(self) -> Conversation:
         """No new messages: the customer's next message starts a new conversation. History is kept."""
         return evolve(self, is_active=False)
+
+
+_RETRY_REFUSALS = {
+    CHANNEL_REMOVED: "the channel of this conversation was removed: nothing can be sent on it",
+    OUTSIDE_SERVICE_WINDOW: "the customer's service window is closed: nothing can be sent until they write again",
+    NO_AGENT_NOW: "the channel has no agent to answer this message",
+    REPLY_IN_PROGRESS: "the rest of this reply is still being sent; retry once it has its outcome",
+}

@@ -45,3 +45,12 @@ class InsufficientCredits(Conflict):
     """More credits were asked for than the tenant has available."""
 
     code = "insufficient_credits"
+
+
+class RetryRefused(Conflict):
+    """A failed message may not be retried now; `code` says why (the conversation is archived, the
+    service window is closed, the reply may have gone out already...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

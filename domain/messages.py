@@ -8,7 +8,14 @@ from datetime import datetime
 
 from attrs import evolve, frozen
 
-from domain.errors import InvalidTransition
+from domain.errors import InvalidTransition, RetryRefused
+
+#: Why a reply part is failed without a send attempt: a worker stopped during its send, so it may have
+#: gone out. It is never sent again, not even on request: the customer could read it twice.
+DELIVERY_OUTCOME_UNKNOWN = "delivery_outcome_unknown"
+
+#: Why a failed message is not retried (the code of the refusal).
+NOT_RETRYABLE = "not_retryable"
 
 
 class Direction(enum.StrEnum):
@@ -204,6 +211,28 @@ class Message:
                 f"message {self.message_id} is {self.direction} and {self.status}; "
                 f"this needs an outbound message that is {' or '.join(allowed)}"
             )
+
+    # --- another chance for a failed message ---------------------------------------------------------
+
+    def retry(self, now: datetime) -> Message | None:
+        """The failed message given another chance, or None when it is not failed (never failed, or
+        retried already): a retry changes nothing twice.
+
+        A customer's message goes back to `received`, to be answered in the conversation's order; a
+        reply part is claimed for one more send attempt (`sending`), as the worker claims a part. The
+        failure is cleared either way. A part that may have gone out is refused (`RetryRefused`).
+        """
+        if self.status is not MessageStatus.FAILED:
+            return None
+        if self.direction is Direction.INBOUND:
+            return evolve(self, status=MessageStatus.RECEIVED, failure_reason=None, failure_code=None, updated_at=now)
+        if self.failure_reason == DELIVERY_OUTCOME_UNKNOWN:
+            raise RetryRefused(
+                NOT_RETRYABLE,
+                f"message {self.message_id} may have reached the customer already (its send was interrupted); "
+                "it is not sent again",
+            )
+        return evolve(self, status=MessageStatus.SENDING, failure_reason=None, failure_code=None, updated_at=now)
 
     # --- what the channel reports afterwards -----------------------------------------------------
 

@@ -19,7 +19,7 @@ from domain.channels import ChannelPolicy
 from domain.conversations import OUTSIDE_SERVICE_WINDOW, Conversation
 from domain.credits import CreditMovement, Credits
 from domain.errors import InvalidTransition
-from domain.messages import Direction, Message, MessageStatus
+from domain.messages import DELIVERY_OUTCOME_UNKNOWN, Direction, Message, MessageStatus
 from domain.tenancy import Route
 
 #: Why a batch of pending messages gets no AI turn (stored as the messages' failure reason).
@@ -32,7 +32,6 @@ AI_UNAVAILABLE = "ai_unavailable"
 CHANNEL_UNAVAILABLE = "channel_unavailable"
 
 #: Why a reply part is failed without a send attempt.
-DELIVERY_OUTCOME_UNKNOWN = "delivery_outcome_unknown"
 EARLIER_PART_FAILED = "earlier_part_failed"
 
 

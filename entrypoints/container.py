@@ -56,6 +56,7 @@ from application.use_cases.handle_inbound_message import HandleInboundMessage
 from application.use_cases.process_pending_messages import ProcessPendingMessages, TurnPolicy
 from application.use_cases.recover_stalled_work import RecoverStalledWork
 from application.use_cases.reject_delivery import RejectDelivery
+from application.use_cases.retry_message import RetryMessage
 from application.use_cases.tenant_queries import TenantQueries
 from application.use_cases.top_up_credits import TopUpCredits
 from domain.channels import ChannelType
@@ -246,6 +247,17 @@ class Container(containers.DeclarativeContainer):
     reply_delivery = providers.Singleton(ReplyDelivery, turn_store, senders, clock)
     process_pending_messages = providers.Singleton(
         ProcessPendingMessages, turn_store, locks, routes, ai, reply_delivery, balance_cache, clock, turn_policy
+    )
+    retry_message = providers.Singleton(
+        RetryMessage,
+        uow,
+        message_store,
+        turn_store,
+        routes,
+        senders,
+        queue,
+        clock,
+        ordering=settings.provided.ordering_scope,
     )
     recover_stalled_work = providers.Singleton(
         RecoverStalledWork,

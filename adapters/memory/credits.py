@@ -24,6 +24,8 @@ class InMemoryCreditsRepository(InMemoryRepository):
             self.t.idempotency[(movement.user_id, idempotency_key)] = entry.entry_id
         return entry
 
-    def ledger(self, user_id: str, limit: int) -> list[LedgerEntry]:
-        entries = [e for e in self.t.ledger.values() if e.user_id == user_id]
+    def ledger(self, user_id: str, limit: int, *, before: int | None = None) -> list[LedgerEntry]:
+        entries = [
+            e for e in self.t.ledger.values() if e.user_id == user_id and (before is None or e.entry_id < before)
+        ]
         return sorted(entries, key=lambda e: e.entry_id, reverse=True)[:limit]

@@ -74,6 +74,14 @@ class InMemoryMessageStore:
             t.messages[before.message_id] = after
             return True
 
+    def save_retry(self, before: Message, after: Message) -> bool:
+        with self._store.atomic() as t:
+            current = t.messages.get(before.message_id)
+            if current is None or (current.status, current.updated_at) != (before.status, before.updated_at):
+                return False
+            t.messages[before.message_id] = after
+            return True
+
 
 def _require_storable(inbound: InboundMessage) -> None:
     """Refuse what PostgreSQL refuses for what a message holds (NUL, lone surrogates, in its texts and its

@@ -31,6 +31,10 @@ class InMemoryMessagesRepository(InMemoryRepository):
             next_cursor = items[-1].sequence_no if query.order == "sequence" else items[-1].message_id
         return Page(items=items, next_cursor=next_cursor)
 
+    def get(self, user_id: str, message_id: int) -> Message | None:
+        message = self.t.messages.get(message_id)
+        return message if message is not None and message.user_id == user_id else None
+
 
 def _matches(message: Message, query: MessageQuery) -> bool:
     if query.phone_number_id is not None and message.phone_number_id != query.phone_number_id:
@@ -38,6 +42,8 @@ def _matches(message: Message, query: MessageQuery) -> bool:
     if query.conversation_id is not None and message.conversation_id != query.conversation_id:
         return False
     if query.status is not None and message.status is not query.status:
+        return False
+    if query.direction is not None and message.direction is not query.direction:
         return False
     if query.since is not None and message.created_at < query.since:
         return False

@@ -117,10 +117,12 @@ class PostgresCreditsRepository(PostgresRepository):
         assert row is not None
         return entity(row, LedgerEntry)
 
-    def ledger(self, user_id: str, limit: int) -> list[LedgerEntry]:
+    def ledger(self, user_id: str, limit: int, *, before: int | None = None) -> list[LedgerEntry]:
         rows = self._cursor().execute(
-            f"SELECT {LEDGER_COLUMNS} FROM credit_ledger WHERE user_id = %s ORDER BY entry_id DESC LIMIT %s",
-            (user_id, limit),
+            f"SELECT {LEDGER_COLUMNS} FROM credit_ledger"
+            " WHERE user_id = %(user_id)s AND (%(before)s::bigint IS NULL OR entry_id < %(before)s)"
+            " ORDER BY entry_id DESC LIMIT %(limit)s",
+            {"user_id": user_id, "before": before, "limit": limit},
         )
         return [entity(row, LedgerEntry) for row in rows]
 

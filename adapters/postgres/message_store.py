@@ -83,6 +83,13 @@ WHERE message_id = %(message_id)s AND status = %(was_status)s AND sent_at IS NOT
   AND failure_code IS NOT DISTINCT FROM %(was_code)s AND failure_reason IS NOT DISTINCT FROM %(was_reason)s
 """
 
+# Conditional on the very version the retry was decided from: of two concurrent retries, one saves.
+_SAVE_RETRY: LiteralString = """
+UPDATE messages
+SET status = %(status)s, failure_code = %(code)s, failure_reason = %(reason)s, updated_at = %(now)s
+WHERE message_id = %(message_id)s AND status = %(was_status)s AND updated_at = %(was_updated_at)s
+"""
+
 
 class PostgresMessageStore(PostgresStore):
     def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound:
@@ -136,6 +143,22 @@ class PostgresMessageStore(PostgresStore):
                     "was_sent_at": before.sent_at,
                     "was_code": before.failure_code,
                     "was_reason": before.failure_reason,
+                },
+            )
+            return saved.rowcount == 1
+
+    def save_retry(self, before: Message, after: Message) -> bool:
+        with self._autocommit() as cursor:
+            saved = cursor.execute(
+                _SAVE_RETRY,
+                {
+                    "status": after.status.value,
+                    "code": after.failure_code,
+                    "reason": after.failure_reason,
+                    "now": after.updated_at,
+                    "message_id": before.message_id,
+                    "was_status": before.status.value,
+                    "was_updated_at": before.updated_at,
                 },
             )
             return saved.rowcount == 1

@@ -45,6 +45,8 @@ class PostgresMessagesRepository(PostgresRepository):
             )
         if query.status is not None:
             conditions.append(sql.SQL("status = %(status)s"))
+        if query.direction is not None:
+            conditions.append(sql.SQL("direction = %(direction)s"))
         if query.since is not None:
             conditions.append(sql.SQL("created_at >= %(since)s"))
         if query.until is not None:
@@ -64,6 +66,7 @@ class PostgresMessagesRepository(PostgresRepository):
                     "conversation_id": query.conversation_id,
                     "customer_id": query.customer_id,
                     "status": None if query.status is None else query.status.value,
+                    "direction": None if query.direction is None else query.direction.value,
                     "since": query.since,
                     "until": query.until,
                     "cursor": query.cursor,
@@ -79,3 +82,13 @@ class PostgresMessagesRepository(PostgresRepository):
         items = [entity(row, Message) for row in rows[: query.limit]]
         next_cursor = rows[query.limit - 1][cursor_column] if len(rows) > query.limit else None
         return Page(items=items, next_cursor=next_cursor)
+
+    def get(self, user_id: str, message_id: int) -> Message | None:
+        row = (
+            self._cursor()
+            .execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE message_id = %s AND user_id = %s", (message_id, user_id)
+            )
+            .fetchone()
+        )
+        return None if row is None else entity(row, Message)

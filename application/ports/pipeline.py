@@ -49,6 +49,10 @@ class MessageStore(Protocol):
         """Save what a delivery report changed. False, and nothing saved, when the message is no
         longer as `before` (another report got there first): read it again and decide again."""
 
+    def save_retry(self, before: Message, after: Message) -> bool:
+        """Save a failed message given another chance (`Message.retry`): its status, failure and time.
+        False, and nothing saved, when it is no longer as `before` (retried, or changed, meanwhile)."""
+
 
 class RejectedDeliveries(Protocol):
     """Where what the webhook could not store is kept for inspection."""

@@ -14,7 +14,7 @@ from attrs import frozen
 
 from domain.conversations import Conversation
 from domain.credits import CreditMovement, Credits, LedgerEntry
-from domain.messages import Message, MessageStatus
+from domain.messages import Direction, Message, MessageStatus
 from domain.tenancy import Agent, Channel, Route, User
 
 
@@ -26,10 +26,32 @@ class MessageQuery:
     conversation_id: int | None = None
     customer_id: str | None = None
     status: MessageStatus | None = None
+    direction: Direction | None = None
     since: datetime | None = None
     until: datetime | None = None
     order: str = "newest"  # "newest" (message_id desc) or "sequence" (sequence_no asc)
     cursor: int | None = None  # newest: message_id < cursor; sequence: sequence_no > cursor
+    limit: int = 50
+
+
+@frozen
+class ConversationCursor:
+    """Where a page of conversations ends: the listing is newest activity first
+    (`last_message_at` descending, then `conversation_id` descending), and resumes after this one."""
+
+    last_message_at: datetime
+    conversation_id: int
+
+
+@frozen
+class ConversationQuery:
+    """Filters of GET /users/{id}/conversations. `is_active` None lists active and archived ones.
+    (Filters on the conversation's other states go here, one field each.)"""
+
+    phone_number_id: str | None = None
+    customer_id: str | None = None
+    is_active: bool | None = None
+    cursor: ConversationCursor | None = None
     limit: int = 50
 
 
@@ -87,16 +109,28 @@ class CreditsRepository(Protocol):
         returned. A movement that would make the account negative is refused (InsufficientCredits).
         """
 
-    def ledger(self, user_id: str, limit: int) -> list[LedgerEntry]:
-        """Newest first."""
+    def ledger(self, user_id: str, limit: int, *, before: int | None = None) -> list[LedgerEntry]:
+        """Newest first (`entry_id` descending); with `before`, only the entries older than that id."""
+
+
+@frozen
+class ConversationPage:
+    items: Sequence[Conversation]
+    next_cursor: ConversationCursor | None
 
 
 class ConversationsRepository(Protocol):
     def get(self, conversation_id: int) -> Conversation | None: ...
 
+    def list(self, user_id: str, query: ConversationQuery) -> ConversationPage:
+        """The user's conversations, newest activity first."""
+
 
 class MessagesRepository(Protocol):
     def list(self, user_id: str, query: MessageQuery) -> Page[Message]: ...
+
+    def get(self, user_id: str, message_id: int) -> Message | None:
+        """The user's message with that id; None for none (or another user's)."""
 
 
 class UnitOfWork(Protocol):

@@ -6,8 +6,15 @@ from collections.abc import Callable
 
 from attrs import frozen
 
-from application.ports.repositories import MessageQuery, Page, UnitOfWork
+from application.ports.repositories import (
+    ConversationPage,
+    ConversationQuery,
+    MessageQuery,
+    Page,
+    UnitOfWork,
+)
 from application.ports.services import BalanceCache
+from domain.conversations import Conversation
 from domain.credits import Credits, LedgerEntry
 from domain.errors import NotFound
 from domain.messages import Message
@@ -18,6 +25,8 @@ from domain.tenancy import Agent, Channel, User
 class CreditsView:
     credits: Credits
     ledger: list[LedgerEntry]
+    #: Where the older entries are (`ledger_page(before=…)`); None when `ledger` holds them all.
+    ledger_next_cursor: int | None = None
 
 
 class TenantQueries:
@@ -55,8 +64,34 @@ class TenantQueries:
     def credits(self, user_id: str, ledger_limit: int = 20) -> CreditsView:
         credits = self.balance(user_id)
         with self._uow() as uow:
-            ledger = uow.credits.ledger(user_id, ledger_limit)
-        return CreditsView(credits=credits, ledger=ledger)
+            ledger = self._ledger(uow, user_id, ledger_limit, None)
+        return CreditsView(credits=credits, ledger=list(ledger.items), ledger_next_cursor=ledger.next_cursor)
+
+    def ledger(self, user_id: str, limit: int, before: int | None = None) -> Page[LedgerEntry]:
+        """The ledger newest first, a page at a time (`before` is the previous page's `next_cursor`)."""
+        with self._uow() as uow:
+            self._require_user(uow, user_id)
+            return self._ledger(uow, user_id, limit, before)
+
+    @staticmethod
+    def _ledger(uow: UnitOfWork, user_id: str, limit: int, before: int | None) -> Page[LedgerEntry]:
+        # One more than asked tells whether there is a next page without a count query.
+        entries = uow.credits.ledger(user_id, limit + 1, before=before)
+        items = entries[:limit]
+        return Page(items=items, next_cursor=items[-1].entry_id if len(entries) > limit else None)
+
+    def conversations(self, user_id: str, query: ConversationQuery) -> ConversationPage:
+        with self._uow() as uow:
+            self._require_user(uow, user_id)
+            return uow.conversations.list(user_id, query)
+
+    def conversation(self, user_id: str, conversation_id: int) -> Conversation:
+        with self._uow() as uow:
+            conversation = uow.conversations.get(conversation_id)
+        # Another tenant's conversation does not exist, as far as this one can tell.
+        if conversation is None or conversation.user_id != user_id:
+            raise NotFound(f"conversation {conversation_id} not found")
+        return conversation
 
     def messages(self, user_id: str, query: MessageQuery) -> Page[Message]:
         with self._uow() as uow:

@@ -291,6 +291,10 @@ API_ROUTES: tuple[tuple[str, str, dict[str, Any] | None, bool], ...] = (
     ("GET", "/users/{user}/credits", None, False),
     ("POST", "/users/{user}/credits", {"amount": 5, "reason": "invoice 1"}, True),
     ("GET", "/users/{user}/messages", None, False),
+    ("POST", "/users/{user}/messages/1/retry", None, False),
+    ("GET", "/users/{user}/conversations", None, False),
+    ("GET", "/users/{user}/conversations/1", None, False),
+    ("GET", "/users/{user}/credits/ledger", None, False),
 )
 
 #: The messages listing's parameters, each with a value that reads.
@@ -299,11 +303,30 @@ MESSAGE_PARAMETERS = {
     "conversation_id": "1",
     "customer": "16505551234",
     "status": "received",
+    "direction": "outbound",
     "since": "2025-01-01T00:00:00Z",
     "until": "2030-01-01T00:00:00+02:00",
     "order": "sequence",
     "cursor": "10",
     "limit": "5",
+}
+
+#: The conversations listing's parameters, each with a value that reads.
+CONVERSATION_PARAMETERS = {
+    "phone_number_id": "106540352242922",
+    "customer_id": "16505551234",
+    "state": "archived",
+    "cursor": "1767341703000000.17",
+    "limit": "5",
+}
+
+#: The ledger pages' parameters, each with a value that reads.
+LEDGER_PARAMETERS = {"cursor": "10", "limit": "5"}
+
+_PARAMETERS_OF = {
+    "/messages": MESSAGE_PARAMETERS,
+    "/conversations": CONVERSATION_PARAMETERS,
+    "/credits/ledger": LEDGER_PARAMETERS,
 }
 
 _ODD_PARAMETER_VALUES = (
@@ -313,6 +336,8 @@ _ODD_PARAMETER_VALUES = (
     " 5",
     "²",
     "9" * 19,
+    "9" * 19 + ".9",
+    "1.1",
     "99999999999999999",
     "0001-01-01T00:00:00+14:00",
     "9999-12-31T23:59:59-14:00",
@@ -356,10 +381,11 @@ def api_requests(draw: st.DrawFn) -> ApiRequest:
             draw(_mutate_once(tree))
         raw = draw(st.one_of(st.just(encode(tree)), json_bodies(), odd_bodies()))
     query: dict[str, str] = {}
-    if path.endswith("/messages"):
-        names = draw(st.lists(st.sampled_from(sorted(MESSAGE_PARAMETERS)), unique=True, max_size=5))
+    parameters = next((known for suffix, known in _PARAMETERS_OF.items() if path.endswith(suffix)), None)
+    if parameters is not None:
+        names = draw(st.lists(st.sampled_from(sorted(parameters)), unique=True, max_size=5))
         odd_value = st.one_of(odd_text(), st.sampled_from(_ODD_PARAMETER_VALUES))
-        query = {name: draw(st.one_of(st.just(MESSAGE_PARAMETERS[name]), odd_value)) for name in names}
+        query = {name: draw(st.one_of(st.just(parameters[name]), odd_value)) for name in names}
     return ApiRequest(
         method=method,
         path=path,

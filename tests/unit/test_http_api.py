@@ -477,6 +477,7 @@ def test_the_admin_tops_up_and_the_tenant_sees_the_new_balance_at_once(api: Api,
         "reserved": 0,
         "available": 0,
         "ledger": [],
+        "ledger_next_cursor": None,
     }
 
     response = api.client.post(
@@ -503,6 +504,7 @@ def test_the_admin_tops_up_and_the_tenant_sees_the_new_balance_at_once(api: Api,
         "reserved": 0,
         "available": 500,
         "ledger": [entry],
+        "ledger_next_cursor": None,
     }
 
 

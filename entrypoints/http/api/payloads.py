@@ -34,7 +34,7 @@ from application.use_cases.top_up_credits import TopUpCommand, TopUpResult
 from domain import limits
 from domain.channels import ChannelType
 from domain.credits import Credits, LedgerEntry
-from domain.messages import Message, MessageStatus
+from domain.messages import Direction, Message, MessageStatus
 from domain.tenancy import Agent, Channel, User
 from entrypoints.http.errors import ApiError
 from entrypoints.http.json_input import NotJson, parse_json
@@ -245,6 +245,7 @@ def message_query(args: Mapping[str, str]) -> MessageQuery:
         conversation_id=conversation_id,
         customer_id=_text_param(args, "customer", limits.CUSTOMER_ID),
         status=_status_param(args),
+        direction=_direction_param(args),
         since=since,
         until=until,
         order=order,
@@ -297,6 +298,21 @@ def _time_param(args: Mapping[str, str], name: str) -> datetime | None:
     if moment.tzinfo is None:
         raise _bad_param(name, problem)
     return moment
+
+
+def _direction_param(args: Mapping[str, str]) -> Direction | None:
+    value = args.get("direction")
+    if value is None:
+        return None
+    if value not in {direction.value for direction in Direction}:
+        raise _bad_param("direction", f"direction must be inbound or outbound, got {value!r}")
+    return Direction(value)
+
+
+#: The query-string helpers, for the listings of other resources' blueprints.
+bad_param = _bad_param
+text_param = _text_param
+int_param = _int_param
 
 
 def _status_param(args: Mapping[str, str]) -> MessageStatus | None:
@@ -355,6 +371,8 @@ def credits_json(view: CreditsView) -> JsonObject:
         "user_id": view.credits.user_id,
         **balance_json(view.credits),
         "ledger": [ledger_entry_json(entry) for entry in view.ledger],
+        # The older entries: GET /users/{id}/credits/ledger?cursor=<this>.
+        "ledger_next_cursor": view.ledger_next_cursor,
     }
 
 
@@ -369,3 +387,11 @@ def message_json(message: Message) -> JsonObject:
 
 def messages_page_json(page: Page[Message]) -> JsonObject:
     return {"messages": [message_json(message) for message in page.items], "next_cursor": page.next_cursor}
+
+
+def ledger_page_json(page: Page[LedgerEntry]) -> JsonObject:
+    return {"entries": [ledger_entry_json(entry) for entry in page.items], "next_cursor": page.next_cursor}
+
+
+def retried_message_json(message: Message, *, retried: bool) -> JsonObject:
+    return {**message_json(message), "retried": retried}

@@ -1,0 +1,114 @@
+"""A tenant's conversations: newest activity first, filtered, paginated with an opaque keyset cursor."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from application.ports.repositories import ConversationCursor, ConversationPage, ConversationQuery
+from domain import limits
+from domain.conversations import Conversation
+from domain.errors import NotFound
+from entrypoints.http.api.auth import caller_for
+from entrypoints.http.api.payloads import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    JsonObject,
+    bad_param,
+    int_param,
+    text_param,
+)
+from entrypoints.http.services import container
+
+conversations = Blueprint("conversations", __name__)
+
+_STATES = {"active": True, "archived": False}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CURSOR = re.compile(r"(\d{1,19})\.(\d{1,18})")
+
+
+@conversations.get("/users/<id:user_id>/conversations")
+def list_conversations(user_id: str) -> ResponseReturnValue:
+    caller_for(user_id)
+    query = conversation_query(request.args)
+    return jsonify(conversations_page_json(container().tenant_queries().conversations(user_id, query)))
+
+
+@conversations.get("/users/<id:user_id>/conversations/<id:conversation_id>")
+def get_conversation(user_id: str, conversation_id: str) -> ResponseReturnValue:
+    caller_for(user_id)
+    found = container().tenant_queries().conversation(user_id, path_id(conversation_id, "conversation"))
+    return jsonify(conversation_json(found))
+
+
+def path_id(value: str, kind: str) -> int:
+    """A numeric id from the path; anything else names nothing (404), like an unknown id."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise NotFound(f"{kind} {value} not found")
+    return int(value)
+
+
+def conversation_query(args: Mapping[str, str]) -> ConversationQuery:
+    """GET /users/{id}/conversations parameters. Unknown parameters are ignored."""
+    state = args.get("state")
+    if state is not None and state not in _STATES:
+        raise bad_param("state", f"state must be active or archived, got {state!r}")
+    limit = int_param(args, "limit", minimum=1, maximum=MAX_PAGE_SIZE)
+    return ConversationQuery(
+        phone_number_id=text_param(args, "phone_number_id", limits.CHANNEL_ID),
+        customer_id=text_param(args, "customer_id", limits.CUSTOMER_ID),
+        is_active=None if state is None else _STATES[state],
+        cursor=_cursor(args.get("cursor")),
+        limit=DEFAULT_PAGE_SIZE if limit is None else limit,
+    )
+
+
+def _cursor(value: str | None) -> ConversationCursor | None:
+    if value is None:
+        return None
+    match = _CURSOR.fullmatch(value) if value.isascii() else None
+    if match is None:
+        raise bad_param("cursor", "cursor must be the next_cursor of a previous page, as it was given")
+    try:
+        at = _EPOCH + timedelta(microseconds=int(match.group(1)))
+    except OverflowError as error:
+        raise bad_param("cursor", "cursor must be the next_cursor of a previous page, as it was given") from error
+    return ConversationCursor(last_message_at=at, conversation_id=int(match.group(2)))
+
+
+def cursor_text(cursor: ConversationCursor) -> str:
+    """Opaque to clients: where the page ended, to the microsecond, and the conversation it ended on."""
+    return f"{(cursor.last_message_at - _EPOCH) // timedelta(microseconds=1)}.{cursor.conversation_id}"
+
+
+def conversation_json(conversation: Conversation) -> JsonObject:
+    """What a tenant sees of a conversation. `openai_conversation_id` is shown: with it the business finds
+    the conversation in OpenAI's dashboard when it tunes its prompt. The last AI item id is internal."""
+    return {
+        "conversation_id": conversation.conversation_id,
+        "phone_number_id": conversation.phone_number_id,
+        "agent_id": conversation.agent_id,
+        "customer_id": conversation.customer_id,
+        "customer_name": conversation.customer_name,
+        "is_active": conversation.is_active,
+        "openai_conversation_id": conversation.openai_conversation_id,
+        "created_at": conversation.created_at.isoformat(),
+        "last_message_at": conversation.last_message_at.isoformat(),
+        "last_customer_message_at": _iso(conversation.last_customer_message_at),
+        "last_sequence_no": conversation.last_sequence_no,
+    }
+
+
+def conversations_page_json(page: ConversationPage) -> JsonObject:
+    return {
+        "conversations": [conversation_json(conversation) for conversation in page.items],
+        "next_cursor": None if page.next_cursor is None else cursor_text(page.next_cursor),
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
