@@ -41,6 +41,7 @@ from bench.system import (
     wait_for,
     worker_argv,
 )
+from tests.support.secrets import TEST_TOKEN_KEY
 
 WEBHOOK_SECRET = "bench-webhook-secret"
 ADMIN_KEY = "bench-admin-key"
@@ -177,6 +178,7 @@ def service_env(
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
         "WEBHOOK_VERIFY_TOKEN": "bench-verify",
         "ADMIN_API_KEY": ADMIN_KEY,
+        "TOKEN_ENCRYPTION_KEYS": TEST_TOKEN_KEY,
         "WORKER_CONCURRENCY": str(args.workers),
         "WORKER_THREADS": str(args.worker_threads),
         "DATABASE_POOL_SIZE": str(args.pool_size),
@@ -227,7 +229,9 @@ def run_once(args: argparse.Namespace, config: str, started: datetime) -> dict[s
             env = service_env(
                 args, config, database_url=database.url, redis_port=redis_port, ai=ai_port, graph=graph_port
             )
-            out["env"] = {key: value for key, value in env.items() if key not in ("DATABASE_URL",)}
+            out["env"] = {
+                key: value for key, value in env.items() if key not in ("DATABASE_URL", "TOKEN_ENCRYPTION_KEYS")
+            }
             out["web_env"] = _pairs(args.web_env)
             out["worker_env"] = _pairs(args.worker_env)
             out["harness_reniced"] = all(

@@ -37,6 +37,7 @@ from domain.messages import InboundMessage
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from tests.support.processes import free_port, wait_for
+from tests.support.secrets import TEST_TOKEN_KEY
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -77,6 +78,7 @@ def _measure(args: argparse.Namespace, database_url: str, ai_port: int, graph_po
         "WEBHOOK_SECRET": "s",
         "WEBHOOK_VERIFY_TOKEN": "v",
         "ADMIN_API_KEY": "a",
+        "TOKEN_ENCRYPTION_KEYS": TEST_TOKEN_KEY,
         "LOG_LEVEL": "warning",
         **dict(pair.split("=", 1) for pair in args.settings),
     }

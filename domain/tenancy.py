@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from attrs import frozen
+from attrs import field, frozen
 
 from domain import limits
 from domain.channels import ChannelPolicy, ChannelType, policy_for
@@ -42,7 +42,8 @@ class Channel:
     user_id: str
     type: ChannelType
     external_number: str
-    access_token: str
+    #: Left out of repr: a channel in a traceback or a log line must not carry its token.
+    access_token: str = field(repr=False)
     display_name: str | None
     created_at: datetime
 
@@ -52,11 +53,12 @@ class Channel:
 
     @property
     def masked_token(self) -> str:
-        """What the API shows of the access token: never the whole of it."""
+        """What the API shows of the access token: its last four characters, enough to tell which token
+        is stored; nothing of a token of 8 characters or fewer, where four would be half of it."""
         token = self.access_token
         if len(token) <= 8:
             return "****"
-        return f"{token[:4]}…{token[-4:]}"
+        return f"…{token[-4:]}"
 
 
 @frozen

@@ -1,4 +1,4 @@
-"""`mcagent`: migrate, serve, worker, dev.
+"""`mcagent`: migrate, serve, worker, dev, reencrypt-tokens.
 
 A bad configuration, or a database not at this release's schema, ends the command with one message and exit code 2.
 """
@@ -24,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("worker", help="run WORKER_CONCURRENCY RQ worker processes and the recovery sweeper")
     dev = commands.add_parser("dev", help="run everything in one process; in memory unless DATABASE_URL is set")
     dev.add_argument("--host", default="127.0.0.1")
+    reencrypt = commands.add_parser(
+        "reencrypt-tokens",
+        help="encrypt every channel access token with the first key of TOKEN_ENCRYPTION_KEYS (safe to run twice)",
+    )
+    reencrypt.add_argument("--batch-size", type=int, default=500, help="channels per transaction (default 500)")
     args = parser.parse_args(argv)
     try:
         if args.command == "migrate":
@@ -32,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(Settings.from_env(), args.host)
         if args.command == "worker":
             return _worker(Settings.from_env())
+        if args.command == "reencrypt-tokens":
+            return _reencrypt_tokens(Settings.from_env(), max(1, args.batch_size))
         return _dev(Settings.from_env(dev=True), args.host)
     except (ConfigError, SchemaNotCurrent) as error:
         print(f"mcagent: {error}", file=sys.stderr)
@@ -46,6 +53,47 @@ def _migrate() -> int:
         raise ConfigError(["DATABASE_URL: required (postgresql://…) to apply migrations"])
     applied = apply_migrations(url)
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+def _reencrypt_tokens(settings: Settings, batch_size: int) -> int:
+    """Re-encrypt under the first key, then drop the cached routes (their tokens may be under an old key).
+
+    Exit code 1 when some token no listed key decrypts: those channels are named, and left as they were.
+    """
+    from adapters.redis.cache import RedisRouteCache
+    from entrypoints.container import build_container
+    from entrypoints.logging_setup import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    container = build_container(settings)
+    container.init_resources()
+    try:
+        counts = container.channel_tokens().reencrypt_all(batch_size=batch_size)
+        cache = container.route_cache()
+        assert isinstance(cache, RedisRouteCache)  # from_env() without dev requires Redis
+        dropped = cache.forget_all()
+    finally:
+        container.shutdown_resources()
+    print(
+        f"channel access tokens: {counts.reencrypted} re-encrypted from an older key, "
+        f"{counts.encrypted} encrypted from plain text, {counts.current} already current, "
+        f"{counts.changed_meanwhile} changed meanwhile, {len(counts.unreadable)} unreadable"
+    )
+    if dropped is None:
+        print(f"route cache: Redis not reachable; cached routes expire within {settings.cache_ttl_s} s")
+    else:
+        print(f"route cache: {dropped} cached route(s) dropped")
+    if counts.changed_meanwhile:
+        print("some tokens changed while this ran: run the command again to check them")
+    if counts.unreadable:
+        print(
+            "no key of TOKEN_ENCRYPTION_KEYS decrypts the token of channel(s) "
+            + ", ".join(counts.unreadable)
+            + ": put the key they were written under back in the list and run again, or set a new token",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

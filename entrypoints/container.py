@@ -17,6 +17,7 @@ from dependency_injector import containers, providers
 from psycopg_pool import ConnectionPool
 
 from adapters.circuit import Circuit, InMemoryCircuitBoard, RedisCircuitBoard
+from adapters.crypto import FernetTokenCipher
 from adapters.memory.message_store import InMemoryMessageStore
 from adapters.memory.rejected_deliveries import InMemoryRejectedDeliveries
 from adapters.memory.services import (
@@ -36,6 +37,7 @@ from adapters.meta.whatsapp import WhatsAppCloudSender, graph_outage
 from adapters.openai.offline import OfflineResponder
 from adapters.openai.responder import OpenAIResponder
 from adapters.openai.responder import is_outage as openai_outage
+from adapters.postgres.channel_tokens import PostgresChannelTokens
 from adapters.postgres.message_store import PostgresMessageStore
 from adapters.postgres.pool import open_pool
 from adapters.postgres.rejected_deliveries import PostgresRejectedDeliveries
@@ -117,13 +119,16 @@ class Container(containers.DeclarativeContainer):
 
     postgres_pool = providers.Resource(_postgres_pool, settings)
     redis = providers.Resource(_redis, settings)
+    # Channel access tokens at rest, in PostgreSQL and the Redis route cache (in memory they stay clear).
+    token_cipher = providers.Singleton(FernetTokenCipher, settings.provided.token_encryption_keys)
+    channel_tokens = providers.Singleton(PostgresChannelTokens, postgres_pool, cipher=token_cipher)
 
     memory_store = providers.Singleton(InMemoryStore)
     memory_uow = providers.Factory(InMemoryUnitOfWork, memory_store)
     uow = providers.Selector(
         mode,
         embedded=memory_uow.provider,
-        production=providers.Factory(PostgresUnitOfWork, postgres_pool).provider,
+        production=providers.Factory(PostgresUnitOfWork, postgres_pool, cipher=token_cipher).provider,
     )
     message_store = providers.Selector(
         mode,
@@ -156,7 +161,9 @@ class Container(containers.DeclarativeContainer):
     route_cache = providers.Selector(
         mode,
         embedded=providers.Singleton(InMemoryRouteCache),
-        production=providers.Singleton(RedisRouteCache, redis, ttl_s=settings.provided.cache_ttl_s),
+        production=providers.Singleton(
+            RedisRouteCache, redis, ttl_s=settings.provided.cache_ttl_s, cipher=token_cipher
+        ),
     )
     balance_cache = providers.Selector(
         mode,

@@ -10,8 +10,9 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from attrs import frozen
+from attrs import field, frozen
 
+from adapters.crypto import check_key, generate_key
 from domain.messages import OrderingScope
 
 T = TypeVar("T")
@@ -20,6 +21,8 @@ T = TypeVar("T")
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"
 DEV_ADMIN_API_KEY = "dev-admin-key"
 DEV_VERIFY_TOKEN = "dev-verify-token"
+
+GENERATE_KEY_COMMAND = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
 
 class ConfigError(Exception):
@@ -48,6 +51,8 @@ class Settings:
     webhook_path: str
     api_key_header: str
     admin_api_key: str
+    #: Fernet keys for channel access tokens at rest: the first encrypts, all decrypt. Never in a repr.
+    token_encryption_keys: tuple[str, ...] = field(repr=False)
     worker_concurrency: int
     worker_max_processes: int
     worker_threads: int
@@ -124,6 +129,9 @@ class Settings:
             webhook_path=reader.path("WEBHOOK_PATH", "/webhook/meta"),
             api_key_header=reader.text("API_KEY_HEADER", "x-api-key") or "x-api-key",
             admin_api_key=reader.secret("ADMIN_API_KEY", DEV_ADMIN_API_KEY if dev else None),
+            # Required with a database: a key made up at start would lock every token out at the next one.
+            # Embedded dev mode keeps tokens in process memory only, so a key of the moment does.
+            token_encryption_keys=reader.fernet_keys("TOKEN_ENCRYPTION_KEYS", required=database_url is not None),
             worker_concurrency=(concurrency := reader.integer("WORKER_CONCURRENCY", 2, minimum=1)),
             worker_max_processes=reader.integer("WORKER_MAX_PROCESSES", concurrency, minimum=1),
             worker_threads=reader.integer("WORKER_THREADS", 32, minimum=1),
@@ -181,6 +189,28 @@ class _Reader:
             self.problem(f"{name}: required")
             return ""
         return value
+
+    def fernet_keys(self, name: str, *, required: bool) -> tuple[str, ...]:
+        """Comma-separated Fernet keys. A problem names the variable and the key's position, never the key."""
+        raw = self._raw(name)
+        if raw is None:
+            if required:
+                self.problem(
+                    f"{name}: required wherever DATABASE_URL is set (comma-separated Fernet keys, the first "
+                    f"encrypts); generate one with: {GENERATE_KEY_COMMAND}"
+                )
+                return ()
+            return (generate_key(),)
+        keys = tuple(key.strip() for key in raw.split(","))
+        for position, key in enumerate(keys, start=1):
+            try:
+                check_key(key)
+            except ValueError as error:
+                what = "empty" if not key else str(error)
+                self.problem(
+                    f"{name}: key {position} of {len(keys)} is {what}; generate one with: {GENERATE_KEY_COMMAND}"
+                )
+        return keys
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
         return self._parsed(name, default, int, f"a whole number >= {minimum}", lambda v: v >= minimum)

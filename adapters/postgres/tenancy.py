@@ -1,8 +1,19 @@
-"""Users, channels (`phone_numbers`) and agents in PostgreSQL."""
+"""Users, channels (`phone_numbers`) and agents in PostgreSQL.
+
+A channel's access token is stored encrypted (adapters/crypto.py): `_token_column` is the one place
+that turns a token into what `access_token` holds and `_channel` the one that turns a row back into
+a Channel, so every method that writes or reads a channel goes through the cipher.
+"""
 
 from __future__ import annotations
 
-from adapters.postgres._sql import PostgresRepository, conflicts
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import evolve
+
+from adapters.crypto import FernetTokenCipher, TokenUndecryptable
+from adapters.postgres._sql import ConnectionSource, PostgresRepository, conflicts
 from adapters.postgres.rows import entity
 from domain.tenancy import Agent, Channel, Route, User
 
@@ -39,6 +50,20 @@ class PostgresUsersRepository(PostgresRepository):
 
 
 class PostgresChannelsRepository(PostgresRepository):
+    def __init__(self, connection: ConnectionSource, *, cipher: FernetTokenCipher) -> None:
+        super().__init__(connection)
+        self._cipher = cipher
+
+    def _token_column(self, channel: Channel) -> str:
+        return self._cipher.encrypt(channel.access_token)
+
+    def _channel(self, row: Mapping[str, Any]) -> Channel:
+        stored = entity(row, Channel)
+        try:
+            return evolve(stored, access_token=self._cipher.decrypt(stored.access_token))
+        except TokenUndecryptable as error:
+            raise TokenUndecryptable(f"channel {stored.phone_number_id}: {error}") from None
+
     def add(self, channel: Channel) -> None:
         with conflicts(
             {
@@ -55,7 +80,7 @@ class PostgresChannelsRepository(PostgresRepository):
                     channel.user_id,
                     channel.type.value,
                     channel.external_number,
-                    channel.access_token,
+                    self._token_column(channel),
                     channel.display_name,
                     channel.created_at,
                 ),
@@ -70,14 +95,14 @@ class PostgresChannelsRepository(PostgresRepository):
             )
             .fetchone()
         )
-        return None if row is None else entity(row, Channel)
+        return None if row is None else self._channel(row)
 
     def list(self, user_id: str) -> list[Channel]:
         rows = self._cursor().execute(
             f"SELECT {_CHANNEL_COLUMNS} FROM phone_numbers WHERE user_id = %s ORDER BY created_at, phone_number_id",
             (user_id,),
         )
-        return [entity(row, Channel) for row in rows]
+        return [self._channel(row) for row in rows]
 
     def route(self, phone_number_id: str) -> Route | None:
         row = (
@@ -100,7 +125,7 @@ class PostgresChannelsRepository(PostgresRepository):
         if row is None:
             return None
         agent = None if row["agent_agent_id"] is None else entity(row, Agent, prefix="agent_")
-        return Route(channel=entity(row, Channel), agent=agent)
+        return Route(channel=self._channel(row), agent=agent)
 
 
 class PostgresAgentsRepository(PostgresRepository):

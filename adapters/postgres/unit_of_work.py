@@ -8,6 +8,7 @@ from typing import Any, Self
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from adapters.crypto import FernetTokenCipher
 from adapters.postgres.conversations import PostgresConversationsRepository
 from adapters.postgres.credits import PostgresCreditsRepository
 from adapters.postgres.messages import PostgresMessagesRepository
@@ -29,15 +30,16 @@ class PostgresUnitOfWork:
     The connection is taken from the pool on entry and given back on exit, so a unit of work holds
     a connection only while its block runs; the same instance can be entered again afterwards.
     The transaction begins with the first statement (psycopg's default); after `commit()` the next
-    statement begins a new one.
+    statement begins a new one. Channel access tokens are encrypted with `cipher` on the way in and
+    decrypted on the way out.
     """
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, *, cipher: FernetTokenCipher) -> None:
         self._pool = pool
         self._conn: psycopg.Connection[Any] | None = None
         # Typed as the ports: a Protocol's attributes are invariant.
         self.users: UsersRepository = PostgresUsersRepository(self._connection)
-        self.channels: ChannelsRepository = PostgresChannelsRepository(self._connection)
+        self.channels: ChannelsRepository = PostgresChannelsRepository(self._connection, cipher=cipher)
         self.agents: AgentsRepository = PostgresAgentsRepository(self._connection)
         self.credits: CreditsRepository = PostgresCreditsRepository(self._connection)
         self.conversations: ConversationsRepository = PostgresConversationsRepository(self._connection)

@@ -3,6 +3,10 @@
 A cache failure is never an error for the caller: reads miss, writes and invalidations are skipped,
 and the database answers. A circuit breaker skips Redis altogether for a while after a few failures
 in a row, so an outage costs a few timeouts rather than one on every request.
+
+A cached route holds its channel's access token encrypted, as PostgreSQL does (adapters/crypto.py);
+an entry no configured key decrypts (written under a key since removed) is a miss, like any other
+unreadable entry, and is replaced by the next put.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from typing import TypeVar
 import cattrs
 import redis
 import structlog
+from attrs import evolve
 from cattrs.preconf.json import make_converter
 
 from adapters.circuit import Circuit, CircuitOpen
+from adapters.crypto import FernetTokenCipher, TokenUndecryptable
 from domain.credits import Credits
 from domain.tenancy import Route
 
@@ -75,14 +81,50 @@ class _RedisJsonCache:
 class RedisRouteCache(_RedisJsonCache):
     """Keyed by channel id alone: the webhook knows no tenant yet, and channel ids are globally unique."""
 
+    def __init__(
+        self, client: redis.Redis, ttl_s: int, *, cipher: FernetTokenCipher, circuit: Circuit | None = None
+    ) -> None:
+        super().__init__(client, ttl_s, circuit=circuit)
+        self._cipher = cipher
+
     def get(self, phone_number_id: str) -> Route | None:
-        return self._read(_route_key(phone_number_id), Route)
+        key = _route_key(phone_number_id)
+        cached = self._read(key, Route)
+        if cached is None:
+            return None
+        try:
+            return _with_token(cached, self._cipher.decrypt(cached.channel.access_token))
+        except TokenUndecryptable as error:
+            log.warning("cache_entry_unreadable", key=key, error=str(error))
+            return None
 
     def put(self, route: Route) -> None:
-        self._write(_route_key(route.channel.phone_number_id), route)
+        self._write(
+            _route_key(route.channel.phone_number_id),
+            _with_token(route, self._cipher.encrypt(route.channel.access_token)),
+        )
 
     def invalidate(self, phone_number_id: str) -> None:
         self._delete(_route_key(phone_number_id))
+
+    def forget_all(self) -> int | None:
+        """Drop every cached route; how many there were, or None when Redis could not be reached."""
+
+        def drop() -> int:
+            dropped = 0
+            keys: list[bytes] = []
+            for key in self._client.scan_iter(match=_route_key("*"), count=1000):
+                keys.append(key)
+                if len(keys) == 1000:
+                    dropped += int(self._client.delete(*keys))
+                    keys.clear()
+            return dropped + (int(self._client.delete(*keys)) if keys else 0)
+
+        return self._guarded(drop, what="forget_all", key=_route_key("*"))
+
+
+def _with_token(route: Route, access_token: str) -> Route:
+    return evolve(route, channel=evolve(route.channel, access_token=access_token))
 
 
 class RedisBalanceCache(_RedisJsonCache):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from attrs import frozen
+from attrs import field, frozen
 
 from application.ports.repositories import UnitOfWork
 from application.ports.services import Clock, IdGenerator
@@ -19,7 +19,7 @@ class AddChannelCommand:
     user_id: str
     type: ChannelType
     external_number: str
-    access_token: str | None = None
+    access_token: str | None = field(default=None, repr=False)  # a command in a traceback must not carry it
     phone_number_id: str | None = None
     display_name: str | None = None
 

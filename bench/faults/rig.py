@@ -34,6 +34,7 @@ from bench.procstats import ProcessMonitor, all_stats
 from bench.run import ADMIN_KEY, WEBHOOK_SECRET, provision, warm_up
 from bench.system import Database, Service, gunicorn_argv, start_redis, worker_argv
 from tests.support.processes import free_port, wait_for
+from tests.support.secrets import TEST_TOKEN_KEY
 
 WEBHOOK_PATH = "/webhook/meta"
 #: What differs from one line to the next of the same event: ports, ids, addresses.
@@ -172,6 +173,7 @@ def service_env(database_url: str, redis_url: str, ai_port: int, graph_port: int
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
         "WEBHOOK_VERIFY_TOKEN": "faults-verify",
         "ADMIN_API_KEY": ADMIN_KEY,
+        "TOKEN_ENCRYPTION_KEYS": TEST_TOKEN_KEY,
         "LOG_LEVEL": "info",
         **TIMINGS,
     }

@@ -22,6 +22,7 @@ import requests
 from entrypoints.dev import whatsapp_delivery, whatsapp_text
 from entrypoints.http.signature import sign
 from tests.support.processes import free_port, wait_for
+from tests.support.secrets import TEST_TOKEN_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "e2e-webhook-secret"
@@ -132,6 +133,7 @@ class System:
             "WEBHOOK_SECRET": WEBHOOK_SECRET,
             "WEBHOOK_VERIFY_TOKEN": "e2e-verify",
             "ADMIN_API_KEY": ADMIN_KEY,
+            "TOKEN_ENCRYPTION_KEYS": TEST_TOKEN_KEY,
             "WORKER_CONCURRENCY": "4",
             **({} if default_timings else SHORT_TIMINGS),
             "QUEUE_NAME": f"e2e-{uuid.uuid4().hex[:6]}",

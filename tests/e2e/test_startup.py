@@ -14,6 +14,7 @@ import pytest
 
 from adapters.postgres.migrations import apply_migrations
 from tests.e2e.harness import ADMIN_KEY, ROOT, WEBHOOK_SECRET, free_port
+from tests.support.secrets import TEST_TOKEN_KEY
 
 #: "At once": about a second here, mostly importing the app; the margin is for a busy machine.
 EXITS_WITHIN_S = 10.0
@@ -41,6 +42,7 @@ def _env(database_url: str) -> dict[str, str]:
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
         "WEBHOOK_VERIFY_TOKEN": "e2e-verify",
         "ADMIN_API_KEY": ADMIN_KEY,
+        "TOKEN_ENCRYPTION_KEYS": TEST_TOKEN_KEY,
         "LOG_LEVEL": "info",
     }
 

@@ -20,6 +20,7 @@ from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from tests.support.fuzzing import ApiRequest, any_delivery_body, api_requests
 from tests.support.inprocess import InProcessService
+from tests.support.secrets import TEST_TOKEN_KEY
 
 
 @pytest.fixture
@@ -32,6 +33,7 @@ def service(clean_database: str, redis_url: str) -> Iterator[InProcessService]:
             "WEBHOOK_VERIFY_TOKEN": "fuzz-verify-token",
             "ADMIN_API_KEY": "fuzz-admin-key",
             "OFFLINE_RESPONDER": "true",
+            "TOKEN_ENCRYPTION_KEYS": TEST_TOKEN_KEY,
         }
     )
     container = build_container(settings)

@@ -29,6 +29,7 @@ from domain.messages import MessageStatus, OrderingScope, RecordedInbound, Scope
 from domain.tenancy import Route
 from domain.turns import AIReply, Turn, TurnAnswered, TurnStarted
 from tests.support.postgres import NOW, an_inbound, seed_route
+from tests.support.secrets import TEST_CIPHER
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def route(pool: ConnectionPool) -> Route:
 
 
 def _top_up(pool: ConnectionPool, amount: int) -> None:
-    with PostgresUnitOfWork(pool) as uow:
+    with PostgresUnitOfWork(pool, cipher=TEST_CIPHER) as uow:
         uow.credits.record(CreditMovement.top_up("user-1", amount, "test"), NOW)
         uow.commit()
 
@@ -54,7 +55,7 @@ def _scope(conversation_id: int) -> ScopeKey:
 
 
 def _messages(pool: ConnectionPool) -> int:
-    with PostgresUnitOfWork(pool) as uow:
+    with PostgresUnitOfWork(pool, cipher=TEST_CIPHER) as uow:
         return len(uow.messages.list("user-1", MessageQuery(limit=100)).items)
 
 
@@ -180,7 +181,7 @@ def test_turns_decided_on_the_same_balance_at_once_never_hold_more_than_it(pool:
         results = list(executor.map(start, decisions))
 
     assert results.count(True) == 5
-    with PostgresUnitOfWork(pool) as uow:
+    with PostgresUnitOfWork(pool, cipher=TEST_CIPHER) as uow:
         credits = uow.credits.get("user-1")
         statuses = [m.status for m in uow.messages.list("user-1", MessageQuery(limit=100)).items]
     assert (credits.balance, credits.reserved) == (5, 5)
@@ -210,7 +211,7 @@ def test_concurrent_answers_to_one_turn_store_one_reply_and_charge_once(pool: Co
     with ThreadPoolExecutor(max_workers=4) as executor:
         assert list(executor.map(answer, answers)).count(True) == 1  # type: ignore[arg-type]
     replying = turns.next_work(_scope(recorded.conversation_id))
-    with PostgresUnitOfWork(pool) as uow:
+    with PostgresUnitOfWork(pool, cipher=TEST_CIPHER) as uow:
         credits = uow.credits.get("user-1")
         charges = [e for e in uow.credits.ledger("user-1", limit=10) if e.kind is LedgerKind.CHARGE]
     assert replying is not None and [p.status for p in replying.messages] == [MessageStatus.SENDING]
@@ -229,9 +230,9 @@ def test_store_calls_run_without_a_transaction_and_leave_the_connection_transact
             conn.execute("SELECT 1")
             assert conn.info.transaction_status is psycopg.pq.TransactionStatus.INTRANS
             conn.rollback()
-        with PostgresUnitOfWork(single) as uow:
+        with PostgresUnitOfWork(single, cipher=TEST_CIPHER) as uow:
             uow.credits.record(CreditMovement.top_up("user-1", 3, None), NOW)  # not committed: rolled back
-        with PostgresUnitOfWork(single) as uow:
+        with PostgresUnitOfWork(single, cipher=TEST_CIPHER) as uow:
             assert uow.credits.get("user-1").balance == 0
     finally:
         single.close()

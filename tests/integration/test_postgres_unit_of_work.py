@@ -17,6 +17,7 @@ from adapters.postgres.unit_of_work import PostgresUnitOfWork
 from domain.credits import CreditMovement
 from domain.errors import Conflict
 from tests.support.postgres import NOW, a_channel, a_user, an_agent, seed_route
+from tests.support.secrets import TEST_CIPHER
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def pool(clean_database: str) -> Iterator[ConnectionPool]:
 
 
 def _uow(pool: ConnectionPool) -> PostgresUnitOfWork:
-    return PostgresUnitOfWork(pool)
+    return PostgresUnitOfWork(pool, cipher=TEST_CIPHER)
 
 
 # --- the unit of work ----------------------------------------------------------------------------

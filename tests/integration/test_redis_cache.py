@@ -15,6 +15,7 @@ from adapters.redis.client import redis_client
 from domain.channels import ChannelType
 from domain.credits import Credits
 from domain.tenancy import Agent, Channel, Route
+from tests.support.secrets import TEST_CIPHER
 
 AT = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 ROUTE = Route(
@@ -35,7 +36,7 @@ def hanging_redis_url() -> Iterator[str]:
 
 
 def test_route_round_trips_through_redis(client: redis.Redis) -> None:
-    cache = RedisRouteCache(client, ttl_s=300)
+    cache = RedisRouteCache(client, ttl_s=300, cipher=TEST_CIPHER)
 
     cache.put(ROUTE)
 
@@ -44,7 +45,7 @@ def test_route_round_trips_through_redis(client: redis.Redis) -> None:
 
 
 def test_route_without_agent_round_trips(client: redis.Redis) -> None:
-    cache = RedisRouteCache(client, ttl_s=300)
+    cache = RedisRouteCache(client, ttl_s=300, cipher=TEST_CIPHER)
     unlinked = Route(channel=ROUTE.channel, agent=None)
 
     cache.put(unlinked)
@@ -53,7 +54,7 @@ def test_route_without_agent_round_trips(client: redis.Redis) -> None:
 
 
 def test_route_is_stored_as_readable_json(client: redis.Redis) -> None:
-    RedisRouteCache(client, ttl_s=300).put(ROUTE)
+    RedisRouteCache(client, ttl_s=300, cipher=TEST_CIPHER).put(ROUTE)
 
     stored = client.get("mcagent:route:pn_123")
 
@@ -63,7 +64,7 @@ def test_route_is_stored_as_readable_json(client: redis.Redis) -> None:
 
 
 def test_invalidated_route_is_a_miss(client: redis.Redis) -> None:
-    cache = RedisRouteCache(client, ttl_s=300)
+    cache = RedisRouteCache(client, ttl_s=300, cipher=TEST_CIPHER)
     cache.put(ROUTE)
 
     cache.invalidate("pn_123")
@@ -72,13 +73,13 @@ def test_invalidated_route_is_a_miss(client: redis.Redis) -> None:
 
 
 def test_unknown_route_is_a_miss(client: redis.Redis) -> None:
-    assert RedisRouteCache(client, ttl_s=300).get("pn_unknown") is None
+    assert RedisRouteCache(client, ttl_s=300, cipher=TEST_CIPHER).get("pn_unknown") is None
 
 
 def test_unreadable_entry_is_a_miss(client: redis.Redis) -> None:
     client.set("mcagent:route:pn_123", b'{"channel": {"phone_number_id": "pn_123"}}')
 
-    assert RedisRouteCache(client, ttl_s=300).get("pn_123") is None
+    assert RedisRouteCache(client, ttl_s=300, cipher=TEST_CIPHER).get("pn_123") is None
 
 
 def test_balance_round_trips_and_is_invalidated(client: redis.Redis) -> None:
@@ -94,7 +95,7 @@ def test_balance_round_trips_and_is_invalidated(client: redis.Redis) -> None:
 
 def test_cache_on_a_closed_port_misses_without_raising() -> None:
     client = redis_client("redis://127.0.0.1:1/0", socket_timeout_s=0.5)
-    routes, balances = RedisRouteCache(client, ttl_s=300), RedisBalanceCache(client, ttl_s=300)
+    routes, balances = RedisRouteCache(client, ttl_s=300, cipher=TEST_CIPHER), RedisBalanceCache(client, ttl_s=300)
 
     routes.put(ROUTE)
     balances.put(CREDITS)
@@ -107,7 +108,10 @@ def test_cache_on_a_closed_port_misses_without_raising() -> None:
 
 def test_hanging_redis_costs_a_few_timeouts_then_is_skipped(hanging_redis_url: str) -> None:
     cache = RedisRouteCache(
-        redis_client(hanging_redis_url, socket_timeout_s=0.2), ttl_s=300, circuit=cache_circuit(failures=3)
+        redis_client(hanging_redis_url, socket_timeout_s=0.2),
+        ttl_s=300,
+        cipher=TEST_CIPHER,
+        circuit=cache_circuit(failures=3),
     )
 
     started = time.monotonic()
@@ -121,8 +125,10 @@ def test_hanging_redis_costs_a_few_timeouts_then_is_skipped(hanging_redis_url: s
 
 def test_cache_is_used_again_after_the_breaker_resets(client: redis.Redis, hanging_redis_url: str) -> None:
     circuit = cache_circuit(failures=1, reset_after_s=0.3)
-    RedisRouteCache(redis_client(hanging_redis_url, socket_timeout_s=0.1), ttl_s=300, circuit=circuit).get("pn_123")
-    healthy = RedisRouteCache(client, ttl_s=300, circuit=circuit)
+    RedisRouteCache(
+        redis_client(hanging_redis_url, socket_timeout_s=0.1), ttl_s=300, cipher=TEST_CIPHER, circuit=circuit
+    ).get("pn_123")
+    healthy = RedisRouteCache(client, ttl_s=300, cipher=TEST_CIPHER, circuit=circuit)
     healthy.put(ROUTE)
     assert healthy.get("pn_123") is None, "the open breaker skips Redis"
 

@@ -47,6 +47,7 @@ from domain.messages import (
 from domain.tenancy import Agent, Channel, Route, User
 from domain.turns import AIReply, Reply, Turn, TurnAnswered, TurnRefused, TurnStarted, TurnStatus
 from tests.support.postgres import NOW, a_channel, a_user, an_agent, an_inbound, minutes
+from tests.support.secrets import TEST_CIPHER
 
 S = MessageStatus
 CHANNEL = ScopeKey(OrderingScope.PHONE_NUMBER, "pn-1")
@@ -118,7 +119,10 @@ def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
     pool = open_pool(url, size=4, timeout_s=10)
     try:
         yield Storage(
-            lambda: PostgresUnitOfWork(pool), PostgresMessageStore(pool), PostgresTurnStore(pool), _SqlPeek(url)
+            lambda: PostgresUnitOfWork(pool, cipher=TEST_CIPHER),
+            PostgresMessageStore(pool),
+            PostgresTurnStore(pool),
+            _SqlPeek(url),
         )
     finally:
         pool.close()

@@ -10,6 +10,7 @@ from adapters.postgres.unit_of_work import PostgresUnitOfWork
 from domain.channels import ChannelType
 from domain.messages import InboundMessage
 from domain.tenancy import Agent, Channel, Route, User
+from tests.support.secrets import TEST_CIPHER
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -51,7 +52,7 @@ def an_agent(user_id: str, phone_number_id: str, agent_id: str | None = None) ->
 def seed_route(pool: ConnectionPool, user_id: str = "user-1", phone_number_id: str = "pn-1") -> Route:
     """Store a user (unless stored already), a channel and its agent; return the channel's route."""
     channel, agent = a_channel(user_id, phone_number_id), an_agent(user_id, phone_number_id)
-    with PostgresUnitOfWork(pool) as uow:
+    with PostgresUnitOfWork(pool, cipher=TEST_CIPHER) as uow:
         if uow.users.get(user_id) is None:
             uow.users.add(a_user(user_id))
         uow.channels.add(channel)

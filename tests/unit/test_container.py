@@ -9,6 +9,7 @@ from adapters.openai.responder import OpenAIResponder
 from application.ports.services import AIRequest
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
+from tests.support.secrets import TEST_TOKEN_KEY
 
 PRODUCTION = {
     "DATABASE_URL": "postgresql://db/app",
@@ -16,6 +17,7 @@ PRODUCTION = {
     "WEBHOOK_SECRET": "s",
     "WEBHOOK_VERIFY_TOKEN": "v",
     "ADMIN_API_KEY": "a",
+    "TOKEN_ENCRYPTION_KEYS": TEST_TOKEN_KEY,
 }
 
 

@@ -64,13 +64,12 @@ def test_masked_token_never_shows_the_token(length: int) -> None:
     assert token not in masked
 
 
-def test_masked_token_of_a_real_token_shows_only_its_ends() -> None:
+def test_masked_token_of_a_real_token_shows_only_its_last_four_characters() -> None:
     token = "EAAGm0PX4ZCpsBAKZCZA1Oq2H3mHZB9t5zDz4hjuKZBw8gPZAqYxRZAtB1sXfW4ZCZBCZCJiLSZCgK"
 
     masked = _channel(token).masked_token
 
-    assert masked == "EAAG…ZCgK"
-    assert token[4:-4] not in masked
+    assert masked == "…ZCgK"
 
 
 @pytest.mark.parametrize("token", ["", "short", "12345678"])

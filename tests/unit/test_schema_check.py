@@ -10,6 +10,7 @@ from adapters.postgres.migrations import DatabaseUnreachable, SchemaNotCurrent
 from entrypoints.schema_check import refuse_unless_current_schema, wait_for_current_schema
 from entrypoints.settings import Settings
 from tests.support.processes import free_port
+from tests.support.secrets import TEST_TOKEN_KEY
 
 PRODUCTION = {
     "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/app",
@@ -17,6 +18,7 @@ PRODUCTION = {
     "WEBHOOK_SECRET": "s",
     "WEBHOOK_VERIFY_TOKEN": "v",
     "ADMIN_API_KEY": "a",
+    "TOKEN_ENCRYPTION_KEYS": TEST_TOKEN_KEY,
     "OPENAI_API_KEY": "sk-test",
 }
 

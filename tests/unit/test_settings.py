@@ -4,6 +4,7 @@ import pytest
 
 from domain.messages import OrderingScope
 from entrypoints.settings import ConfigError, Settings
+from tests.support.secrets import TEST_TOKEN_KEY
 
 PRODUCTION = {
     "DATABASE_URL": "postgresql://db/app",
@@ -12,6 +13,7 @@ PRODUCTION = {
     "WEBHOOK_VERIFY_TOKEN": "v",
     "ADMIN_API_KEY": "a",
     "OPENAI_API_KEY": "sk-test",
+    "TOKEN_ENCRYPTION_KEYS": TEST_TOKEN_KEY,
 }
 
 

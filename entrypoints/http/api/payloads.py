@@ -72,7 +72,7 @@ class AddChannelRequest:
     type: ChannelType
     external_number: str = field(metadata=_bounded(limits.EXTERNAL_NUMBER))
     phone_number_id: str | None = field(default=None, metadata=_bounded(limits.CHANNEL_ID))
-    access_token: str | None = field(default=None, metadata=_bounded(limits.ACCESS_TOKEN))
+    access_token: str | None = field(default=None, repr=False, metadata=_bounded(limits.ACCESS_TOKEN))
     display_name: str | None = field(default=None, metadata=_bounded(limits.DISPLAY_NAME))
 
     def command(self, user_id: str) -> AddChannelCommand:
