@@ -43,6 +43,7 @@ from tests.integration.test_repository_contract import (
     _work,
 )
 from tests.support.postgres import NOW, minutes
+from tests.support.secrets import TEST_CIPHER
 
 S = MessageStatus
 
@@ -77,7 +78,10 @@ def listings(request: pytest.FixtureRequest) -> Iterator[Listings]:
 
     try:
         storage = Storage(
-            lambda: PostgresUnitOfWork(pool), PostgresMessageStore(pool), PostgresTurnStore(pool), _SqlPeek(url)
+            lambda: PostgresUnitOfWork(pool, cipher=TEST_CIPHER),
+            PostgresMessageStore(pool),
+            PostgresTurnStore(pool),
+            _SqlPeek(url),
         )
         yield Listings(storage, archive_in_postgres)
     finally:
