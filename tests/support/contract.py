@@ -86,7 +86,9 @@ class Contract:
             ]
         return found
 
-    def check(self, method: str, path: str, status: int, content_type: str | None, headers: Iterable[str], body: bytes) -> None:
+    def check(
+        self, method: str, path: str, status: int, content_type: str | None, headers: Iterable[str], body: bytes
+    ) -> None:
         found = self.problems(method, path, status, content_type, headers, body)
         if found:
             raise ContractViolation("response outside the OpenAPI document:\n  " + "\n  ".join(found))

@@ -40,7 +40,7 @@ def type_schema(annotation: object) -> JsonSchema:
         return {"type": "string", "enum": [member.value for member in annotation]}
     simple = {str: {"type": "string"}, bool: {"type": "boolean"}, int: {"type": "integer"}}
     if annotation in simple:
-        return dict(simple[annotation])  # type: ignore[index]
+        return dict(simple[annotation])
     if annotation is datetime:
         return {"type": "string", "format": "date-time"}
     raise TypeError(f"no JSON Schema for {annotation!r}")
