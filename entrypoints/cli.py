@@ -1,4 +1,4 @@
-"""`mcagent`: migrate, serve, worker, dev.
+"""`mcagent`: migrate, serve, worker, dev, seed.
 
 A bad configuration, or a database not at this release's schema, ends the command with one message and exit code 2.
 """
@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("worker", help="run WORKER_CONCURRENCY RQ worker processes and the recovery sweeper")
     dev = commands.add_parser("dev", help="run everything in one process; in memory unless DATABASE_URL is set")
     dev.add_argument("--host", default="127.0.0.1")
+    commands.add_parser(
+        "seed", help="fill DATABASE_URL's (migrated) database with demo tenants, channels, agents, credits and chats"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "migrate":
@@ -32,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(Settings.from_env(), args.host)
         if args.command == "worker":
             return _worker(Settings.from_env())
+        if args.command == "seed":
+            return _seed(Settings.from_env(dev=True))
         return _dev(Settings.from_env(dev=True), args.host)
     except (ConfigError, SchemaNotCurrent) as error:
         print(f"mcagent: {error}", file=sys.stderr)
@@ -104,6 +109,27 @@ mcagent dev — {"embedded (in memory)" if settings.embedded else "Postgres + Re
         app.run(host=host, port=settings.port, threaded=True, use_reloader=False)
     finally:
         stop.set()
+        container.shutdown_resources()
+    return 0
+
+
+def _seed(settings: Settings) -> int:
+    """A demo in a real database; once only (exit code 1 on a seeded database, nothing changed)."""
+    from adapters.postgres.migrations import verify_schema
+    from entrypoints.container import build_container
+    from entrypoints.seed import AlreadySeeded, banner, seed
+
+    if settings.embedded or settings.database_url is None:
+        raise ConfigError(["DATABASE_URL and REDIS_URL: required; `mcagent seed` fills a database"])
+    verify_schema(settings.database_url)
+    container = build_container(settings)
+    container.init_resources()
+    try:
+        print(banner(seed(container)), flush=True)
+    except AlreadySeeded as error:
+        print(f"mcagent seed: {error}; nothing was changed", file=sys.stderr)
+        return 1
+    finally:
         container.shutdown_resources()
     return 0
 
