@@ -66,6 +66,14 @@ def test_configured_header_names_and_webhook_path_are_the_documented_ones() -> N
     assert route_differences(_app(env), document) == ""
 
 
+def test_one_settings_header_name_does_not_leak_into_another_document() -> None:
+    default = Settings.from_env({}, dev=True)
+    custom = Settings.from_env({"CORRELATION_ID_HEADER": "x-request-id"}, dev=True)
+    first, _, again = openapi_document(default), openapi_document(custom), openapi_document(default)
+    assert first == again
+    assert "x-correlation-id" in again["paths"]["/health"]["get"]["responses"]["200"]["headers"]
+
+
 def test_bodies_carry_the_domain_bounds_and_enums(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
     agent = schemas["CreateAgentRequest"]

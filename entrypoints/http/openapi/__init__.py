@@ -9,7 +9,7 @@ in it (tests/unit/test_openapi_document.py).
 
 from __future__ import annotations
 
-import json
+import copy
 from typing import Any
 
 from entrypoints.http.openapi import agents, channels, credits, messages, service, users
@@ -55,8 +55,17 @@ def _add(into: dict[str, JsonSchema], more: dict[str, JsonSchema]) -> None:
 
 
 def _with_correlation_header(document: dict[str, Any], name: str) -> dict[str, Any]:
-    if name == _CORRELATION_HEADER:
-        return document
-    # Each response names the header; a configured name replaces it everywhere at once.
-    renamed: dict[str, Any] = json.loads(json.dumps(document).replace(f'"{_CORRELATION_HEADER}":', f'"{name}":'))
-    return renamed
+    """Each response names the correlation id header; the configured name replaces the default (in a
+    copy: the resource modules' operations are shared by every call)."""
+    document = copy.deepcopy(document)
+    responses = [
+        response
+        for item in document["paths"].values()
+        for operation in item.values()
+        for response in operation["responses"].values()
+    ]
+    for response in [*responses, *document["components"]["responses"].values()]:
+        headers = response.get("headers", {})
+        if _CORRELATION_HEADER in headers:
+            headers[name] = headers.pop(_CORRELATION_HEADER)
+    return document
