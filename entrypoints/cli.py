@@ -1,4 +1,4 @@
-"""`mcagent`: migrate, serve, worker, dev, reencrypt-tokens.
+"""`mcagent`: migrate, serve, worker, dev, seed, reencrypt-tokens.
 
 A bad configuration, or a database not at this release's schema, ends the command with one message and exit code 2.
 """
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         help="encrypt every channel access token with the first key of TOKEN_ENCRYPTION_KEYS (safe to run twice)",
     )
     reencrypt.add_argument("--batch-size", type=int, default=500, help="channels per transaction (default 500)")
+    commands.add_parser(
+        "seed", help="fill DATABASE_URL's (migrated) database with demo tenants, channels, agents, credits and chats"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "migrate":
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             return _worker(Settings.from_env())
         if args.command == "reencrypt-tokens":
             return _reencrypt_tokens(Settings.from_env(), max(1, args.batch_size))
+        if args.command == "seed":
+            return _seed(Settings.from_env(dev=True))
         return _dev(Settings.from_env(dev=True), args.host)
     except (ConfigError, SchemaNotCurrent) as error:
         print(f"mcagent: {error}", file=sys.stderr)
@@ -152,6 +157,27 @@ mcagent dev — {"embedded (in memory)" if settings.embedded else "Postgres + Re
         app.run(host=host, port=settings.port, threaded=True, use_reloader=False)
     finally:
         stop.set()
+        container.shutdown_resources()
+    return 0
+
+
+def _seed(settings: Settings) -> int:
+    """A demo in a real database; once only (exit code 1 on a seeded database, nothing changed)."""
+    from adapters.postgres.migrations import verify_schema
+    from entrypoints.container import build_container
+    from entrypoints.seed import AlreadySeeded, banner, seed
+
+    if settings.embedded or settings.database_url is None:
+        raise ConfigError(["DATABASE_URL and REDIS_URL: required; `mcagent seed` fills a database"])
+    verify_schema(settings.database_url)
+    container = build_container(settings)
+    container.init_resources()
+    try:
+        print(banner(seed(container)), flush=True)
+    except AlreadySeeded as error:
+        print(f"mcagent seed: {error}; nothing was changed", file=sys.stderr)
+        return 1
+    finally:
         container.shutdown_resources()
     return 0
 

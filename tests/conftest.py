@@ -95,3 +95,13 @@ def redis_url() -> str:
     finally:
         client.close()
     return REDIS_TEST_URL
+
+
+@pytest.fixture(autouse=True)
+def _responses_checked_against_the_openapi_document(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Flask test client of every test checks each response against `GET /openapi.json`."""
+    from flask import Flask
+
+    from tests.support.contract import ContractCheckedClient
+
+    monkeypatch.setattr(Flask, "test_client_class", ContractCheckedClient)

@@ -12,6 +12,7 @@ from entrypoints.container import Container, build_container
 from entrypoints.http.api import register_api
 from entrypoints.http.errors import register_error_handlers
 from entrypoints.http.health import health
+from entrypoints.http.openapi_route import contract
 from entrypoints.http.services import serve_from
 from entrypoints.http.webhook import webhook_blueprint
 from entrypoints.logging_setup import bind_correlation_id, configure_logging
@@ -54,6 +55,7 @@ def create_app(container: Container | None = None) -> Flask:
 
     register_error_handlers(app)
     app.register_blueprint(health)
+    app.register_blueprint(contract)
     app.register_blueprint(webhook_blueprint(settings.webhook_path))
     register_api(app)
     return app

@@ -21,6 +21,7 @@ import requests
 
 from entrypoints.dev import whatsapp_delivery, whatsapp_text
 from entrypoints.http.signature import sign
+from tests.support.contract import Contract
 from tests.support.processes import free_port, wait_for
 from tests.support.secrets import TEST_TOKEN_KEY
 
@@ -145,6 +146,7 @@ class System:
                 self.env.pop(name, None)
         self.web: ServiceProcess | None = None
         self.workers: ServiceProcess | None = None
+        self._contract: Contract | None = None
 
     def setting_ms(self, name: str, default_ms: int) -> int:
         return int(self.env.get(name, default_ms))
@@ -203,7 +205,20 @@ class System:
     # --- the REST API ----------------------------------------------------------------------------
 
     def api(self, method: str, path: str, key: str = ADMIN_KEY, **kwargs: Any) -> requests.Response:
-        return requests.request(method, f"{self.base_url}{path}", headers={"x-api-key": key}, timeout=10, **kwargs)
+        answer = requests.request(method, f"{self.base_url}{path}", headers={"x-api-key": key}, timeout=10, **kwargs)
+        return self.checked(answer)
+
+    def checked(self, answer: requests.Response) -> requests.Response:
+        """`answer`, after checking it against the document the running service serves."""
+        if self._contract is None:
+            served = requests.get(f"{self.base_url}/openapi.json", timeout=10)
+            assert served.status_code == 200, served.text
+            self._contract = Contract(served.json())
+        request = answer.request
+        path = (request.path_url or "/").split("?", 1)[0]
+        status, content_type = answer.status_code, answer.headers.get("Content-Type")
+        self._contract.check(request.method or "GET", path, status, content_type, answer.headers.keys(), answer.content)
+        return answer
 
     def provision(self, *, phone_number_id: str, credits: int = 1000, prompt_version: str | None = None) -> Tenant:
         created = self.api("POST", "/users", json={"email": f"{uuid.uuid4().hex[:8]}@example.com"})
@@ -264,7 +279,7 @@ class System:
             "Content-Type": "application/json",
             "X-Hub-Signature-256": signature if signature is not None else sign(raw, WEBHOOK_SECRET),
         }
-        return requests.post(f"{self.base_url}/webhook/meta", data=raw, headers=headers, timeout=10)
+        return self.checked(requests.post(f"{self.base_url}/webhook/meta", data=raw, headers=headers, timeout=10))
 
     def send_text(
         self, tenant: Tenant, customer: str, text: str, *, wamid: str | None = None, sent_at: float | None = None

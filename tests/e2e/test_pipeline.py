@@ -752,7 +752,7 @@ def test_a_graph_outage_delays_replies_and_each_goes_out_once_when_it_is_back(
 
 
 def _ready(system: System) -> dict[str, Any]:
-    answer = requests.get(f"{system.base_url}/ready", timeout=5)
+    answer = system.checked(requests.get(f"{system.base_url}/ready", timeout=5))
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body

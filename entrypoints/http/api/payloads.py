@@ -49,6 +49,8 @@ DEFAULT_PAGE_SIZE = 50
 
 #: Where a request class keeps a field's bound (`domain.limits`), in characters.
 _MAX_LENGTH = "max_length"
+#: The same key, for what describes the request classes (the OpenAPI document).
+MAX_LENGTH = _MAX_LENGTH
 
 
 def _bounded(limit: int) -> dict[str, int]:

@@ -1,0 +1,71 @@
+"""The OpenAPI 3.1 document of the service, served at `GET /openapi.json`.
+
+One module per resource exports its `PATHS` (or `paths(settings)`) and `SCHEMAS`; this module puts
+them together with the shared `components`. Documenting a new endpoint is a local edit: add its
+operation to its resource's module (or a new module, listed in `_RESOURCES`).
+Tests check every response they receive against this document, and that every route of the app is
+in it (tests/unit/test_openapi_document.py).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from entrypoints.http.openapi import agents, channels, credits, messages, service, users
+from entrypoints.http.openapi.components import components
+from entrypoints.http.openapi.schemas import JsonSchema
+from entrypoints.settings import Settings
+
+_RESOURCES = (users, channels, agents, credits, messages)
+
+#: How responses name the correlation id header until it is given the configured name.
+_CORRELATION_HEADER = "X-Correlation-Id"
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    paths: dict[str, JsonSchema] = {}
+    schemas: dict[str, JsonSchema] = {}
+    for resource in _RESOURCES:
+        _add(paths, resource.PATHS)
+        _add(schemas, resource.SCHEMAS)
+    _add(paths, service.paths(settings))
+    _add(schemas, service.SCHEMAS)
+    document = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Multi-Channel AI Agent",
+            "version": "1",
+            "description": (
+                "The management API of the service (tenants, channels, agents, credits, messages), "
+                "Meta's webhook and the health checks. Every error has the same body (`Error`)."
+            ),
+        },
+        "paths": paths,
+        "components": components(settings, schemas),
+    }
+    return _with_correlation_header(document, settings.correlation_id_header)
+
+
+def _add(into: dict[str, JsonSchema], more: dict[str, JsonSchema]) -> None:
+    for key, value in more.items():
+        if key in into:
+            raise ValueError(f"{key} is described twice in the OpenAPI document")
+        into[key] = value
+
+
+def _with_correlation_header(document: dict[str, Any], name: str) -> dict[str, Any]:
+    """Each response names the correlation id header; the configured name replaces the default (in a
+    copy: the resource modules' operations are shared by every call)."""
+    document = copy.deepcopy(document)
+    responses = [
+        response
+        for item in document["paths"].values()
+        for operation in item.values()
+        for response in operation["responses"].values()
+    ]
+    for response in [*responses, *document["components"]["responses"].values()]:
+        headers = response.get("headers", {})
+        if _CORRELATION_HEADER in headers:
+            headers[name] = headers.pop(_CORRELATION_HEADER)
+    return document

@@ -1,0 +1,51 @@
+"""`/users/{user_id}/phone_numbers`: a tenant's channels (WhatsApp numbers, Instagram accounts, web chat)."""
+
+from __future__ import annotations
+
+from domain.tenancy import Channel
+from entrypoints.http.api.payloads import AddChannelRequest
+from entrypoints.http.openapi.components import BODY_ERRORS, COMMON_ERRORS, USER_ID, answer, operation
+from entrypoints.http.openapi.schemas import JsonSchema, closed, entity_schema, nullable, ref, request_schema
+
+SCHEMAS: dict[str, JsonSchema] = {
+    "Channel": entity_schema(
+        Channel,
+        replace={
+            "access_token": nullable(
+                {"type": "string", "description": "Masked (`EAAG…6789`); null for a channel without a token."}
+            )
+        },
+        description="A customer channel. `phone_number_id` is what Meta's deliveries are routed on.",
+    ),
+    "AddChannelRequest": request_schema(
+        AddChannelRequest,
+        description=(
+            "WhatsApp and Instagram channels need `phone_number_id` (Meta's id) and `access_token`; "
+            "a web chat channel gets a generated id and needs no token."
+        ),
+    ),
+    "ChannelList": closed({"phone_numbers": {"type": "array", "items": ref("Channel")}}),
+}
+
+PATHS: dict[str, JsonSchema] = {
+    "/users/{user_id}/phone_numbers": {
+        "get": operation(
+            "list_phone_numbers",
+            "A tenant's channels",
+            tag="phone_numbers",
+            parameters=[USER_ID],
+            responses={"200": answer("Every channel of the tenant.", ref("ChannelList"))},
+            error_statuses=COMMON_ERRORS,
+        ),
+        "post": operation(
+            "add_phone_number",
+            "Add a channel",
+            tag="phone_numbers",
+            parameters=[USER_ID],
+            body=ref("AddChannelRequest"),
+            responses={"201": answer("The channel, its token masked.", ref("Channel"))},
+            error_statuses=(*COMMON_ERRORS, *BODY_ERRORS, 409),
+            description="A `phone_number_id` registered by anyone already is a conflict (409).",
+        ),
+    },
+}
