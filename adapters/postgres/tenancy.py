@@ -11,9 +11,7 @@ from domain.errors import Conflict
 from domain.tenancy import Agent, Channel, Route, User
 
 _USER_COLUMNS = "user_id, email, company_name, api_key_hash, created_at"
-_CHANNEL_COLUMNS = (
-    "phone_number_id, user_id, type, external_number, access_token, display_name, created_at, deleted_at"
-)
+_CHANNEL_COLUMNS = "phone_number_id, user_id, type, external_number, access_token, display_name, created_at, deleted_at"
 _AGENT_COLUMNS = "agent_id, user_id, phone_number_id, name, prompt_id, prompt_version, created_at, deleted_at"
 
 # A registration of a phone_number_id the same tenant deleted brings that channel back (with its history)
@@ -160,7 +158,8 @@ class PostgresAgentsRepository(PostgresRepository):
     def get(self, user_id: str, agent_id: str) -> Agent | None:
         row = (
             self._cursor()
-            .execute(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE user_id = %s AND agent_id = %s AND deleted_at IS NULL",
+            .execute(
+                f"SELECT {_AGENT_COLUMNS} FROM agents WHERE user_id = %s AND agent_id = %s AND deleted_at IS NULL",
                 (user_id, agent_id),
             )
             .fetchone()

@@ -65,11 +65,14 @@ class HandleInboundMessage:
             for _ in range(_ROUTE_READS):
                 if route.channel.deleted:
                     log.info(
-                        "inbound_ignored", extra={"reason": "channel_deleted", "phone_number_id": message.phone_number_id}
+                        "inbound_ignored",
+                        extra={"reason": "channel_deleted", "phone_number_id": message.phone_number_id},
                     )
                     return InboundOutcome.CHANNEL_DELETED
                 if route.agent is None:
-                    log.info("inbound_ignored", extra={"reason": "no_agent", "phone_number_id": message.phone_number_id})
+                    log.info(
+                        "inbound_ignored", extra={"reason": "no_agent", "phone_number_id": message.phone_number_id}
+                    )
                     return InboundOutcome.NO_AGENT
                 recorded = self._messages.record_inbound(route, message, self._clock.now())
                 if recorded is not None:

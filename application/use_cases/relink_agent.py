@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from typing import TypeVar
-from typing import TypeVar
 
 from attrs import frozen
 
@@ -22,10 +21,6 @@ from domain.errors import NotFound
 from domain.messages import OrderingScope
 from domain.relink import relink
 from domain.tenancy import Agent
-
-
-T = TypeVar("T")
-
 
 T = TypeVar("T")
 
@@ -46,9 +41,9 @@ class RelinkAgentCommand:
     name: str | Keep = UNCHANGED
     prompt_id: str | Keep = UNCHANGED
     #: None: the prompt's latest version.
-    prompt_version: str | None | Keep = UNCHANGED
+    prompt_version: str | Keep | None = UNCHANGED
     #: None: unlink the agent from its channel.
-    phone_number_id: str | None | Keep = UNCHANGED
+    phone_number_id: str | Keep | None = UNCHANGED
 
 
 class RelinkAgent:
