@@ -30,15 +30,17 @@ WHERE phone_number_id = %(phone_number_id)s AND platform_message_id = %(platform
 # arriving at the same moment both pass it; the message insert then keeps one, and the other leaves a
 # gap in the conversation's sequence numbers (harmless: order is all they promise).
 # `linked` keeps a stale route (read before a relink) from storing into the old agent's conversations:
-# the agent must still hold the channel, and its row is held FOR SHARE until the statement ends, so a
+# the agent must still hold the channel, and its row is held FOR KEY SHARE until the statement ends, so a
 # relink (which locks it FOR UPDATE before it reads what to archive) sees this message, or this
 # statement waits for the relink and then finds the agent gone from the channel (and stores nothing).
+# KEY SHARE, the weakest lock: concurrent messages do not wait for each other, nor for a name or
+# prompt change of the agent.
 _RECORD_INBOUND = (
     """
 WITH linked AS (
     SELECT agent_id FROM agents
     WHERE agent_id = %(agent_id)s AND phone_number_id = %(phone_number_id)s AND deleted_at IS NULL
-    FOR SHARE
+    FOR KEY SHARE
 ), conversation AS (
     INSERT INTO conversations AS c (
         user_id, agent_id, phone_number_id, customer_id, customer_name,

@@ -1,10 +1,10 @@
 """The agents' seats on their channels in PostgreSQL: what a relink reads (locked), and its decision saved.
 
-Both run in the unit of work's transaction. `seat` locks, in this order, the agent's row (the
-webhook's `record_inbound` takes it FOR SHARE, so no message lands in a conversation being archived),
-its active conversations on the channel (a worker's `start` takes the conversation FOR SHARE), their
-turns awaiting the AI (a worker's `answer` updates the turn) and their unanswered messages. Every
-later statement of the transaction sees what those writers committed before they let go.
+Both run in the unit of work's transaction. `seat` locks FOR UPDATE, in this order: the agent's row
+(the webhook's `record_inbound` takes it FOR KEY SHARE, so no message lands in a conversation being
+archived), its active conversations on the channel (a worker's `start` takes the conversation FOR KEY
+SHARE), their turns awaiting the AI (a worker's `answer` updates the turn) and their unanswered
+messages. Every later statement of the transaction sees what those writers committed before they let go.
 """
 
 from __future__ import annotations

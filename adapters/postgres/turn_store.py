@@ -153,8 +153,9 @@ def _batch_params(change: StatusChange, turn_id: int | None = None) -> dict[str,
     }
 
 
-# The turn starts only while its batch is where it was read: the conversation active (held FOR SHARE
-# until the statement ends, against a relink archiving it) and every message of the batch in it, pending.
+# The turn starts only while its batch is where it was read: the conversation active (held FOR KEY SHARE
+# until the statement ends, against a relink, which locks it FOR UPDATE before archiving it; customers'
+# messages landing meanwhile do not wait for it) and every message of the batch in it, pending.
 _START = (
     f"""
     WITH pending AS (
@@ -163,7 +164,7 @@ _START = (
           AND (SELECT count(*) FROM messages
                WHERE message_id = ANY(%(b_ids)s) AND conversation_id = %(conversation_id)s
                  AND direction = 'inbound' AND status = %(b_before)s) = cardinality(%(b_ids)s::bigint[])
-        FOR SHARE
+        FOR KEY SHARE
     ), turn AS (
         INSERT INTO turns (
             user_id, conversation_id, phone_number_id, status, inbound_ids, credits_reserved, created_at, updated_at)
