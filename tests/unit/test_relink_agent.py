@@ -3,6 +3,9 @@ in flight and the pending messages handed to the agent taking the channel, answe
 
 from __future__ import annotations
 
+from collections import deque
+from datetime import datetime
+
 import pytest
 
 from application.ports.services import AIRequest
@@ -12,11 +15,12 @@ from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreateUserCommand
 from application.use_cases.delete_agent import DeleteAgentCommand
 from application.use_cases.delete_channel import DeleteChannelCommand
-from application.use_cases.handle_inbound_message import InboundOutcome
+from application.use_cases.handle_inbound_message import HandleInbound, HandleInboundMessage, InboundOutcome
+from application.use_cases.reject_delivery import RejectDelivery
 from application.use_cases.relink_agent import RelinkAgentCommand
 from domain.channels import ChannelType
 from domain.errors import Conflict, NotFound
-from domain.messages import DeliveryReport, MessageStatus
+from domain.messages import DeliveryReport, InboundMessage, Message, MessageStatus, RecordedInbound
 from domain.relink import AGENT_UNLINKED, RELINKED
 from domain.tenancy import Agent, Route
 from domain.turns import TurnStatus
@@ -229,3 +233,34 @@ def test_relinked_messages_scope_is_enqueued_after_commit(app: App) -> None:
 
     new = app.conversations()[-1]
     assert f"conversation:{new.conversation_id}" in app.queue.enqueued
+
+
+class _RelinkedEveryTime:
+    """A message store that finds, on every attempt, that the route's agent has just left the channel."""
+
+    def __init__(self, app: App) -> None:
+        self.attempts = 0
+        self._app = app
+
+    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound | None:
+        self.attempts += 1
+        return None
+
+    def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
+        return self._app.message_store.outbound(phone_number_id, platform_message_id)
+
+    def save_report(self, before: Message, after: Message) -> bool:
+        return self._app.message_store.save_report(before, after)
+
+
+def test_a_message_that_loses_every_race_with_relinks_is_refused_for_meta_to_redeliver(app: App) -> None:
+    store = _RelinkedEveryTime(app)
+    handle = HandleInboundMessage(
+        store, app.routes, app.queue, app.clock, RejectDelivery(app.rejected, app.clock), app.ordering
+    )
+
+    with pytest.raises(RuntimeError):
+        handle(HandleInbound(app.inbound("Hi")))
+
+    assert store.attempts == 5
+    assert app.messages() == [] and app.queue.jobs == deque()
