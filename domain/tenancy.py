@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from domain import limits
 from domain.channels import ChannelPolicy, ChannelType, policy_for
-from domain.errors import ValidationFailed
+from domain.errors import InvalidTransition, ValidationFailed
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -46,6 +46,17 @@ class Channel:
     access_token: str = field(repr=False)
     display_name: str | None
     created_at: datetime
+    #: A deleted channel keeps its history; it is not listed, and webhooks for it are ignored.
+    deleted_at: datetime | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def delete(self, now: datetime) -> Channel:
+        if self.deleted_at is not None:
+            raise InvalidTransition(f"channel {self.phone_number_id} is deleted already")
+        return evolve(self, deleted_at=now)
 
     @property
     def policy(self) -> ChannelPolicy:
@@ -63,15 +74,59 @@ class Channel:
 
 @frozen
 class Agent:
-    """An OpenAI dashboard prompt answering one channel."""
+    """An OpenAI dashboard prompt answering one channel, or none yet (`phone_number_id` None: unlinked).
+
+    A deleted agent is kept (its conversations are history), unlinked, and is not found by the API.
+    """
 
     agent_id: str
     user_id: str
-    phone_number_id: str
+    phone_number_id: str | None
     name: str
     prompt_id: str
     prompt_version: str | None
     created_at: datetime
+    deleted_at: datetime | None = None
+
+    @staticmethod
+    def check_name(name: str) -> str:
+        name = name.strip()
+        if not name:
+            raise ValidationFailed("name must not be empty", field="name")
+        return name
+
+    @staticmethod
+    def check_prompt_id(prompt_id: str) -> str:
+        prompt_id = prompt_id.strip()
+        if not prompt_id.startswith("pmpt_"):
+            raise ValidationFailed("prompt_id must be an OpenAI prompt id (pmpt_…)", field="prompt_id")
+        return prompt_id
+
+    @staticmethod
+    def check_prompt_version(prompt_version: str | None) -> str | None:
+        """None, or an empty text: the prompt's latest version."""
+        return (prompt_version or "").strip() or None
+
+    def edit(self, *, name: str, prompt_id: str, prompt_version: str | None) -> Agent:
+        """Another prompt or name: takes effect on the next turn, no conversation is archived."""
+        return evolve(
+            self,
+            name=self.check_name(name),
+            prompt_id=self.check_prompt_id(prompt_id),
+            prompt_version=self.check_prompt_version(prompt_version),
+        )
+
+    def link(self, phone_number_id: str | None) -> Agent:
+        """The agent answering `phone_number_id` (None: no channel)."""
+        if self.deleted_at is not None:
+            raise InvalidTransition(f"agent {self.agent_id} is deleted")
+        return evolve(self, phone_number_id=phone_number_id)
+
+    def delete(self, now: datetime) -> Agent:
+        """Unlinked and deleted; kept for the conversations it had."""
+        if self.deleted_at is not None:
+            raise InvalidTransition(f"agent {self.agent_id} is deleted already")
+        return evolve(self, phone_number_id=None, deleted_at=now)
 
 
 @frozen

@@ -54,10 +54,13 @@ from application.use_cases.apply_delivery_report import ApplyDeliveryReport
 from application.use_cases.authenticate import Authenticate
 from application.use_cases.create_agent import CreateAgent
 from application.use_cases.create_user import CreateUser
+from application.use_cases.delete_agent import DeleteAgent
+from application.use_cases.delete_channel import DeleteChannel
 from application.use_cases.handle_inbound_message import HandleInboundMessage
 from application.use_cases.process_pending_messages import ProcessPendingMessages, TurnPolicy
 from application.use_cases.recover_stalled_work import RecoverStalledWork
 from application.use_cases.reject_delivery import RejectDelivery
+from application.use_cases.relink_agent import RelinkAgent
 from application.use_cases.retry_message import RetryMessage
 from application.use_cases.tenant_queries import TenantQueries
 from application.use_cases.top_up_credits import TopUpCredits
@@ -227,6 +230,15 @@ class Container(containers.DeclarativeContainer):
     create_agent = providers.Singleton(CreateAgent, uow, routes, ids, clock)
     top_up_credits = providers.Singleton(TopUpCredits, uow, balance_cache, clock)
     tenant_queries = providers.Singleton(TenantQueries, uow, balance_cache)
+    relink_agent = providers.Singleton(
+        RelinkAgent, uow, routes, queue, clock, ordering=settings.provided.ordering_scope
+    )
+    delete_agent = providers.Singleton(
+        DeleteAgent, uow, routes, queue, clock, ordering=settings.provided.ordering_scope
+    )
+    delete_channel = providers.Singleton(
+        DeleteChannel, uow, routes, queue, clock, ordering=settings.provided.ordering_scope
+    )
 
     rejected_deliveries = providers.Selector(
         mode,

@@ -16,7 +16,7 @@ class InMemoryMessageStore:
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
 
-    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound:
+    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound | None:
         if route.agent is None:
             raise ValueError(f"channel {route.channel.phone_number_id} has no agent to record a conversation with")
         _require_storable(inbound)
@@ -26,6 +26,9 @@ class InMemoryMessageStore:
                 existing = t.messages[existing_id]
                 return RecordedInbound(existing.message_id, existing.conversation_id, existing.sequence_no, True)
             agent_id = route.agent.agent_id
+            linked = t.agents.get(agent_id)
+            if linked is None or linked.phone_number_id != route.channel.phone_number_id:
+                return None  # the route was read before a relink
             conversation = next(
                 (
                     c
@@ -64,6 +67,9 @@ class InMemoryMessageStore:
         with self._store.lock:
             message_id = self._store.tables.platform_ids.get((phone_number_id, platform_message_id))
             message = None if message_id is None else self._store.tables.messages[message_id]
+            channel = self._store.tables.channels.get(phone_number_id)
+            if channel is not None and channel.deleted:
+                return None  # reports about a deleted channel's messages are ignored
         return message if message is not None and message.direction is Direction.OUTBOUND else None
 
     def save_report(self, before: Message, after: Message) -> bool:

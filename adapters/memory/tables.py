@@ -17,6 +17,7 @@ from attrs import define, evolve, field
 from domain.conversations import Conversation
 from domain.credits import CreditMovement, Credits, LedgerEntry
 from domain.messages import Direction, Message
+from domain.relink import Archived
 from domain.tenancy import Agent, Channel, User
 from domain.turns import StatusChange, Turn
 
@@ -37,6 +38,7 @@ class Tables:
     platform_ids: dict[tuple[str, str], int] = field(factory=dict)
     turns: dict[int, Turn] = field(factory=dict)
     counters: dict[str, int] = field(factory=dict)
+    archives: dict[int, Archived] = field(factory=dict)
 
     def next_id(self, name: str) -> int:
         self.counters[name] = self.counters.get(name, 0) + 1

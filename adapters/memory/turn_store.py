@@ -69,6 +69,8 @@ class InMemoryTurnStore:
     def start(self, started: TurnStarted) -> Turn | None:
         try:
             with self._store.atomic() as t:
+                if not _still_pending(t, started):
+                    return None
                 turn = started.turn(t.next_id("turns"))
                 t.turns[turn.turn_id] = turn
                 t.move_credits(started.hold, started.at)
@@ -143,6 +145,19 @@ class InMemoryTurnStore:
 
 def _turn_id(turn: Turn) -> int:
     return turn.turn_id
+
+
+def _still_pending(t: Tables, started: TurnStarted) -> bool:
+    """Whether the batch is still where it was read: its conversation active, its messages in it, pending
+    (a relink archives conversations and carries their messages over)."""
+    conversation = t.conversations.get(started.conversation_id)
+    if conversation is None or not conversation.is_active:
+        return False
+    messages = (t.messages.get(message_id) for message_id in started.batch.message_ids)
+    return all(
+        m is not None and m.conversation_id == started.conversation_id and m.status is started.batch.before
+        for m in messages
+    )
 
 
 def _is(t: Tables, turn_id: int, status: TurnStatus) -> bool:

@@ -10,6 +10,7 @@ from adapters.memory.channels import InMemoryChannelsRepository
 from adapters.memory.conversations import InMemoryConversationsRepository
 from adapters.memory.credits import InMemoryCreditsRepository
 from adapters.memory.messages import InMemoryMessagesRepository
+from adapters.memory.seats import InMemorySeatsRepository
 from adapters.memory.tables import InMemoryStore, Tables
 from adapters.memory.users import InMemoryUsersRepository
 from application.ports.repositories import (
@@ -18,6 +19,7 @@ from application.ports.repositories import (
     ConversationsRepository,
     CreditsRepository,
     MessagesRepository,
+    SeatsRepository,
     UsersRepository,
 )
 
@@ -36,6 +38,7 @@ class InMemoryUnitOfWork:
         self.credits: CreditsRepository = InMemoryCreditsRepository(store)
         self.conversations: ConversationsRepository = InMemoryConversationsRepository(store)
         self.messages: MessagesRepository = InMemoryMessagesRepository(store)
+        self.seats: SeatsRepository = InMemorySeatsRepository(store)
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()

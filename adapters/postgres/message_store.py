@@ -29,14 +29,25 @@ WHERE phone_number_id = %(phone_number_id)s AND platform_message_id = %(platform
 # usual (sequential) duplicate neither burns a sequence number nor opens a conversation. Two copies
 # arriving at the same moment both pass it; the message insert then keeps one, and the other leaves a
 # gap in the conversation's sequence numbers (harmless: order is all they promise).
+# `linked` keeps a stale route (read before a relink) from storing into the old agent's conversations:
+# the agent must still hold the channel, and its row is held FOR KEY SHARE until the statement ends, so a
+# relink (which locks it FOR UPDATE before it reads what to archive) sees this message, or this
+# statement waits for the relink and then finds the agent gone from the channel (and stores nothing).
+# KEY SHARE, the weakest lock: concurrent messages do not wait for each other, nor for a name or
+# prompt change of the agent.
 _RECORD_INBOUND = (
     """
-WITH conversation AS (
+WITH linked AS (
+    SELECT agent_id FROM agents
+    WHERE agent_id = %(agent_id)s AND phone_number_id = %(phone_number_id)s AND deleted_at IS NULL
+    FOR KEY SHARE
+), conversation AS (
     INSERT INTO conversations AS c (
         user_id, agent_id, phone_number_id, customer_id, customer_name,
         last_sequence_no, created_at, last_message_at, last_customer_message_at)
-    SELECT %(user_id)s, %(agent_id)s, %(phone_number_id)s, %(customer_id)s, %(customer_name)s,
+    SELECT %(user_id)s, linked.agent_id, %(phone_number_id)s, %(customer_id)s, %(customer_name)s,
            1, %(now)s, %(now)s, %(sent_at)s
+    FROM linked
     WHERE NOT EXISTS (
         SELECT 1 FROM messages
         WHERE phone_number_id = %(phone_number_id)s AND platform_message_id = %(platform_message_id)s)
@@ -68,9 +79,11 @@ UNION ALL
 #: value over a type's range or an index entry's size, a constraint the message breaks.
 _REFUSED = (psycopg.DataError, psycopg.IntegrityError, errors.ProgramLimitExceeded, UnicodeEncodeError)
 
+# Reports about a deleted channel's messages are ignored, like its customers' messages.
 _OUTBOUND = f"""
 SELECT {MESSAGE_COLUMNS} FROM messages
-WHERE phone_number_id = %s AND platform_message_id = %s AND direction = 'outbound'
+WHERE phone_number_id = %(id)s AND platform_message_id = %(platform_id)s AND direction = 'outbound'
+  AND NOT EXISTS (SELECT 1 FROM phone_numbers WHERE phone_number_id = %(id)s AND deleted_at IS NOT NULL)
 """
 
 # Conditional on what the report was decided from: a concurrent report that got there first makes this
@@ -92,7 +105,7 @@ WHERE message_id = %(message_id)s AND status = %(was_status)s AND updated_at = %
 
 
 class PostgresMessageStore(PostgresStore):
-    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound:
+    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound | None:
         if route.agent is None:
             raise ValueError(f"channel {route.channel.phone_number_id} has no agent to record a conversation with")
         params = {
@@ -120,12 +133,12 @@ class PostgresMessageStore(PostgresStore):
         except _REFUSED as error:
             raise MessageNotStorable(_refusal(error)) from error
         if row is None:
-            raise RuntimeError(f"inbound message {inbound.platform_message_id} was neither stored nor found")
+            return None  # neither stored nor found: the agent no longer holds the channel
         return entity(row, RecordedInbound)
 
     def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
         with self._autocommit() as cursor:
-            row = cursor.execute(_OUTBOUND, (phone_number_id, platform_message_id)).fetchone()
+            row = cursor.execute(_OUTBOUND, {"id": phone_number_id, "platform_id": platform_message_id}).fetchone()
         return None if row is None else entity(row, Message)
 
     def save_report(self, before: Message, after: Message) -> bool:

@@ -10,16 +10,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from attrs import evolve
+from psycopg.rows import DictRow
 
 from adapters.crypto import FernetTokenCipher, TokenUndecryptable
 from adapters.postgres._sql import ConnectionSource, PostgresRepository, conflicts
 from adapters.postgres.rows import entity
+from domain.errors import Conflict
 from domain.tenancy import Agent, Channel, Route, User
 
 _USER_COLUMNS = "user_id, email, company_name, api_key_hash, created_at"
-_CHANNEL_COLUMNS = "phone_number_id, user_id, type, external_number, access_token, display_name, created_at"
-_AGENT_COLUMNS = "agent_id, user_id, phone_number_id, name, prompt_id, prompt_version, created_at"
+_CHANNEL_COLUMNS = "phone_number_id, user_id, type, external_number, access_token, display_name, created_at, deleted_at"
+_AGENT_COLUMNS = "agent_id, user_id, phone_number_id, name, prompt_id, prompt_version, created_at, deleted_at"
+
+# A registration of a phone_number_id the same tenant deleted brings that channel back (with its history)
+# as registered now; anyone else's, or one not deleted, is a conflict.
+_ADD_CHANNEL = f"""
+INSERT INTO phone_numbers AS p ({_CHANNEL_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, NULL)
+ON CONFLICT (phone_number_id) DO UPDATE
+SET type = excluded.type, external_number = excluded.external_number, access_token = excluded.access_token,
+    display_name = excluded.display_name, created_at = excluded.created_at, deleted_at = NULL
+WHERE p.deleted_at IS NOT NULL AND p.user_id = excluded.user_id
+RETURNING phone_number_id
+"""
 
 
 class PostgresUsersRepository(PostgresRepository):
@@ -73,8 +87,8 @@ class PostgresChannelsRepository(PostgresRepository):
                 )
             }
         ):
-            self._cursor().execute(
-                f"INSERT INTO phone_numbers ({_CHANNEL_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            added = self._cursor().execute(
+                _ADD_CHANNEL,
                 (
                     channel.phone_number_id,
                     channel.user_id,
@@ -85,12 +99,17 @@ class PostgresChannelsRepository(PostgresRepository):
                     channel.created_at,
                 ),
             )
+            if added.fetchone() is None:
+                raise Conflict(
+                    f"phone_number_id {channel.phone_number_id} is registered already", field="phone_number_id"
+                )
 
     def get(self, user_id: str, phone_number_id: str) -> Channel | None:
         row = (
             self._cursor()
             .execute(
-                f"SELECT {_CHANNEL_COLUMNS} FROM phone_numbers WHERE user_id = %s AND phone_number_id = %s",
+                f"SELECT {_CHANNEL_COLUMNS} FROM phone_numbers "
+                "WHERE user_id = %s AND phone_number_id = %s AND deleted_at IS NULL",
                 (user_id, phone_number_id),
             )
             .fetchone()
@@ -99,7 +118,8 @@ class PostgresChannelsRepository(PostgresRepository):
 
     def list(self, user_id: str) -> list[Channel]:
         rows = self._cursor().execute(
-            f"SELECT {_CHANNEL_COLUMNS} FROM phone_numbers WHERE user_id = %s ORDER BY created_at, phone_number_id",
+            f"SELECT {_CHANNEL_COLUMNS} FROM phone_numbers WHERE user_id = %s AND deleted_at IS NULL "
+            "ORDER BY created_at, phone_number_id",
             (user_id,),
         )
         return [self._channel(row) for row in rows]
@@ -110,11 +130,11 @@ class PostgresChannelsRepository(PostgresRepository):
             .execute(
                 """
                 SELECT p.phone_number_id, p.user_id, p.type, p.external_number, p.access_token, p.display_name,
-                       p.created_at,
+                       p.created_at, p.deleted_at,
                        a.agent_id AS agent_agent_id, a.user_id AS agent_user_id,
                        a.phone_number_id AS agent_phone_number_id, a.name AS agent_name,
                        a.prompt_id AS agent_prompt_id, a.prompt_version AS agent_prompt_version,
-                       a.created_at AS agent_created_at
+                       a.created_at AS agent_created_at, a.deleted_at AS agent_deleted_at
                 FROM phone_numbers p LEFT JOIN agents a ON a.phone_number_id = p.phone_number_id
                 WHERE p.phone_number_id = %s
                 """,
@@ -126,6 +146,12 @@ class PostgresChannelsRepository(PostgresRepository):
             return None
         agent = None if row["agent_agent_id"] is None else entity(row, Agent, prefix="agent_")
         return Route(channel=self._channel(row), agent=agent)
+
+    def save(self, channel: Channel) -> None:
+        self._cursor().execute(
+            "UPDATE phone_numbers SET deleted_at = %s WHERE phone_number_id = %s AND user_id = %s",
+            (channel.deleted_at, channel.phone_number_id, channel.user_id),
+        )
 
 
 class PostgresAgentsRepository(PostgresRepository):
@@ -140,7 +166,7 @@ class PostgresAgentsRepository(PostgresRepository):
             }
         ):
             self._cursor().execute(
-                f"INSERT INTO agents ({_AGENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO agents ({_AGENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     agent.agent_id,
                     agent.user_id,
@@ -149,19 +175,58 @@ class PostgresAgentsRepository(PostgresRepository):
                     agent.prompt_id,
                     agent.prompt_version,
                     agent.created_at,
+                    agent.deleted_at,
                 ),
             )
 
     def get(self, user_id: str, agent_id: str) -> Agent | None:
         row = (
             self._cursor()
-            .execute(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE user_id = %s AND agent_id = %s", (user_id, agent_id))
+            .execute(
+                f"SELECT {_AGENT_COLUMNS} FROM agents WHERE user_id = %s AND agent_id = %s AND deleted_at IS NULL",
+                (user_id, agent_id),
+            )
             .fetchone()
         )
         return None if row is None else entity(row, Agent)
 
     def list(self, user_id: str) -> list[Agent]:
         rows = self._cursor().execute(
-            f"SELECT {_AGENT_COLUMNS} FROM agents WHERE user_id = %s ORDER BY created_at, agent_id", (user_id,)
+            f"SELECT {_AGENT_COLUMNS} FROM agents WHERE user_id = %s AND deleted_at IS NULL "
+            "ORDER BY created_at, agent_id",
+            (user_id,),
         )
         return [entity(row, Agent) for row in rows]
+
+    def holder(self, phone_number_id: str) -> Agent | None:
+        row = (
+            self._cursor()
+            .execute(f"SELECT {_AGENT_COLUMNS} FROM agents WHERE phone_number_id = %s", (phone_number_id,))
+            .fetchone()
+        )
+        return None if row is None else entity(row, Agent)
+
+    def save(self, agent: Agent) -> None:
+        save_agent(self._cursor(), agent)
+
+
+def save_agent(cursor: psycopg.Cursor[DictRow], agent: Agent) -> None:
+    """An agent's change (name, prompt, link, deletion); Conflict when its channel has another agent."""
+    with conflicts(
+        {"agents_one_per_channel": (f"channel {agent.phone_number_id} already has an agent", "phone_number_id")}
+    ):
+        cursor.execute(
+            """
+            UPDATE agents SET phone_number_id = %s, name = %s, prompt_id = %s, prompt_version = %s, deleted_at = %s
+            WHERE agent_id = %s AND user_id = %s
+            """,
+            (
+                agent.phone_number_id,
+                agent.name,
+                agent.prompt_id,
+                agent.prompt_version,
+                agent.deleted_at,
+                agent.agent_id,
+                agent.user_id,
+            ),
+        )

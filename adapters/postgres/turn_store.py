@@ -153,18 +153,29 @@ def _batch_params(change: StatusChange, turn_id: int | None = None) -> dict[str,
     }
 
 
+# The turn starts only while its batch is where it was read: the conversation active (held FOR KEY SHARE
+# until the statement ends, against a relink, which locks it FOR UPDATE before archiving it; customers'
+# messages landing meanwhile do not wait for it) and every message of the batch in it, pending.
 _START = (
     f"""
-    WITH turn AS (
+    WITH pending AS (
+        SELECT c.conversation_id FROM conversations c
+        WHERE c.conversation_id = %(conversation_id)s AND c.is_active
+          AND (SELECT count(*) FROM messages
+               WHERE message_id = ANY(%(b_ids)s) AND conversation_id = %(conversation_id)s
+                 AND direction = 'inbound' AND status = %(b_before)s) = cardinality(%(b_ids)s::bigint[])
+        FOR KEY SHARE
+    ), turn AS (
         INSERT INTO turns (
             user_id, conversation_id, phone_number_id, status, inbound_ids, credits_reserved, created_at, updated_at)
-        VALUES (%(user_id)s, %(conversation_id)s, %(phone_number_id)s, %(status)s, %(b_ids)s, %(credits_reserved)s,
-                %(now)s, %(now)s)
+        SELECT %(user_id)s, conversation_id, %(phone_number_id)s, %(status)s, %(b_ids)s, %(credits_reserved)s,
+               %(now)s, %(now)s
+        FROM pending
         RETURNING {TURN_COLUMNS}
     ),"""
-    + move_credits()
+    + move_credits(gate="turn")
     + ","
-    + _batch_change().replace("coalesce(%(b_turn)s, messages.turn_id)", "(SELECT turn_id FROM turn)")
+    + _batch_change(gate="turn").replace("coalesce(%(b_turn)s, messages.turn_id)", "(SELECT turn_id FROM turn)")
     + f"""
     SELECT {TURN_COLUMNS} FROM turn
     """
@@ -306,8 +317,7 @@ class PostgresTurnStore(PostgresStore):
                 row = cursor.execute(_START, params).fetchone()
         except InsufficientCredits:
             return None
-        assert row is not None
-        return entity(row, Turn)
+        return None if row is None else entity(row, Turn)
 
     def refuse(self, refused: TurnRefused) -> None:
         with self._autocommit() as cursor:

@@ -12,6 +12,7 @@ from adapters.crypto import FernetTokenCipher
 from adapters.postgres.conversations import PostgresConversationsRepository
 from adapters.postgres.credits import PostgresCreditsRepository
 from adapters.postgres.messages import PostgresMessagesRepository
+from adapters.postgres.seats import PostgresSeatsRepository
 from adapters.postgres.tenancy import PostgresAgentsRepository, PostgresChannelsRepository, PostgresUsersRepository
 from application.ports.repositories import (
     AgentsRepository,
@@ -19,6 +20,7 @@ from application.ports.repositories import (
     ConversationsRepository,
     CreditsRepository,
     MessagesRepository,
+    SeatsRepository,
     StorageUnavailable,
     UsersRepository,
 )
@@ -44,6 +46,7 @@ class PostgresUnitOfWork:
         self.credits: CreditsRepository = PostgresCreditsRepository(self._connection)
         self.conversations: ConversationsRepository = PostgresConversationsRepository(self._connection)
         self.messages: MessagesRepository = PostgresMessagesRepository(self._connection)
+        self.seats: SeatsRepository = PostgresSeatsRepository(self._connection)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None:

@@ -33,13 +33,15 @@ class MessageNotStorable(Exception):
 class MessageStore(Protocol):
     """The webhook's side: customers' messages in, the channel's reports about ours."""
 
-    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound:
+    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound | None:
         """Store a customer's message in the active conversation of (agent, customer), opening one if
         there is none (`Conversation.open`, then `Conversation.receive`), as `inbound.status`.
 
         A platform message id already stored for the channel changes nothing and comes back with
-        `duplicate=True`. Requires `route.agent`. Raises MessageNotStorable when the message holds
-        what cannot be stored, StorageUnavailable when the database cannot be reached.
+        `duplicate=True`. Requires `route.agent`. None, and nothing stored, when `route.agent` is no
+        longer the channel's agent (the route was read before a relink): read the route again. Raises
+        MessageNotStorable when the message holds what cannot be stored, StorageUnavailable when the
+        database cannot be reached.
         """
 
     def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
@@ -91,7 +93,8 @@ class TurnStore(Protocol):
 
     def start(self, started: TurnStarted) -> Turn | None:
         """Store the turn, hold its credits, move its batch on. None, and nothing changed, when the
-        credits are no longer there (spent by a concurrent turn since they were read)."""
+        credits are no longer there (spent by a concurrent turn since they were read), or when the
+        conversation was archived or the batch carried over by a relink since they were read."""
 
     def refuse(self, refused: TurnRefused) -> None: ...
 

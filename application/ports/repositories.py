@@ -15,6 +15,7 @@ from attrs import frozen
 from domain.conversations import Conversation
 from domain.credits import CreditMovement, Credits, LedgerEntry
 from domain.messages import Direction, Message, MessageStatus
+from domain.relink import Relink, Seat
 from domain.tenancy import Agent, Channel, Route, User
 
 
@@ -79,23 +80,49 @@ class UsersRepository(Protocol):
 
 class ChannelsRepository(Protocol):
     def add(self, channel: Channel) -> None:
-        """Store a new channel. Raises Conflict when the phone_number_id is registered already."""
+        """Store a new channel. Raises Conflict when the phone_number_id is registered already — unless
+        it is a channel the same tenant deleted: that one comes back as `channel` (new token, type,
+        number), with its history."""
 
-    def get(self, user_id: str, phone_number_id: str) -> Channel | None: ...
+    def get(self, user_id: str, phone_number_id: str) -> Channel | None:
+        """The tenant's channel; None for another tenant's or a deleted one."""
 
-    def list(self, user_id: str) -> list[Channel]: ...
+    def list(self, user_id: str) -> list[Channel]:
+        """The tenant's channels that are not deleted."""
 
     def route(self, phone_number_id: str) -> Route | None:
-        """The channel and its agent, found by the id a webhook names (not scoped: the webhook has no tenant)."""
+        """The channel and its agent, found by the id a webhook names (not scoped: the webhook has no tenant).
+        A deleted channel is found too (`channel.deleted`), so that its deliveries are ignored knowingly."""
+
+    def save(self, channel: Channel) -> None:
+        """Save a channel's change (its deletion)."""
 
 
 class AgentsRepository(Protocol):
     def add(self, agent: Agent) -> None:
         """Store a new agent. Raises Conflict when its channel already has an agent."""
 
-    def get(self, user_id: str, agent_id: str) -> Agent | None: ...
+    def get(self, user_id: str, agent_id: str) -> Agent | None:
+        """The tenant's agent; None for another tenant's or a deleted one."""
 
-    def list(self, user_id: str) -> list[Agent]: ...
+    def list(self, user_id: str) -> list[Agent]:
+        """The tenant's agents that are not deleted."""
+
+    def holder(self, phone_number_id: str) -> Agent | None:
+        """The agent linked to the channel, if any."""
+
+
+class SeatsRepository(Protocol):
+    """What RelinkAgent reads and saves: the agents' seats on their channels."""
+
+    def seat(self, agent: Agent) -> Seat:
+        """What `agent` holds on its channel (see `Seat`), locked until the unit of work ends: a webhook
+        cannot add to it, nor a worker start or answer one of its turns, while a relink decides."""
+
+    def save(self, relink: Relink) -> tuple[int, ...]:
+        """Save the whole relink: agents (in order; Conflict when a channel would get two), archives,
+        withdrawn turns with their holds, skipped messages, then the reopened conversations with the
+        messages carried over. Returns the new conversations' ids, in the order of `relink.reopened`."""
 
 
 class CreditsRepository(Protocol):
@@ -140,6 +167,7 @@ class UnitOfWork(Protocol):
     credits: CreditsRepository
     conversations: ConversationsRepository
     messages: MessagesRepository
+    seats: SeatsRepository
 
     def __enter__(self) -> Self: ...
 

@@ -1,4 +1,4 @@
-"""A tenant puts an OpenAI dashboard prompt on one of its channels."""
+"""A tenant puts an OpenAI dashboard prompt on one of its channels (or on none yet)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from attrs import frozen
 from application.ports.repositories import UnitOfWork
 from application.ports.services import Clock, IdGenerator
 from application.routes import ChannelRoutes
-from domain.errors import NotFound, ValidationFailed
+from domain.errors import NotFound
 from domain.tenancy import Agent
 
 
@@ -18,7 +18,7 @@ class CreateAgentCommand:
     user_id: str
     name: str
     prompt_id: str
-    phone_number_id: str
+    phone_number_id: str | None = None
     prompt_version: str | None = None
 
 
@@ -30,25 +30,24 @@ class CreateAgent:
         self._clock = clock
 
     def __call__(self, command: CreateAgentCommand) -> Agent:
-        name = command.name.strip()
-        prompt_id = command.prompt_id.strip()
-        if not name:
-            raise ValidationFailed("name must not be empty", field="name")
-        if not prompt_id.startswith("pmpt_"):
-            raise ValidationFailed("prompt_id must be an OpenAI prompt id (pmpt_…)", field="prompt_id")
+        phone_number_id = (command.phone_number_id or "").strip() or None
         agent = Agent(
             agent_id=self._ids.new_id("agt"),
             user_id=command.user_id,
-            phone_number_id=command.phone_number_id,
-            name=name,
-            prompt_id=prompt_id,
-            prompt_version=(command.prompt_version or "").strip() or None,
+            phone_number_id=phone_number_id,
+            name=Agent.check_name(command.name),
+            prompt_id=Agent.check_prompt_id(command.prompt_id),
+            prompt_version=Agent.check_prompt_version(command.prompt_version),
             created_at=self._clock.now(),
         )
         with self._uow() as uow:
-            if uow.channels.get(command.user_id, command.phone_number_id) is None:
-                raise NotFound(f"channel {command.phone_number_id} not found", field="phone_number_id")
+            if phone_number_id is None:
+                if uow.users.get(command.user_id) is None:
+                    raise NotFound(f"user {command.user_id} not found")
+            elif uow.channels.get(command.user_id, phone_number_id) is None:
+                raise NotFound(f"channel {phone_number_id} not found", field="phone_number_id")
             uow.agents.add(agent)
             uow.commit()
-        self._routes.forget(agent.phone_number_id)
+        if agent.phone_number_id is not None:
+            self._routes.forget(agent.phone_number_id)
         return agent

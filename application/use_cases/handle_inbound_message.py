@@ -15,6 +15,9 @@ from domain.messages import InboundMessage, OrderingScope
 
 log = logging.getLogger(__name__)
 
+#: Reads of a channel's route before giving up: each relink racing the message costs one.
+_ROUTE_READS = 5
+
 
 @frozen
 class HandleInbound:
@@ -31,6 +34,7 @@ class InboundOutcome(enum.StrEnum):
     DUPLICATE = "duplicate"  # seen before: nothing stored again
     UNKNOWN_CHANNEL = "unknown_channel"  # no channel has that id: ignored
     NO_AGENT = "no_agent"  # the channel has no agent linked: ignored
+    CHANNEL_DELETED = "channel_deleted"  # the tenant deleted the channel: ignored
     REJECTED = "rejected"  # cannot be stored (what it holds): kept with its delivery in the rejected deliveries
 
 
@@ -57,12 +61,29 @@ class HandleInboundMessage:
         if route is None:
             log.info("inbound_ignored", extra={"reason": "unknown_channel", "phone_number_id": message.phone_number_id})
             return InboundOutcome.UNKNOWN_CHANNEL
-        if route.agent is None:
-            log.info("inbound_ignored", extra={"reason": "no_agent", "phone_number_id": message.phone_number_id})
-            return InboundOutcome.NO_AGENT
-
         try:
-            recorded = self._messages.record_inbound(route, message, self._clock.now())
+            for _ in range(_ROUTE_READS):
+                if route.channel.deleted:
+                    log.info(
+                        "inbound_ignored",
+                        extra={"reason": "channel_deleted", "phone_number_id": message.phone_number_id},
+                    )
+                    return InboundOutcome.CHANNEL_DELETED
+                if route.agent is None:
+                    log.info(
+                        "inbound_ignored", extra={"reason": "no_agent", "phone_number_id": message.phone_number_id}
+                    )
+                    return InboundOutcome.NO_AGENT
+                recorded = self._messages.record_inbound(route, message, self._clock.now())
+                if recorded is not None:
+                    break
+                # The route was read before a relink: the agent no longer holds the channel.
+                self._routes.forget(message.phone_number_id)
+                route = self._routes.find(message.phone_number_id)
+                if route is None:
+                    return InboundOutcome.UNKNOWN_CHANNEL
+            else:
+                raise RuntimeError(f"the route of channel {message.phone_number_id} kept changing")
         except MessageNotStorable as refused:
             # The message's own fault: answering 5xx would have Meta redeliver it, and the rest of its
             # delivery, for days. The database is fine (StorageUnavailable is not caught): keep it aside.

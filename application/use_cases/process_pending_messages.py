@@ -97,6 +97,8 @@ class ProcessPendingMessages:
         if work is None:
             return _Progress.NOTHING
         route = self._routes.find(work.conversation.phone_number_id)
+        if route is not None and route.channel.deleted:
+            route = None  # a deleted channel is gone: nothing more is answered or sent on it
         if work.turn is not None:  # left open by a worker that stopped: only lock holders open turns
             return self._drive(work.turn, work, route, resumed=True)
         wait = (Turn.due_at(work.messages, self._policy.coalesce_window) - self._clock.now()).total_seconds()

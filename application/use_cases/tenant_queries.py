@@ -51,6 +51,13 @@ class TenantQueries:
             self._require_user(uow, user_id)
             return uow.agents.list(user_id)
 
+    def agent(self, user_id: str, agent_id: str) -> Agent:
+        with self._uow() as uow:
+            agent = uow.agents.get(user_id, agent_id)
+        if agent is None:
+            raise NotFound(f"agent {agent_id} not found")
+        return agent
+
     def balance(self, user_id: str) -> Credits:
         cached = self._balances.get(user_id)
         if cached is not None:

@@ -26,6 +26,11 @@ def echo_reply(inputs: list[str]) -> str:
     return "echo: " + " | ".join(inputs)
 
 
+def _prompt_id(body: dict[str, Any]) -> str | None:
+    prompt = body.get("prompt")
+    return str(prompt.get("id")) if isinstance(prompt, dict) else None
+
+
 def usage_for(inputs: list[str], reply: str) -> tuple[int, int]:
     """(input_tokens, output_tokens) the stand-in reports: one token per character, so tests can predict it."""
     return sum(len(text) for text in inputs), len(reply)
@@ -153,6 +158,9 @@ class StandInOpenAI(StandInServer):
         self._prompt_max_in_flight: dict[str, int] = {}
         #: While set, every call is answered with it: OpenAI is down.
         self.outage: Failure | None = None
+        #: When set, a reply starts with the prompt id it was made with ("[pmpt_x] echo: …"): tests can tell
+        #: which agent answered. Off by default, so that `echo_reply` stays the whole answer.
+        self.sign_with_prompt = False
 
     @property
     def base_url(self) -> str:
@@ -358,7 +366,7 @@ class StandInOpenAI(StandInServer):
         self.pause(self.latency_ms / 1000)
         if landed is None:
             with self._state:
-                landed = self._land(conversation, inputs)
+                landed = self._land(conversation, inputs, _prompt_id(body))
         exchange.reply(200, self._response_body(body, inputs, landed))
 
     def _fail(self, exchange: Exchange, failure: Failure) -> None:
@@ -413,11 +421,14 @@ class StandInOpenAI(StandInServer):
         self._conversations[conversation_id] = _Conversation(metadata=metadata, created_at=int(time.time()))
         return conversation_id
 
-    def _land(self, conversation: _Conversation, inputs: list[str]) -> dict[str, Any]:
+    def _land(self, conversation: _Conversation, inputs: list[str], prompt_id: str | None = None) -> dict[str, Any]:
         """Append the user inputs and the assistant reply; returns the reply item. Caller holds the lock."""
         for text in inputs:
             conversation.items.append(self._message("user", "input_text", text))
-        reply = self._message("assistant", "output_text", echo_reply(inputs))
+        text = echo_reply(inputs)
+        if self.sign_with_prompt and prompt_id is not None:
+            text = f"[{prompt_id}] {text}"
+        reply = self._message("assistant", "output_text", text)
         conversation.items.append(reply)
         return reply
 

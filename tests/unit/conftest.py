@@ -35,10 +35,13 @@ from application.use_cases.apply_delivery_report import ApplyDeliveryReport
 from application.use_cases.authenticate import Authenticate
 from application.use_cases.create_agent import CreateAgent, CreateAgentCommand
 from application.use_cases.create_user import CreateUser, CreateUserCommand
+from application.use_cases.delete_agent import DeleteAgent
+from application.use_cases.delete_channel import DeleteChannel
 from application.use_cases.handle_inbound_message import HandleInbound, HandleInboundMessage, InboundOutcome
 from application.use_cases.process_pending_messages import ProcessPendingMessages, ProcessScope, TurnPolicy
 from application.use_cases.recover_stalled_work import RecoverStalledWork
 from application.use_cases.reject_delivery import RejectDelivery
+from application.use_cases.relink_agent import RelinkAgent
 from application.use_cases.tenant_queries import TenantQueries
 from application.use_cases.top_up_credits import TopUpCommand, TopUpCredits
 from domain.channels import ChannelType
@@ -119,6 +122,9 @@ class App:
         self.create_agent = CreateAgent(self.uow, self.routes, self.ids, self.clock)
         self.top_up = TopUpCredits(self.uow, self.balance_cache, self.clock)
         self.queries = TenantQueries(self.uow, self.balance_cache)
+        self.relink_agent = RelinkAgent(self.uow, self.routes, self.queue, self.clock, self.ordering)
+        self.delete_agent = DeleteAgent(self.uow, self.routes, self.queue, self.clock, self.ordering)
+        self.delete_channel = DeleteChannel(self.uow, self.routes, self.queue, self.clock, self.ordering)
         self.message_store = InMemoryMessageStore(self.store)
         self.rejected = InMemoryRejectedDeliveries()
         self.turn_store = InMemoryTurnStore(self.store)

@@ -128,7 +128,7 @@ class RefusingMessageStore:
     refused: set[str] = field(factory=set)
     down: bool = False
 
-    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound:
+    def record_inbound(self, route: Route, inbound: InboundMessage, now: datetime) -> RecordedInbound | None:
         if self.down:
             raise StorageUnavailable("the database connection failed: connection refused")
         if inbound.platform_message_id in self.refused:

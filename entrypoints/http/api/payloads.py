@@ -92,7 +92,7 @@ class AddChannelRequest:
 class CreateAgentRequest:
     name: str = field(metadata=_bounded(limits.AGENT_NAME))
     prompt_id: str = field(metadata=_bounded(limits.PROMPT_ID))
-    phone_number_id: str = field(metadata=_bounded(limits.CHANNEL_ID))
+    phone_number_id: str | None = field(default=None, metadata=_bounded(limits.CHANNEL_ID))
     prompt_version: str | None = field(default=None, metadata=_bounded(limits.PROMPT_VERSION))
 
     def command(self, user_id: str) -> CreateAgentCommand:
@@ -200,6 +200,12 @@ def read_body(cls: type[_T]) -> _T:
         raise ApiError(422, "validation_failed", message, field=name) from error
     _require_bounds(structured)
     return structured
+
+
+def body_keys() -> frozenset[str]:
+    """The keys the request's JSON body holds (call after `read_body`): what a PATCH changes."""
+    body = _json_body()
+    return frozenset(body) if isinstance(body, Mapping) else frozenset()
 
 
 def _require_bounds(structured: Any) -> None:
@@ -349,6 +355,7 @@ def created_user_json(created: CreatedUser) -> JsonObject:
 
 def channel_json(channel: Channel) -> JsonObject:
     body: JsonObject = _responses.unstructure(channel)
+    body.pop("deleted_at", None)  # a deleted channel is never shown
     # Web chat channels have no token: null says so, where a mask would suggest one is stored.
     body["access_token"] = channel.masked_token if channel.access_token else None
     return body
@@ -356,6 +363,7 @@ def channel_json(channel: Channel) -> JsonObject:
 
 def agent_json(agent: Agent) -> JsonObject:
     body: JsonObject = _responses.unstructure(agent)
+    body.pop("deleted_at", None)  # a deleted agent is never shown
     return body
 
 

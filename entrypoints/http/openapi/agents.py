@@ -8,7 +8,11 @@ from entrypoints.http.openapi.components import BODY_ERRORS, COMMON_ERRORS, USER
 from entrypoints.http.openapi.schemas import JsonSchema, closed, entity_schema, ref, request_schema
 
 SCHEMAS: dict[str, JsonSchema] = {
-    "Agent": entity_schema(Agent, description="An OpenAI dashboard prompt answering one channel."),
+    "Agent": entity_schema(
+        Agent,
+        omit=("deleted_at",),
+        description="An OpenAI dashboard prompt, answering the channel `phone_number_id` (null: linked to none).",
+    ),
     "CreateAgentRequest": request_schema(
         CreateAgentRequest, description="`prompt_id` is an OpenAI prompt id (`pmpt_…`); the channel is the tenant's."
     ),
