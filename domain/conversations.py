@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from attrs import evolve, frozen
 
-from domain.channels import ChannelPolicy
+from domain.channels import BotState, ChannelPolicy
 from domain.errors import InvalidTransition
 from domain.messages import InboundMessage
 
@@ -19,7 +19,10 @@ OUTSIDE_SERVICE_WINDOW = "outside_service_window"
 class Conversation:
     """`last_sequence_no` is the number of the latest message, customer's or ours: every message gets
     the next one, so the sequence is the order the conversation happened in. Only the active
-    conversation of a customer and an agent takes new messages; an archived one keeps its history."""
+    conversation of a customer and an agent takes new messages; an archived one keeps its history.
+
+    `bot` paused: a person from the team answers, not the AI; `bot_paused_until` ends a timed pause by
+    itself (None: paused until resumed)."""
 
     conversation_id: int
     user_id: str
@@ -34,6 +37,8 @@ class Conversation:
     created_at: datetime
     last_message_at: datetime
     last_customer_message_at: datetime | None
+    bot: BotState = BotState.ACTIVE
+    bot_paused_until: datetime | None = None
 
     @classmethod
     def open(
@@ -97,3 +102,27 @@ class Conversation:
     def archive(self) -> Conversation:
         """No new messages: the customer's next message starts a new conversation. History is kept."""
         return evolve(self, is_active=False)
+
+    # --- who answers: the AI, or a person from the team -------------------------------------------
+
+    def ai_answers(self, channel_bot: BotState) -> bool:
+        """The AI answers only when the channel's bot and the conversation's are both active.
+
+        A timed pause that has run out still holds until the recovery sweep resumes it (`paused_run_out`):
+        the sweep gives the AI what was held first, so the customer's messages are answered in order."""
+        return channel_bot is BotState.ACTIVE and self.bot is BotState.ACTIVE
+
+    def pause(self, now: datetime, resume_after: timedelta | None = None) -> Conversation:
+        """A person takes over: until resumed, or for `resume_after` from now."""
+        if resume_after is not None and resume_after <= timedelta(0):
+            raise InvalidTransition("a timed pause must last a while")
+        until = None if resume_after is None else now + resume_after
+        return evolve(self, bot=BotState.PAUSED, bot_paused_until=until)
+
+    def resume(self) -> Conversation:
+        """The AI answers again."""
+        return evolve(self, bot=BotState.ACTIVE, bot_paused_until=None)
+
+    def paused_run_out(self, now: datetime) -> bool:
+        """A timed pause whose time has come: the bot resumes by itself (the sweep makes it so)."""
+        return self.bot is BotState.PAUSED and self.bot_paused_until is not None and self.bot_paused_until <= now

@@ -22,6 +22,7 @@ class MessageStatus(enum.StrEnum):
     PROCESSING = "processing"  # part of an AI turn under way
     ANSWERED = "answered"
     SKIPPED = "skipped"  # recorded, deliberately not answered (failure_reason says why)
+    HELD = "held"  # stored while the bot was paused: waiting for a person (or for the bot to resume)
     # outbound
     PENDING = "pending"  # reply stored, not sent yet
     SENDING = "sending"  # the one send attempt is under way
@@ -70,6 +71,14 @@ def _reported_status(current: MessageStatus, reported: MessageStatus) -> Message
     if _DELIVERY_RANK[reported] > _DELIVERY_RANK.get(current, -1):
         return reported
     return None
+
+
+class Sender(enum.StrEnum):
+    """Who wrote a message: the customer, the AI, or a person from the team."""
+
+    CUSTOMER = "customer"
+    AI = "ai"
+    HUMAN = "human"
 
 
 class OrderingScope(enum.StrEnum):
@@ -160,6 +169,7 @@ class Message:
     conversation_id: int
     phone_number_id: str
     direction: Direction
+    sender: Sender
     sequence_no: int
     platform_message_id: str | None
     content_type: str

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from domain import limits
-from domain.channels import ChannelPolicy, ChannelType, policy_for
+from domain.channels import BotState, ChannelPolicy, ChannelType, policy_for
 from domain.errors import ValidationFailed
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -35,7 +35,8 @@ class Channel:
     """A customer channel of a tenant: a WhatsApp number, an Instagram account or a web chat widget.
 
     `phone_number_id` is Meta's id for the number (or the Instagram account id); web chat channels
-    get a generated one. It is what webhooks are routed on.
+    get a generated one. It is what webhooks are routed on. While `bot` is paused the AI answers none
+    of the channel's conversations: a person from the team does.
     """
 
     phone_number_id: str
@@ -45,6 +46,7 @@ class Channel:
     access_token: str
     display_name: str | None
     created_at: datetime
+    bot: BotState = BotState.ACTIVE
 
     @property
     def policy(self) -> ChannelPolicy:
@@ -57,6 +59,22 @@ class Channel:
         if len(token) <= 8:
             return "****"
         return f"{token[:4]}…{token[-4:]}"
+
+    def update(
+        self, *, display_name: str | None = None, access_token: str | None = None, bot: BotState | None = None
+    ) -> Channel:
+        """The channel after a tenant's change: a new name, a rotated token, the bot paused or resumed.
+        An empty name clears it; a token must not be empty where the channel needs one."""
+        changed = self
+        if display_name is not None:
+            changed = evolve(changed, display_name=display_name.strip() or None)
+        if access_token is not None:
+            if not access_token.strip():
+                raise ValidationFailed("access_token must not be empty", field="access_token")
+            changed = evolve(changed, access_token=access_token.strip())
+        if bot is not None:
+            changed = evolve(changed, bot=bot)
+        return changed
 
 
 @frozen

@@ -8,7 +8,7 @@ from adapters.memory.tables import InMemoryStore
 from application.ports.pipeline import MessageNotStorable
 from domain import limits
 from domain.conversations import Conversation
-from domain.messages import Direction, InboundMessage, Message, RecordedInbound
+from domain.messages import Direction, InboundMessage, Message, RecordedInbound, Sender
 from domain.tenancy import Route
 
 
@@ -42,6 +42,7 @@ class InMemoryMessageStore:
                 conversation_id=conversation.conversation_id,
                 phone_number_id=route.channel.phone_number_id,
                 direction=Direction.INBOUND,
+                sender=Sender.CUSTOMER,
                 sequence_no=conversation.last_sequence_no,
                 platform_message_id=inbound.platform_message_id,
                 content_type=inbound.content_type,

@@ -16,8 +16,18 @@ from application.ports.pipeline import Work
 from domain.conversations import Conversation
 from domain.credits import Credits
 from domain.errors import InsufficientCredits
-from domain.messages import Direction, Message, MessageStatus, OrderingScope, ScopeKey
-from domain.turns import PartChange, PartDraft, Turn, TurnAnswered, TurnFailed, TurnRefused, TurnStarted, TurnStatus
+from domain.messages import Direction, Message, MessageStatus, OrderingScope, ScopeKey, Sender
+from domain.turns import (
+    PartChange,
+    PartDraft,
+    Turn,
+    TurnAnswered,
+    TurnFailed,
+    TurnHeld,
+    TurnRefused,
+    TurnStarted,
+    TurnStatus,
+)
 
 
 class InMemoryTurnStore:
@@ -80,6 +90,28 @@ class InMemoryTurnStore:
     def refuse(self, refused: TurnRefused) -> None:
         with self._store.atomic() as t:
             t.change_status(refused.batch, refused.at)
+
+    def hold(self, held: TurnHeld) -> bool:
+        read = held.conversation
+        with self._store.atomic() as t:
+            conversation = t.conversations.get(read.conversation_id)
+            channel = t.channels.get(read.phone_number_id)
+            if (
+                conversation is None
+                or channel is None
+                or (conversation.bot, conversation.bot_paused_until) != (read.bot, read.bot_paused_until)
+                or channel.bot is not held.channel_bot
+            ):
+                return False
+            t.change_status(held.batch, held.at)
+            return True
+
+    def pauses_run_out(self, now: datetime, limit: int) -> list[tuple[str, int]]:
+        with self._store.lock:
+            t = self._store.tables
+            ended = [c for c in t.conversations.values() if c.paused_run_out(now)]
+        ended.sort(key=lambda c: (c.bot_paused_until, c.conversation_id))
+        return [(c.user_id, c.conversation_id) for c in ended[:limit]]
 
     def save_turn(self, turn: Turn, before: TurnStatus) -> bool:
         with self._store.atomic() as t:
@@ -195,6 +227,7 @@ def _part(t: Tables, turn: Turn, sequence_no: int, draft: PartDraft) -> Message:
         conversation_id=turn.conversation_id,
         phone_number_id=turn.phone_number_id,
         direction=Direction.OUTBOUND,
+        sender=Sender.AI,
         sequence_no=sequence_no,
         platform_message_id=None,
         content_type="text",

@@ -48,9 +48,10 @@ WITH conversation AS (
     RETURNING conversation_id, last_sequence_no
 ), inserted AS (
     INSERT INTO messages (
-        user_id, conversation_id, phone_number_id, direction, sequence_no, platform_message_id,
+        user_id, conversation_id, phone_number_id, direction, sender, sequence_no, platform_message_id,
         content_type, text, status, failure_reason, raw, sent_at, created_at, updated_at)
-    SELECT %(user_id)s, conversation_id, %(phone_number_id)s, 'inbound', last_sequence_no, %(platform_message_id)s,
+    SELECT %(user_id)s, conversation_id, %(phone_number_id)s, 'inbound', 'customer', last_sequence_no,
+           %(platform_message_id)s,
            %(content_type)s, %(text)s, %(status)s, %(failure_reason)s, %(raw)s, %(sent_at)s, %(now)s, %(now)s
     FROM conversation
     ON CONFLICT (phone_number_id, platform_message_id) WHERE platform_message_id IS NOT NULL DO NOTHING

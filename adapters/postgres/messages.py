@@ -11,7 +11,7 @@ from domain.errors import ValidationFailed
 from domain.messages import Message
 
 MESSAGE_COLUMNS = (
-    "message_id, user_id, conversation_id, phone_number_id, direction, sequence_no, platform_message_id, "
+    "message_id, user_id, conversation_id, phone_number_id, direction, sender, sequence_no, platform_message_id, "
     "content_type, text, status, failure_reason, failure_code, turn_id, input_tokens, output_tokens, sent_at, "
     "created_at, updated_at"
 )

@@ -7,7 +7,7 @@ from adapters.postgres.rows import entity
 from domain.tenancy import Agent, Channel, Route, User
 
 _USER_COLUMNS = "user_id, email, company_name, api_key_hash, created_at"
-_CHANNEL_COLUMNS = "phone_number_id, user_id, type, external_number, access_token, display_name, created_at"
+_CHANNEL_COLUMNS = "phone_number_id, user_id, type, external_number, access_token, display_name, created_at, bot"
 _AGENT_COLUMNS = "agent_id, user_id, phone_number_id, name, prompt_id, prompt_version, created_at"
 
 
@@ -49,7 +49,7 @@ class PostgresChannelsRepository(PostgresRepository):
             }
         ):
             self._cursor().execute(
-                f"INSERT INTO phone_numbers ({_CHANNEL_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO phone_numbers ({_CHANNEL_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     channel.phone_number_id,
                     channel.user_id,
@@ -58,8 +58,27 @@ class PostgresChannelsRepository(PostgresRepository):
                     channel.access_token,
                     channel.display_name,
                     channel.created_at,
+                    channel.bot.value,
                 ),
             )
+
+    def update(self, channel: Channel) -> None:
+        self._cursor().execute(
+            "UPDATE phone_numbers SET display_name = %s, access_token = %s, bot = %s"
+            " WHERE user_id = %s AND phone_number_id = %s",
+            (channel.display_name, channel.access_token, channel.bot.value, channel.user_id, channel.phone_number_id),
+        )
+
+    def lock(self, user_id: str, phone_number_id: str) -> Channel | None:
+        row = (
+            self._cursor()
+            .execute(
+                f"SELECT {_CHANNEL_COLUMNS} FROM phone_numbers WHERE user_id = %s AND phone_number_id = %s FOR UPDATE",
+                (user_id, phone_number_id),
+            )
+            .fetchone()
+        )
+        return None if row is None else entity(row, Channel)
 
     def get(self, user_id: str, phone_number_id: str) -> Channel | None:
         row = (
@@ -85,7 +104,7 @@ class PostgresChannelsRepository(PostgresRepository):
             .execute(
                 """
                 SELECT p.phone_number_id, p.user_id, p.type, p.external_number, p.access_token, p.display_name,
-                       p.created_at,
+                       p.created_at, p.bot,
                        a.agent_id AS agent_agent_id, a.user_id AS agent_user_id,
                        a.phone_number_id AS agent_phone_number_id, a.name AS agent_name,
                        a.prompt_id AS agent_prompt_id, a.prompt_version AS agent_prompt_version,

@@ -30,6 +30,7 @@ from domain.turns import (
     Turn,
     TurnAnswered,
     TurnFailed,
+    TurnHeld,
     TurnRefused,
     TurnStarted,
     TurnStatus,
@@ -172,6 +173,29 @@ _START = (
 
 _REFUSE = "WITH" + _batch_change() + " SELECT 1"
 
+# The gate locks the conversation and the channel as they were read (FOR SHARE): a resume holds them
+# FOR UPDATE while it releases the held messages, so a batch is either held before the resume reads the
+# held messages, or finds the bot active and holds nothing.
+_HOLD = (
+    """
+    WITH gate AS (
+        SELECT 1 FROM conversations c JOIN phone_numbers p ON p.phone_number_id = c.phone_number_id
+        WHERE c.conversation_id = %(conversation_id)s AND c.bot = %(bot)s
+          AND c.bot_paused_until IS NOT DISTINCT FROM %(paused_until)s AND p.bot = %(channel_bot)s
+        FOR SHARE OF c, p
+    ),"""
+    + _batch_change(gate="gate")
+    + """
+    SELECT count(*) AS held FROM gate
+    """
+)
+
+_PAUSES_RUN_OUT: LiteralString = """
+SELECT c.user_id, c.conversation_id FROM conversations c
+WHERE c.bot_paused_until IS NOT NULL AND c.bot_paused_until <= %(now)s AND c.bot = 'paused'
+ORDER BY c.bot_paused_until LIMIT %(limit)s
+"""
+
 _SAVE_TURN: LiteralString = """
 UPDATE turns SET status = %(status)s, attempts = %(attempts)s, response_id = %(response_id)s,
                  failure_reason = %(failure_reason)s, updated_at = %(now)s
@@ -203,9 +227,9 @@ _ANSWER = (
         RETURNING c.last_sequence_no - %(count)s AS base
     ), parts AS (
         INSERT INTO messages (
-            user_id, conversation_id, phone_number_id, direction, sequence_no, content_type, text, status,
+            user_id, conversation_id, phone_number_id, direction, sender, sequence_no, content_type, text, status,
             turn_id, input_tokens, output_tokens, created_at, updated_at)
-        SELECT %(user_id)s, %(conversation_id)s, %(phone_number_id)s, 'outbound', appended.base + part.n, 'text',
+        SELECT %(user_id)s, %(conversation_id)s, %(phone_number_id)s, 'outbound', 'ai', appended.base + part.n, 'text',
                part.text, part.status, %(turn_id)s, part.input_tokens, part.output_tokens, %(now)s, %(now)s
         FROM appended,
              unnest(%(texts)s::text[], %(statuses)s::text[], %(in_tokens)s::integer[], %(out_tokens)s::integer[])
@@ -312,6 +336,25 @@ class PostgresTurnStore(PostgresStore):
     def refuse(self, refused: TurnRefused) -> None:
         with self._autocommit() as cursor:
             cursor.execute(_REFUSE, {"now": refused.at, **_batch_params(refused.batch)})
+
+    def hold(self, held: TurnHeld) -> bool:
+        conversation = held.conversation
+        params = {
+            "conversation_id": conversation.conversation_id,
+            "bot": conversation.bot.value,
+            "paused_until": conversation.bot_paused_until,
+            "channel_bot": held.channel_bot.value,
+            "now": held.at,
+            **_batch_params(held.batch),
+        }
+        with self._autocommit() as cursor:
+            row = cursor.execute(_HOLD, params).fetchone()
+        return bool(row and row["held"])
+
+    def pauses_run_out(self, now: datetime, limit: int) -> list[tuple[str, int]]:
+        with self._autocommit() as cursor:
+            rows = cursor.execute(_PAUSES_RUN_OUT, {"now": now, "limit": limit}).fetchall()
+        return [(row["user_id"], row["conversation_id"]) for row in rows]
 
     def save_turn(self, turn: Turn, before: TurnStatus) -> bool:
         with self._autocommit() as cursor:

@@ -18,7 +18,7 @@ from domain.credits import Credits
 from domain.messages import InboundMessage, Message, OrderingScope, RecordedInbound, ScopeKey
 from domain.rejections import RejectedDelivery
 from domain.tenancy import Route
-from domain.turns import PartChange, Turn, TurnAnswered, TurnFailed, TurnRefused, TurnStarted, TurnStatus
+from domain.turns import PartChange, Turn, TurnAnswered, TurnFailed, TurnHeld, TurnRefused, TurnStarted, TurnStatus
 
 
 class MessageNotStorable(Exception):
@@ -90,6 +90,14 @@ class TurnStore(Protocol):
         credits are no longer there (spent by a concurrent turn since they were read)."""
 
     def refuse(self, refused: TurnRefused) -> None: ...
+
+    def hold(self, held: TurnHeld) -> bool:
+        """Move the batch to `held`, only while the conversation's bot and the channel's are still as
+        `held` read them. False, and nothing changed, when either changed meanwhile (decide again)."""
+
+    def pauses_run_out(self, now: datetime, limit: int) -> list[tuple[str, int]]:
+        """(user_id, conversation_id) of paused conversations whose timed pause ended by `now`, the
+        longest-ended first."""
 
     def save_turn(self, turn: Turn, before: TurnStatus) -> bool:
         """Save a turn's own fields (status, attempts, times). False when it is no longer `before`."""

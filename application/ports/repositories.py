@@ -16,6 +16,7 @@ from domain.conversations import Conversation
 from domain.credits import CreditMovement, Credits, LedgerEntry
 from domain.messages import Message, MessageStatus
 from domain.tenancy import Agent, Channel, Route, User
+from domain.turns import StatusChange
 
 
 @frozen
@@ -63,6 +64,12 @@ class ChannelsRepository(Protocol):
 
     def list(self, user_id: str) -> list[Channel]: ...
 
+    def lock(self, user_id: str, phone_number_id: str) -> Channel | None:
+        """The tenant's channel, locked for a change until the unit of work ends."""
+
+    def update(self, channel: Channel) -> None:
+        """Save a channel's changeable fields (name, token, bot)."""
+
     def route(self, phone_number_id: str) -> Route | None:
         """The channel and its agent, found by the id a webhook names (not scoped: the webhook has no tenant)."""
 
@@ -93,6 +100,24 @@ class CreditsRepository(Protocol):
 
 class ConversationsRepository(Protocol):
     def get(self, conversation_id: int) -> Conversation | None: ...
+
+    def lock(self, user_id: str, conversation_id: int) -> Conversation | None:
+        """The tenant's conversation, locked until the unit of work ends: no batch of it is held meanwhile."""
+
+    def save_bot(self, conversation: Conversation) -> None:
+        """Save the conversation's bot state (`bot`, `bot_paused_until`)."""
+
+    def held(self, conversation_id: int) -> list[Message]:
+        """Its held messages, in order."""
+
+    def last_reply_sequence_no(self, conversation_id: int) -> int:
+        """The number of its latest outbound message (the AI's or a person's); 0 for none."""
+
+    def holding(self, phone_number_id: str) -> list[int]:
+        """The ids of the channel's conversations that hold messages."""
+
+    def change_status(self, change: StatusChange, now: datetime) -> None:
+        """Move the inbound messages of `change` that are still `change.before`."""
 
 
 class MessagesRepository(Protocol):

@@ -8,6 +8,7 @@ from werkzeug.routing import BaseConverter
 from domain import limits
 from entrypoints.http.api.agents import agents
 from entrypoints.http.api.channels import channels
+from entrypoints.http.api.conversations import conversations
 from entrypoints.http.api.credits import credits
 from entrypoints.http.api.messages import messages
 from entrypoints.http.api.users import users
@@ -23,5 +24,5 @@ class EntityIdConverter(BaseConverter):
 
 def register_api(app: Flask) -> None:
     app.url_map.converters["id"] = EntityIdConverter
-    for blueprint in (users, channels, agents, credits, messages):
+    for blueprint in (users, channels, agents, credits, messages, conversations):
         app.register_blueprint(blueprint)

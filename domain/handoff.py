@@ -1,0 +1,62 @@
+"""Human hand-off: what happens to the customer's messages that waited while a person had taken over.
+
+When the bot resumes, the held messages that came after the conversation's last reply (the AI's or a
+person's) are answered by the AI, in order, as if they had just come; the ones before it were
+answered by that person already and are skipped, saying so. Nothing is lost and nothing answered twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from attrs import frozen
+
+from domain.channels import BotState
+from domain.conversations import Conversation
+from domain.errors import InvalidTransition
+from domain.messages import Direction, Message, MessageStatus
+from domain.turns import StatusChange
+
+#: Why a held message is not answered by the AI: a person replied after it.
+ANSWERED_BY_HUMAN = "answered_by_human"
+
+
+@frozen
+class BotResumed:
+    """The held messages of a conversation whose bot answers again, on their way: `to_answer` back to
+    `received` (the AI answers them), `answered` skipped as answered by a person."""
+
+    conversation: Conversation
+    to_answer: StatusChange
+    answered: StatusChange
+    at: datetime
+
+    @property
+    def released(self) -> bool:
+        return bool(self.to_answer.message_ids)
+
+
+def release_held(
+    conversation: Conversation, held: Sequence[Message], last_reply_sequence_no: int, now: datetime
+) -> BotResumed:
+    """What the AI answering `conversation` again does to `held` (its held messages, read under its lock),
+    given the number of its latest outbound message (0: none)."""
+    if conversation.bot is not BotState.ACTIVE:
+        raise InvalidTransition(f"conversation {conversation.conversation_id} is paused: nothing is released")
+    if any(
+        m.conversation_id != conversation.conversation_id
+        or m.direction is not Direction.INBOUND
+        or m.status is not MessageStatus.HELD
+        for m in held
+    ):
+        raise InvalidTransition(f"only held messages of conversation {conversation.conversation_id} are released")
+    ordered = sorted(held, key=lambda m: m.sequence_no)
+    after = tuple(m.message_id for m in ordered if m.sequence_no > last_reply_sequence_no)
+    before = tuple(m.message_id for m in ordered if m.sequence_no < last_reply_sequence_no)
+    return BotResumed(
+        conversation=conversation,
+        to_answer=StatusChange(after, MessageStatus.HELD, MessageStatus.RECEIVED),
+        answered=StatusChange(before, MessageStatus.HELD, MessageStatus.SKIPPED, ANSWERED_BY_HUMAN),
+        at=now,
+    )
