@@ -1,4 +1,5 @@
-"""Human hand-off: what happens to the customer's messages that waited while a person had taken over.
+"""Human hand-off: a person's reply, and what happens to the customer's messages that waited while a
+person had taken over.
 
 When the bot resumes, the held messages that came after the conversation's last reply (the AI's or a
 person's) are answered by the AI, in order, as if they had just come; the ones before it were
@@ -12,11 +13,11 @@ from datetime import datetime
 
 from attrs import frozen
 
-from domain.channels import BotState
+from domain.channels import BotState, ChannelPolicy
 from domain.conversations import Conversation
-from domain.errors import InvalidTransition
+from domain.errors import ConversationArchived, InvalidTransition, OutsideServiceWindow, ValidationFailed
 from domain.messages import Direction, Message, MessageStatus
-from domain.turns import StatusChange
+from domain.turns import PartDraft, StatusChange
 
 #: Why a held message is not answered by the AI: a person replied after it.
 ANSWERED_BY_HUMAN = "answered_by_human"
@@ -60,3 +61,37 @@ def release_held(
         answered=StatusChange(before, MessageStatus.HELD, MessageStatus.SKIPPED, ANSWERED_BY_HUMAN),
         at=now,
     )
+
+
+@frozen
+class HumanReply:
+    """A person's reply before storage numbers its parts (after every message so far): the conversation
+    after it (numbered on, and paused unless told otherwise), and the parts to send, in order."""
+
+    conversation: Conversation
+    before: Conversation
+    parts: tuple[PartDraft, ...]
+    at: datetime
+
+
+def human_reply(
+    conversation: Conversation, policy: ChannelPolicy, text: str, now: datetime, *, pause: bool = True
+) -> HumanReply:
+    """A person from the team replies: only in an active conversation, only while the channel lets a
+    free-form message reach the customer, split as the channel needs. The bot stays out of the way
+    (paused until resumed) unless `pause` is False."""
+    if not conversation.is_active:
+        raise ConversationArchived(f"conversation {conversation.conversation_id} is archived: it takes no messages")
+    if not conversation.window_open(policy, now):
+        raise OutsideServiceWindow(
+            "the channel's service window is closed: the customer has not written for too long to receive a"
+            " free-form message"
+        )
+    texts = policy.split(text)
+    if not texts:
+        raise ValidationFailed("text must not be empty", field="text")
+    after = conversation.append(len(texts), now)
+    if pause and after.bot is BotState.ACTIVE:
+        after = after.pause(now)
+    parts = tuple(PartDraft(part, MessageStatus.PENDING, None, None) for part in texts)
+    return HumanReply(conversation=after, before=conversation, parts=parts, at=now)

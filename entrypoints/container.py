@@ -58,6 +58,7 @@ from application.use_cases.process_pending_messages import ProcessPendingMessage
 from application.use_cases.recover_stalled_work import RecoverStalledWork
 from application.use_cases.reject_delivery import RejectDelivery
 from application.use_cases.resume_ended_pauses import ResumeEndedPauses
+from application.use_cases.send_human_reply import SendHumanReply
 from application.use_cases.tenant_queries import TenantQueries
 from application.use_cases.top_up_credits import TopUpCredits
 from application.use_cases.update_channel import UpdateChannel
@@ -265,6 +266,7 @@ class Container(containers.DeclarativeContainer):
     control_conversation_bot = providers.Singleton(
         ControlConversationBot, uow, queue, clock, ordering=settings.provided.ordering_scope
     )
+    send_human_reply = providers.Singleton(SendHumanReply, uow, turn_store, senders, clock)
     resume_ended_pauses = providers.Singleton(
         ResumeEndedPauses, turn_store, uow, queue, clock, ordering=settings.provided.ordering_scope
     )

@@ -14,6 +14,7 @@ from attrs import frozen
 
 from domain.conversations import Conversation
 from domain.credits import CreditMovement, Credits, LedgerEntry
+from domain.handoff import HumanReply
 from domain.messages import Message, MessageStatus
 from domain.tenancy import Agent, Channel, Route, User
 from domain.turns import StatusChange
@@ -122,6 +123,14 @@ class ConversationsRepository(Protocol):
 
 class MessagesRepository(Protocol):
     def list(self, user_id: str, query: MessageQuery) -> Page[Message]: ...
+
+    def add_human_reply(self, reply: HumanReply, idempotency_key: str | None) -> tuple[Message, ...]:
+        """Store a person's reply as outbound `human` parts numbered after `reply.before` (its conversation,
+        locked by this unit of work), and the conversation as `reply.conversation`. The key is kept on the
+        first part; a key used before in the conversation is a Conflict."""
+
+    def human_reply(self, conversation_id: int, idempotency_key: str) -> tuple[Message, ...]:
+        """The parts of the reply stored with that key in the conversation, in order (empty: none)."""
 
 
 class UnitOfWork(Protocol):

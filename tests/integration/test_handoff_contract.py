@@ -4,16 +4,19 @@ channels and conversations keep their bot state."""
 
 from __future__ import annotations
 
+import pytest
 from attrs import evolve
 
 from application.ports.pipeline import Work
 from domain.channels import BotState
 from domain.conversations import Conversation
-from domain.handoff import release_held
-from domain.messages import MessageStatus
+from domain.errors import Conflict
+from domain.handoff import human_reply, release_held
+from domain.messages import Direction, Message, MessageStatus, Sender
 from domain.tenancy import Route
 from domain.turns import Turn, TurnHeld
 from tests.integration.test_repository_contract import (
+    TWO_PARTS,
     Storage,
     _record,
     _scope,
@@ -156,3 +159,42 @@ def test_a_conversation_is_locked_only_by_its_tenant(storage: Storage) -> None:
     with storage.uow() as uow:
         assert uow.conversations.lock("user-2", recorded.conversation_id) is None
         assert uow.conversations.lock("user-1", recorded.conversation_id) is not None
+
+
+def _human_reply(storage: Storage, conversation_id: int, text: str, key: str | None) -> tuple[Message, ...]:
+    with storage.uow() as uow:
+        conversation = uow.conversations.lock("user-1", conversation_id)
+        assert conversation is not None
+        parts = uow.messages.add_human_reply(human_reply(conversation, TWO_PARTS, text, NOW), key)
+        uow.commit()
+    return parts
+
+
+def test_a_human_reply_is_numbered_after_every_message_and_pauses_the_conversation(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    recorded = _record(storage, route, "wamid.1")
+
+    parts = _human_reply(storage, recorded.conversation_id, "part one part two", "key-1")
+
+    assert [(p.sequence_no, p.sender, p.direction, p.status, p.text) for p in parts] == [
+        (2, Sender.HUMAN, Direction.OUTBOUND, S.PENDING, "part one"),
+        (3, Sender.HUMAN, Direction.OUTBOUND, S.PENDING, "part two"),
+    ]
+    assert storage.peek.message(parts[1].message_id) == parts[1]
+    with storage.uow() as uow:
+        conversation = uow.conversations.get(recorded.conversation_id)
+        assert uow.messages.human_reply(recorded.conversation_id, "key-1") == parts
+        assert uow.messages.human_reply(recorded.conversation_id, "key-2") == ()
+        assert uow.conversations.last_reply_sequence_no(recorded.conversation_id) == 3
+    assert conversation is not None
+    assert (conversation.last_sequence_no, conversation.bot) == (3, BotState.PAUSED)
+    assert _record(storage, route, "wamid.2").sequence_no == 4
+
+
+def test_an_idempotency_key_used_before_in_the_conversation_is_a_conflict(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    recorded = _record(storage, route, "wamid.1")
+    _human_reply(storage, recorded.conversation_id, "hello", "key-1")
+
+    with pytest.raises(Conflict):
+        _human_reply(storage, recorded.conversation_id, "hello again", "key-1")

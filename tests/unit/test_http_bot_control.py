@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from application.ports.services import DeliveryFailed
 from tests.unit.test_http_api import ACCESS_TOKEN, Api, Tenant, _error, _json, api, other, tenant
 
 __all__ = ["api", "other", "tenant"]
@@ -134,3 +135,67 @@ def test_another_tenants_conversation_is_404(api: Api, tenant: Tenant, other: Te
     conversation_id = _conversation(api, other)
 
     _error(_patch(api, tenant, f"conversations/{conversation_id}", {"bot": "paused"}), 404, "not_found")
+
+
+def _send(api: Api, tenant: Tenant, conversation_id: int, body: Any, key: str | None = None) -> Any:
+    headers = {**tenant.headers, **({"Idempotency-Key": key} if key else {})}
+    path = f"/users/{tenant.user_id}/conversations/{conversation_id}/messages"
+    return api.client.post(path, json=body, headers=headers)
+
+
+def test_a_human_reply_is_201_with_its_parts_shown_as_human_and_replayed_by_its_key(api: Api, tenant: Tenant) -> None:
+    conversation_id = _conversation(api, tenant)
+
+    first = _send(api, tenant, conversation_id, {"text": "Hi, Ana from the team here."}, key="k-1")
+    again = _send(api, tenant, conversation_id, {"text": "Hi, Ana from the team here."}, key="k-1")
+
+    assert first.status_code == 201
+    assert again.status_code == 200
+    [part] = _json(first)["messages"]
+    assert (part["sender"], part["direction"], part["status"]) == ("human", "outbound", "sent")
+    assert _json(again) == _json(first)
+    listed = _json(api.client.get(f"/users/{tenant.user_id}/messages", headers=tenant.headers))["messages"]
+    assert [m["sender"] for m in listed] == ["human", "customer"]
+    assert len(api.container.recording_sender().sent) == 1
+
+
+def test_a_human_reply_outside_the_service_window_is_409_and_stores_nothing(api: Api, tenant: Tenant) -> None:
+    conversation_id = _conversation(api, tenant)
+    api.clock.advance(hours=25)
+
+    _error(_send(api, tenant, conversation_id, {"text": "hello?"}), 409, "outside_service_window")
+
+    listed = _json(api.client.get(f"/users/{tenant.user_id}/messages", headers=tenant.headers))["messages"]
+    assert [m["sender"] for m in listed] == ["customer"]
+
+
+def test_a_human_reply_the_channel_refuses_is_502_naming_the_stored_message(api: Api, tenant: Tenant) -> None:
+    conversation_id = _conversation(api, tenant)
+    api.container.recording_sender().failures.append(DeliveryFailed("Re-engagement message", code="131047"))
+
+    answer = _send(api, tenant, conversation_id, {"text": "hello?"})
+
+    assert answer.status_code == 502
+    error = _json(answer)["error"]
+    assert error["code"] == "channel_refused"
+    listed = _json(api.client.get(f"/users/{tenant.user_id}/messages", headers=tenant.headers))["messages"]
+    assert (listed[0]["message_id"], listed[0]["status"], listed[0]["failure_code"]) == (
+        error["message_id"],
+        "failed",
+        "131047",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "text"),
+        ({"text": "x" * 16_385}, "text"),
+        ({"text": "a\u0000b"}, "text"),
+        ({"text": "hi", "pause": "no"}, "pause"),
+    ],
+)
+def test_a_bad_human_reply_is_422_naming_the_field(api: Api, tenant: Tenant, body: Any, field: str) -> None:
+    conversation_id = _conversation(api, tenant)
+
+    _error(_send(api, tenant, conversation_id, body), 422, "validation_failed", field)

@@ -7,19 +7,27 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from attrs import frozen
-from flask import Blueprint, jsonify
+from attrs import field, frozen
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from application.use_cases.control_conversation_bot import ControlConversationBotCommand
+from application.use_cases.send_human_reply import SendHumanReplyCommand
+from domain import limits
 from domain.channels import BotState
 from domain.conversations import Conversation
 from domain.errors import NotFound
 from entrypoints.http.api.auth import caller_for
-from entrypoints.http.api.payloads import JsonObject, read_body
+from entrypoints.http.api.payloads import JsonObject, _bounded, idempotency_key, message_json, read_body
 from entrypoints.http.services import container
 
 conversations = Blueprint("conversations", __name__)
+
+
+@frozen
+class HumanReplyRequest:
+    text: str = field(metadata=_bounded(limits.HUMAN_REPLY_TEXT))
+    pause: bool = True
 
 
 @frozen
@@ -60,6 +68,19 @@ def update_conversation(user_id: str, conversation_id: str) -> ResponseReturnVal
         user_id=user_id, conversation_id=number, bot=body.bot, resume_after_minutes=body.resume_after_minutes
     )
     return jsonify(conversation_json(container().control_conversation_bot()(command)))
+
+
+@conversations.post("/users/<id:user_id>/conversations/<id:conversation_id>/messages")
+def send_message(user_id: str, conversation_id: str) -> ResponseReturnValue:
+    caller_for(user_id)
+    number = conversation_id_from(conversation_id)
+    key = idempotency_key(request.headers.get("Idempotency-Key"))
+    body = read_body(HumanReplyRequest)
+    command = SendHumanReplyCommand(
+        user_id=user_id, conversation_id=number, text=body.text, pause=body.pause, idempotency_key=key
+    )
+    result = container().send_human_reply()(command)
+    return jsonify(messages=[message_json(part) for part in result.parts]), 200 if result.replayed else 201
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -135,6 +135,13 @@ def _strict_int(value: object, _: type) -> int:
     return value
 
 
+def _strict_bool(value: object, _: type) -> bool:
+    # The default would take "false" (a non-empty string) as true.
+    if not isinstance(value, bool):
+        raise _BadValue(f"expected true or false, got {_json_type(value)}")
+    return value
+
+
 def _channel_type(value: object, _: type) -> ChannelType:
     allowed = ", ".join(kind.value for kind in ChannelType)
     if not isinstance(value, str) or value not in {kind.value for kind in ChannelType}:
@@ -180,6 +187,7 @@ _requests.register_structure_hook(str, _strict_str)
 _requests.register_structure_hook(int, _strict_int)
 _requests.register_structure_hook(ChannelType, _channel_type)
 _requests.register_structure_hook(BotState, _bot_state)
+_requests.register_structure_hook(bool, _strict_bool)
 
 
 def _json_body() -> object:
