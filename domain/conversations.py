@@ -21,8 +21,9 @@ class Conversation:
     the next one, so the sequence is the order the conversation happened in. Only the active
     conversation of a customer and an agent takes new messages; an archived one keeps its history.
 
-    `bot` paused: a person from the team answers, not the AI; `bot_paused_until` ends a timed pause by
-    itself (None: paused until resumed)."""
+    `ai_seen_sequence_no`: what the AI was told of, so the next turn tells it what came since besides
+    the new messages (a person's replies). `bot` paused: a person from the team answers, not the AI;
+    `bot_paused_until` ends a timed pause by itself (None: paused until resumed)."""
 
     conversation_id: int
     user_id: str
@@ -39,6 +40,8 @@ class Conversation:
     last_customer_message_at: datetime | None
     bot: BotState = BotState.ACTIVE
     bot_paused_until: datetime | None = None
+    #: The AI has seen every message up to this number (its latest answer's last part).
+    ai_seen_sequence_no: int = 0
 
     @classmethod
     def open(

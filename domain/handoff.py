@@ -16,11 +16,21 @@ from attrs import frozen
 from domain.channels import BotState, ChannelPolicy
 from domain.conversations import Conversation
 from domain.errors import ConversationArchived, InvalidTransition, OutsideServiceWindow, ValidationFailed
-from domain.messages import Direction, Message, MessageStatus
+from domain.messages import Direction, Message, MessageStatus, Sender
 from domain.turns import PartDraft, StatusChange
 
 #: Why a held message is not answered by the AI: a person replied after it.
 ANSWERED_BY_HUMAN = "answered_by_human"
+
+#: How the AI is told that a reply was a person's, not its own.
+HUMAN_REPLY_PREFIX = "[A person from the team replied to the customer:] "
+
+#: Roles of what the AI is told (the Responses API's input message roles).
+USER = "user"
+ASSISTANT = "assistant"
+
+#: Statuses of a person's reply that reached the customer (or may have).
+_REACHED = frozenset({MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.PLAYED})
 
 
 @frozen
@@ -95,3 +105,19 @@ def human_reply(
         after = after.pause(now)
     parts = tuple(PartDraft(part, MessageStatus.PENDING, None, None) for part in texts)
     return HumanReply(conversation=after, before=conversation, parts=parts, at=now)
+
+
+def ai_context(unseen: Sequence[Message]) -> tuple[tuple[str, str], ...]:
+    """What the AI is told, before the new messages it answers, of what came since it last answered and was
+    not for it: the customer's messages a person answered (`user`) and the person's replies that reached
+    the customer (`assistant`, marked as a person's), in order. The AI then neither repeats nor contradicts
+    them. Messages without text, and replies that never reached the customer, are left out."""
+    told: list[tuple[str, str]] = []
+    for message in sorted(unseen, key=lambda m: m.sequence_no):
+        if message.text is None:
+            continue
+        if message.sender is Sender.CUSTOMER and message.status in (MessageStatus.SKIPPED, MessageStatus.HELD):
+            told.append((USER, message.text))
+        elif message.sender is Sender.HUMAN and message.status in _REACHED:
+            told.append((ASSISTANT, HUMAN_REPLY_PREFIX + message.text))
+    return tuple(told)

@@ -13,6 +13,14 @@ ALTER TABLE conversations DROP CONSTRAINT IF EXISTS conversations_paused_until_c
 ALTER TABLE conversations ADD CONSTRAINT conversations_paused_until_check
     CHECK (bot_paused_until IS NULL OR bot = 'paused');
 
+-- What the AI has seen of the conversation: every message up to this number (its last answer's). The next
+-- turn tells it what came since and was not for it (a person's replies, the messages they answered).
+-- Existing conversations: everything so far counts as seen.
+ALTER TABLE conversations ADD COLUMN IF NOT EXISTS ai_seen_sequence_no integer;
+UPDATE conversations SET ai_seen_sequence_no = last_sequence_no WHERE ai_seen_sequence_no IS NULL;
+ALTER TABLE conversations ALTER COLUMN ai_seen_sequence_no SET DEFAULT 0;
+ALTER TABLE conversations ALTER COLUMN ai_seen_sequence_no SET NOT NULL;
+
 -- Who wrote a message: the customer, the AI, or a person from the team (a reply through the API or an
 -- echo of the business's own WhatsApp app). Existing rows: inbound ones are the customer's, outbound
 -- ones the AI's (nobody else could write before this migration).

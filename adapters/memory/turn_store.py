@@ -12,7 +12,7 @@ from datetime import datetime
 from attrs import evolve
 
 from adapters.memory.tables import NEVER, InMemoryStore, Tables
-from application.ports.pipeline import Work
+from application.ports.pipeline import CONTEXT_LIMIT, Work
 from domain.conversations import Conversation
 from domain.credits import Credits
 from domain.errors import InsufficientCredits
@@ -49,7 +49,10 @@ class InMemoryTurnStore:
                     return None
                 conversation = t.conversations[messages[0].conversation_id]
             credits = t.credits.get(conversation.user_id) or Credits.none(conversation.user_id, NEVER)
-            return Work(conversation, credits, open_turn, messages)
+            context: tuple[Message, ...] = ()
+            if messages and (open_turn is None or open_turn.status is TurnStatus.AWAITING_AI):
+                context = _context(t, conversation, messages[0].sequence_no)
+            return Work(conversation, credits, open_turn, messages, context)
 
     def has_pending(self, scope: ScopeKey) -> bool:
         with self._store.lock:
@@ -141,6 +144,7 @@ class InMemoryTurnStore:
                 for n, draft in enumerate(answered.parts, start=1)
             )
             t.messages.update((part.message_id, part) for part in parts)
+            appended = evolve(appended, ai_seen_sequence_no=appended.last_sequence_no)
             if answered.last_item_id is not None:
                 appended = evolve(appended, openai_last_item_id=answered.last_item_id)
             t.conversations[conversation.conversation_id] = appended
@@ -217,6 +221,17 @@ def _pending_batch(t: Tables, scope: ScopeKey) -> tuple[Message, ...]:
         return ()
     head = received[0].conversation_id
     return tuple(itertools.takewhile(lambda m: m.conversation_id == head, received))
+
+
+def _context(t: Tables, conversation: Conversation, before: int) -> tuple[Message, ...]:
+    found = [
+        m
+        for m in t.messages.values()
+        if m.conversation_id == conversation.conversation_id
+        and conversation.ai_seen_sequence_no < m.sequence_no < before
+        and m.sender is not Sender.AI
+    ]
+    return tuple(sorted(found, key=lambda m: m.sequence_no)[-CONTEXT_LIMIT:])
 
 
 def _part(t: Tables, turn: Turn, sequence_no: int, draft: PartDraft) -> Message:

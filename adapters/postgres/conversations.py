@@ -14,7 +14,7 @@ from domain.turns import StatusChange
 CONVERSATION_COLUMNS = (
     "conversation_id, user_id, agent_id, phone_number_id, customer_id, customer_name, openai_conversation_id, "
     "openai_last_item_id, is_active, last_sequence_no, created_at, last_message_at, last_customer_message_at, bot, "
-    "bot_paused_until"
+    "bot_paused_until, ai_seen_sequence_no"
 )
 
 

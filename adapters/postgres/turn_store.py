@@ -19,7 +19,7 @@ from adapters.postgres.conversations import CONVERSATION_COLUMNS
 from adapters.postgres.credits import NEVER, move_credits, movement_params, refused_when_negative
 from adapters.postgres.messages import MESSAGE_COLUMNS
 from adapters.postgres.rows import columns, entity
-from application.ports.pipeline import Work
+from application.ports.pipeline import CONTEXT_LIMIT, Work
 from domain.conversations import Conversation
 from domain.credits import Credits
 from domain.errors import InsufficientCredits
@@ -97,6 +97,17 @@ _BATCH = {
         ORDER BY message_id
     """,
 }
+
+# What came between what the AI has seen and the batch, not from the AI: `domain.handoff.ai_context`
+# chooses what of it the AI is told. Bounded: a long hand-off is summed up by its latest messages.
+_CONTEXT = f"""
+SELECT * FROM (
+    SELECT {MESSAGE_COLUMNS} FROM messages
+    WHERE conversation_id = %(conversation_id)s AND sequence_no > %(seen)s AND sequence_no < %(first)s
+      AND sender <> 'ai'
+    ORDER BY sequence_no DESC LIMIT %(limit)s
+) latest ORDER BY sequence_no
+"""
 
 _HAS_PENDING = {
     OrderingScope.CONVERSATION: """
@@ -221,7 +232,8 @@ _ANSWER = (
         UPDATE conversations AS c
         SET last_sequence_no = c.last_sequence_no + %(count)s,
             last_message_at = greatest(c.last_message_at, %(now)s),
-            openai_last_item_id = coalesce(%(last_item_id)s, c.openai_last_item_id)
+            openai_last_item_id = coalesce(%(last_item_id)s, c.openai_last_item_id),
+            ai_seen_sequence_no = c.last_sequence_no + %(count)s
         FROM replied
         WHERE c.conversation_id = %(conversation_id)s
         RETURNING c.last_sequence_no - %(count)s AS base
@@ -297,9 +309,18 @@ class PostgresTurnStore(PostgresStore):
             else:
                 rows = cursor.execute(_TURN_PARTS, {"turn_id": turn.turn_id})
             messages = tuple(entity(row, Message) for row in rows)
+            context: tuple[Message, ...] = ()
+            if messages and (turn is None or turn.status is TurnStatus.AWAITING_AI):
+                bounds = {
+                    "conversation_id": conversation.conversation_id,
+                    "seen": conversation.ai_seen_sequence_no,
+                    "first": messages[0].sequence_no,
+                    "limit": CONTEXT_LIMIT,
+                }
+                context = tuple(entity(row, Message) for row in cursor.execute(_CONTEXT, bounds))
         if turn is None and not messages:
             return None
-        return Work(conversation, _credits(head, conversation.user_id), turn, messages)
+        return Work(conversation, _credits(head, conversation.user_id), turn, messages, context)
 
     def has_pending(self, scope: ScopeKey) -> bool:
         value: object = int(scope.value) if scope.kind is OrderingScope.CONVERSATION else scope.value

@@ -57,6 +57,10 @@ class RejectedDeliveries(Protocol):
         """Keep it. Raises StorageUnavailable when the database cannot be reached."""
 
 
+#: At most this many messages of `Work.context`, the latest.
+CONTEXT_LIMIT = 50
+
+
 @frozen
 class Work:
     """What an ordering scope holds for the worker, read at once.
@@ -65,12 +69,17 @@ class Work:
     are, with no open turn, the pending batch (the scope's leading `received` messages of one
     conversation, in order); for a turn awaiting the AI, its inbound messages; for a replying
     turn, its reply parts.
+
+    `context`, with a batch to answer: the messages after what the AI has seen and before the batch that
+    are not the AI's own (a person's replies, the customer's messages they answered), in order, at most
+    `CONTEXT_LIMIT` of the latest.
     """
 
     conversation: Conversation
     credits: Credits
     turn: Turn | None
     messages: tuple[Message, ...]
+    context: tuple[Message, ...] = ()
 
 
 class TurnStore(Protocol):

@@ -19,6 +19,7 @@ from application.ports.services import AIRequest, AIRequestFailed, AIResponder, 
 from application.reply_delivery import ReplyDelivery
 from application.routes import ChannelRoutes
 from domain.conversations import Conversation
+from domain.handoff import ai_context
 from domain.messages import ScopeKey
 from domain.tenancy import Route
 from domain.turns import NO_AGENT, Reply, Turn, TurnFailed, TurnHeld, TurnPostponed, TurnRefused, TurnStatus
@@ -163,6 +164,7 @@ class ProcessPendingMessages:
                     inputs=tuple(m.text or "" for m in work.messages),
                     after_item_id=conversation.openai_last_item_id,
                     resumed=resumed,
+                    context=ai_context(work.context),
                 )
             )
         except AIRequestFailed as failure:

@@ -198,3 +198,25 @@ def test_an_idempotency_key_used_before_in_the_conversation_is_a_conflict(storag
 
     with pytest.raises(Conflict):
         _human_reply(storage, recorded.conversation_id, "hello again", "key-1")
+
+
+def test_the_ai_has_seen_its_answer_and_the_next_work_carries_what_came_since_that_is_not_its_own(
+    storage: Storage,
+) -> None:
+    route = _seed(storage.uow)
+    conversation_id = _sent_part(storage, route).conversation_id
+    assert _conversation_of(storage, conversation_id).ai_seen_sequence_no == 2
+    _human_reply(storage, conversation_id, "a person", None)
+    later = _record(storage, route, "wamid.2")
+
+    work = _work(storage, _scope(conversation_id))
+
+    assert [m.message_id for m in work.messages] == [later.message_id]
+    assert [(m.sequence_no, m.sender) for m in work.context] == [(3, Sender.HUMAN)]
+
+
+def _conversation_of(storage: Storage, conversation_id: int) -> Conversation:
+    with storage.uow() as uow:
+        conversation = uow.conversations.get(conversation_id)
+    assert conversation is not None
+    return conversation

@@ -10,8 +10,8 @@ from attrs import evolve
 from domain.channels import BotState
 from domain.credits import Credits
 from domain.errors import InvalidTransition, ValidationFailed
-from domain.handoff import ANSWERED_BY_HUMAN, release_held
-from domain.messages import Direction, MessageStatus
+from domain.handoff import ANSWERED_BY_HUMAN, HUMAN_REPLY_PREFIX, ai_context, release_held
+from domain.messages import Direction, MessageStatus, Sender
 from domain.turns import Turn, TurnHeld, TurnStarted
 from tests.unit.domain_builders import NOW, a_conversation, a_message, a_route
 
@@ -110,3 +110,14 @@ def test_a_channel_update_changes_what_was_given_and_refuses_an_empty_token() ->
     assert channel.update() == channel
     with pytest.raises(ValidationFailed):
         channel.update(access_token="  ")
+
+
+def test_the_ai_is_told_what_a_person_answered_and_their_reply_but_not_what_never_reached_the_customer() -> None:
+    unseen = [
+        a_message(5, status=S.SKIPPED, text="question", failure_reason=ANSWERED_BY_HUMAN),
+        a_message(6, direction=Direction.OUTBOUND, sender=Sender.HUMAN, status=S.SENT, text="answer"),
+        a_message(7, direction=Direction.OUTBOUND, sender=Sender.HUMAN, status=S.FAILED, text="lost"),
+        a_message(8, status=S.SKIPPED, text=None, content_type="image"),
+    ]
+
+    assert ai_context(list(reversed(unseen))) == (("user", "question"), ("assistant", HUMAN_REPLY_PREFIX + "answer"))

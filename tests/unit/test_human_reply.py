@@ -10,7 +10,7 @@ from application.use_cases.control_conversation_bot import ControlConversationBo
 from application.use_cases.send_human_reply import SendHumanReply, SendHumanReplyCommand, SentHumanReply
 from domain.channels import BotState
 from domain.errors import ChannelRefused, ConversationArchived, NotFound, OutsideServiceWindow
-from domain.handoff import ANSWERED_BY_HUMAN
+from domain.handoff import ANSWERED_BY_HUMAN, HUMAN_REPLY_PREFIX
 from domain.messages import Direction, MessageStatus, Sender
 from tests.unit.conftest import App
 
@@ -125,3 +125,20 @@ def test_on_resume_messages_the_person_answered_are_skipped_and_later_ones_answe
     assert (one.status, one.failure_reason) == (S.SKIPPED, ANSWERED_BY_HUMAN)
     assert two.status is S.ANSWERED
     assert app.ai.inputs[-1] == ("question two",)
+    assert app.ai.requests[-1].context == (
+        ("user", "question one"),
+        ("assistant", HUMAN_REPLY_PREFIX + "answer to one"),
+    )
+
+
+def test_the_ai_is_told_of_a_persons_reply_once_only(app: App) -> None:
+    app.receive("hello")
+    app.drain()
+    _reply(app, "a person's word", pause=False)
+
+    app.receive("thanks")
+    app.drain()
+    app.receive("bye")
+    app.drain()
+
+    assert [r.context for r in app.ai.requests] == [(), (("assistant", HUMAN_REPLY_PREFIX + "a person's word"),), ()]
