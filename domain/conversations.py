@@ -64,6 +64,33 @@ class Conversation:
             last_customer_message_at=None,
         )
 
+    @classmethod
+    def start(
+        cls,
+        conversation_id: int,
+        user_id: str,
+        agent_id: str,
+        phone_number_id: str,
+        customer_id: str,
+        now: datetime,
+    ) -> Conversation:
+        """A new conversation the business begins (from its own app), before its first message."""
+        return cls(
+            conversation_id=conversation_id,
+            user_id=user_id,
+            agent_id=agent_id,
+            phone_number_id=phone_number_id,
+            customer_id=customer_id,
+            customer_name=None,
+            openai_conversation_id=None,
+            openai_last_item_id=None,
+            is_active=True,
+            last_sequence_no=0,
+            created_at=now,
+            last_message_at=now,
+            last_customer_message_at=None,
+        )
+
     def receive(self, inbound: InboundMessage, now: datetime) -> Conversation:
         """The conversation after a customer's message: numbered next, and the service window counted
         from the latest message the customer sent (deliveries may arrive out of order)."""
@@ -83,6 +110,17 @@ class Conversation:
         return evolve(
             self, last_sequence_no=self.last_sequence_no + count, last_message_at=max(self.last_message_at, now)
         )
+
+    def take_over(self, now: datetime) -> Conversation:
+        """A person from the team wrote to the customer: the bot stays out of the way, paused until resumed
+        (a pause in place is kept as it is)."""
+        return self if self.bot is BotState.PAUSED else self.pause(now)
+
+    def echo(self, now: datetime) -> Conversation:
+        """The conversation after a message the business sent from its own app: numbered next, and taken over."""
+        if not self.is_active:
+            raise InvalidTransition(f"conversation {self.conversation_id} is archived: it takes no new messages")
+        return self.append(1, now).take_over(now)
 
     def window_open(self, policy: ChannelPolicy, now: datetime) -> bool:
         return policy.window_open(self.last_customer_message_at, now)

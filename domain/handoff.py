@@ -101,8 +101,8 @@ def human_reply(
     if not texts:
         raise ValidationFailed("text must not be empty", field="text")
     after = conversation.append(len(texts), now)
-    if pause and after.bot is BotState.ACTIVE:
-        after = after.pause(now)
+    if pause:
+        after = after.take_over(now)
     parts = tuple(PartDraft(part, MessageStatus.PENDING, None, None) for part in texts)
     return HumanReply(conversation=after, before=conversation, parts=parts, at=now)
 

@@ -143,6 +143,20 @@ class InboundMessage:
 
 
 @frozen
+class BusinessEcho:
+    """A message the business sent to a customer from its own app (WhatsApp Business app, coexistence), as
+    the channel echoed it: a person's reply, stored once (by its platform id) and sent already."""
+
+    phone_number_id: str
+    platform_message_id: str
+    customer_id: str
+    content_type: str
+    text: str | None
+    sent_at: datetime
+    raw: dict[str, object]
+
+
+@frozen
 class DeliveryReport:
     """A status update from the channel about one of our outbound messages."""
 

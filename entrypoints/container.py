@@ -55,6 +55,7 @@ from application.use_cases.create_agent import CreateAgent
 from application.use_cases.create_user import CreateUser
 from application.use_cases.handle_inbound_message import HandleInboundMessage
 from application.use_cases.process_pending_messages import ProcessPendingMessages, TurnPolicy
+from application.use_cases.record_business_echo import RecordBusinessEcho
 from application.use_cases.recover_stalled_work import RecoverStalledWork
 from application.use_cases.reject_delivery import RejectDelivery
 from application.use_cases.resume_ended_pauses import ResumeEndedPauses
@@ -240,6 +241,7 @@ class Container(containers.DeclarativeContainer):
         ordering=settings.provided.ordering_scope,
     )
     apply_delivery_report = providers.Singleton(ApplyDeliveryReport, message_store, clock)
+    record_business_echo = providers.Singleton(RecordBusinessEcho, message_store, routes, clock, reject_delivery)
     turn_policy = providers.Singleton(
         TurnPolicy,
         credits_per_turn=settings.provided.credits_per_reply,

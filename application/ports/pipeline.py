@@ -15,7 +15,7 @@ from attrs import frozen
 
 from domain.conversations import Conversation
 from domain.credits import Credits
-from domain.messages import InboundMessage, Message, OrderingScope, RecordedInbound, ScopeKey
+from domain.messages import BusinessEcho, InboundMessage, Message, OrderingScope, RecordedInbound, ScopeKey
 from domain.rejections import RejectedDelivery
 from domain.tenancy import Route
 from domain.turns import PartChange, Turn, TurnAnswered, TurnFailed, TurnHeld, TurnRefused, TurnStarted, TurnStatus
@@ -41,6 +41,12 @@ class MessageStore(Protocol):
         `duplicate=True`. Requires `route.agent`. Raises MessageNotStorable when the message holds
         what cannot be stored, StorageUnavailable when the database cannot be reached.
         """
+
+    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound:
+        """Store a message the business sent from its own app as an outbound `human` message, `sent`, in the
+        active conversation of (agent, customer), opening one if there is none, and take the conversation
+        over (`Conversation.echo`). A platform id already stored for the channel changes nothing and comes
+        back with `duplicate=True`. Requires `route.agent`; raises as `record_inbound` does."""
 
     def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
         """Our message with that platform id on that channel; None for none (or an inbound one)."""

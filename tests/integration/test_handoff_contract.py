@@ -12,7 +12,7 @@ from domain.channels import BotState
 from domain.conversations import Conversation
 from domain.errors import Conflict
 from domain.handoff import human_reply, release_held
-from domain.messages import Direction, Message, MessageStatus, Sender
+from domain.messages import BusinessEcho, Direction, Message, MessageStatus, Sender
 from domain.tenancy import Route
 from domain.turns import Turn, TurnHeld
 from tests.integration.test_repository_contract import (
@@ -220,3 +220,51 @@ def _conversation_of(storage: Storage, conversation_id: int) -> Conversation:
         conversation = uow.conversations.get(conversation_id)
     assert conversation is not None
     return conversation
+
+
+def _echo(platform_message_id: str, customer_id: str = "15550001", text: str = "from the shop's phone") -> BusinessEcho:
+    return BusinessEcho("pn-1", platform_message_id, customer_id, "text", text, NOW, {"id": platform_message_id})
+
+
+def test_an_echo_is_stored_once_as_a_sent_human_message_that_takes_the_conversation_over(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    recorded = _record(storage, route, "wamid.1", customer_id="15550001")
+
+    echoed = storage.messages.record_echo(route, _echo("wamid.echo"), NOW)
+    again = storage.messages.record_echo(route, _echo("wamid.echo"), NOW)
+
+    assert (echoed.conversation_id, echoed.sequence_no, echoed.duplicate) == (recorded.conversation_id, 2, False)
+    assert (again.message_id, again.duplicate) == (echoed.message_id, True)
+    stored = storage.peek.message(echoed.message_id)
+    assert (stored.sender, stored.direction, stored.status, stored.text) == (
+        Sender.HUMAN,
+        Direction.OUTBOUND,
+        S.SENT,
+        "from the shop's phone",
+    )
+    conversation = _conversation_of(storage, recorded.conversation_id)
+    assert (conversation.last_sequence_no, conversation.bot, conversation.bot_paused_until) == (
+        2,
+        BotState.PAUSED,
+        None,
+    )
+
+
+def test_an_echo_keeps_a_timed_pause_in_place_and_opens_a_paused_conversation_for_a_new_customer(
+    storage: Storage,
+) -> None:
+    route = _seed(storage.uow)
+    recorded = _record(storage, route, "wamid.1", customer_id="15550001")
+    paused = _pause(storage, recorded.conversation_id, until_minutes=30)
+
+    storage.messages.record_echo(route, _echo("wamid.echo1"), NOW)
+    opened = storage.messages.record_echo(route, _echo("wamid.echo2", customer_id="15550002"), NOW)
+
+    assert _conversation_of(storage, recorded.conversation_id).bot_paused_until == paused.bot_paused_until
+    new = _conversation_of(storage, opened.conversation_id)
+    assert (new.customer_id, new.bot, new.last_sequence_no, opened.sequence_no) == (
+        "15550002",
+        BotState.PAUSED,
+        1,
+        1,
+    )
