@@ -15,6 +15,13 @@ class ChannelType(enum.StrEnum):
     WEBCHAT = "webchat"
 
 
+class BotState(enum.StrEnum):
+    """Whether the AI answers (a channel's, a conversation's): a person from the team takes over while paused."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
 class TextUnit(enum.StrEnum):
     """What a channel counts when it limits the length of one message."""
 

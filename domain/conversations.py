@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from attrs import evolve, frozen
 
-from domain.channels import ChannelPolicy
+from domain.channels import BotState, ChannelPolicy
 from domain.errors import InvalidTransition, RetryRefused
 from domain.messages import Direction, InboundMessage, Message
 
@@ -24,7 +24,11 @@ REPLY_IN_PROGRESS = "reply_in_progress"
 class Conversation:
     """`last_sequence_no` is the number of the latest message, customer's or ours: every message gets
     the next one, so the sequence is the order the conversation happened in. Only the active
-    conversation of a customer and an agent takes new messages; an archived one keeps its history."""
+    conversation of a customer and an agent takes new messages; an archived one keeps its history.
+
+    `ai_seen_sequence_no`: what the AI was told of, so the next turn tells it what came since besides
+    the new messages (a person's replies). `bot` paused: a person from the team answers, not the AI;
+    `bot_paused_until` ends a timed pause by itself (None: paused until resumed)."""
 
     conversation_id: int
     user_id: str
@@ -39,6 +43,10 @@ class Conversation:
     created_at: datetime
     last_message_at: datetime
     last_customer_message_at: datetime | None
+    bot: BotState = BotState.ACTIVE
+    bot_paused_until: datetime | None = None
+    #: The AI has seen every message up to this number (its latest answer's last part).
+    ai_seen_sequence_no: int = 0
 
     @classmethod
     def open(
@@ -52,6 +60,33 @@ class Conversation:
             phone_number_id=inbound.phone_number_id,
             customer_id=inbound.customer_id,
             customer_name=inbound.customer_name,
+            openai_conversation_id=None,
+            openai_last_item_id=None,
+            is_active=True,
+            last_sequence_no=0,
+            created_at=now,
+            last_message_at=now,
+            last_customer_message_at=None,
+        )
+
+    @classmethod
+    def start(
+        cls,
+        conversation_id: int,
+        user_id: str,
+        agent_id: str,
+        phone_number_id: str,
+        customer_id: str,
+        now: datetime,
+    ) -> Conversation:
+        """A new conversation the business begins (from its own app), before its first message."""
+        return cls(
+            conversation_id=conversation_id,
+            user_id=user_id,
+            agent_id=agent_id,
+            phone_number_id=phone_number_id,
+            customer_id=customer_id,
+            customer_name=None,
             openai_conversation_id=None,
             openai_last_item_id=None,
             is_active=True,
@@ -80,6 +115,17 @@ class Conversation:
         return evolve(
             self, last_sequence_no=self.last_sequence_no + count, last_message_at=max(self.last_message_at, now)
         )
+
+    def take_over(self, now: datetime) -> Conversation:
+        """A person from the team wrote to the customer: the bot stays out of the way, paused until resumed
+        (a pause in place is kept as it is)."""
+        return self if self.bot is BotState.PAUSED else self.pause(now)
+
+    def echo(self, now: datetime) -> Conversation:
+        """The conversation after a message the business sent from its own app: numbered next, and taken over."""
+        if not self.is_active:
+            raise InvalidTransition(f"conversation {self.conversation_id} is archived: it takes no new messages")
+        return self.append(1, now).take_over(now)
 
     def window_open(self, policy: ChannelPolicy, now: datetime) -> bool:
         return policy.window_open(self.last_customer_message_at, now)
@@ -126,7 +172,12 @@ class Conversation:
         refusal = self.send_refusal(policy, now)
         if refusal is None and message.direction is Direction.INBOUND and not has_agent:
             refusal = NO_AGENT_NOW
-        if refusal is None and message.direction is Direction.OUTBOUND and message.turn_id == open_turn_id:
+        if (
+            refusal is None
+            and message.direction is Direction.OUTBOUND
+            and message.turn_id is not None
+            and message.turn_id == open_turn_id
+        ):
             refusal = REPLY_IN_PROGRESS
         if refusal is not None:
             raise RetryRefused(refusal, _RETRY_REFUSALS[refusal])
@@ -141,6 +192,30 @@ class Conversation:
     def archive(self) -> Conversation:
         """No new messages: the customer's next message starts a new conversation. History is kept."""
         return evolve(self, is_active=False)
+
+    # --- who answers: the AI, or a person from the team -------------------------------------------
+
+    def ai_answers(self, channel_bot: BotState) -> bool:
+        """The AI answers only when the channel's bot and the conversation's are both active.
+
+        A timed pause that has run out still holds until the recovery sweep resumes it (`paused_run_out`):
+        the sweep gives the AI what was held first, so the customer's messages are answered in order."""
+        return channel_bot is BotState.ACTIVE and self.bot is BotState.ACTIVE
+
+    def pause(self, now: datetime, resume_after: timedelta | None = None) -> Conversation:
+        """A person takes over: until resumed, or for `resume_after` from now."""
+        if resume_after is not None and resume_after <= timedelta(0):
+            raise InvalidTransition("a timed pause must last a while")
+        until = None if resume_after is None else now + resume_after
+        return evolve(self, bot=BotState.PAUSED, bot_paused_until=until)
+
+    def resume(self) -> Conversation:
+        """The AI answers again."""
+        return evolve(self, bot=BotState.ACTIVE, bot_paused_until=None)
+
+    def paused_run_out(self, now: datetime) -> bool:
+        """A timed pause whose time has come: the bot resumes by itself (the sweep makes it so)."""
+        return self.bot is BotState.PAUSED and self.bot_paused_until is not None and self.bot_paused_until <= now
 
 
 _RETRY_REFUSALS = {

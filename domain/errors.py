@@ -54,3 +54,26 @@ class RetryRefused(Conflict):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ConversationArchived(Conflict):
+    """The conversation is archived: it takes no new messages and no change of who answers."""
+
+    code = "conversation_archived"
+
+
+class OutsideServiceWindow(Conflict):
+    """The channel allows no free-form message to the customer now (WhatsApp: 24 h after their last message)."""
+
+    code = "outside_service_window"
+
+
+class ChannelRefused(DomainError):
+    """The channel's platform refused or could not take a message; it was stored as failed (`message_id`)."""
+
+    code = "channel_refused"
+
+    def __init__(self, message: str, *, message_id: int, failure_code: str | None) -> None:
+        super().__init__(message)
+        self.message_id = message_id
+        self.failure_code = failure_code

@@ -60,6 +60,10 @@ AGENT_NAME = 200
 #: An OpenAI prompt id (`pmpt_` and 48 hex digits).
 PROMPT_ID = 128
 PROMPT_VERSION = 32
+#: A person's reply through the API: four WhatsApp messages' worth (split as the channel needs).
+HUMAN_REPLY_TEXT = 16_384
+#: The longest timed pause of a conversation's bot, in minutes: a week.
+PAUSE_MINUTES = 10_080
 #: Why credits were added.
 TOP_UP_REASON = 500
 #: A caller's Idempotency-Key: UUIDs or similar.

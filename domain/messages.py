@@ -29,6 +29,7 @@ class MessageStatus(enum.StrEnum):
     PROCESSING = "processing"  # part of an AI turn under way
     ANSWERED = "answered"
     SKIPPED = "skipped"  # recorded, deliberately not answered (failure_reason says why)
+    HELD = "held"  # stored while the bot was paused: waiting for a person (or for the bot to resume)
     # outbound
     PENDING = "pending"  # reply stored, not sent yet
     SENDING = "sending"  # the one send attempt is under way
@@ -77,6 +78,14 @@ def _reported_status(current: MessageStatus, reported: MessageStatus) -> Message
     if _DELIVERY_RANK[reported] > _DELIVERY_RANK.get(current, -1):
         return reported
     return None
+
+
+class Sender(enum.StrEnum):
+    """Who wrote a message: the customer, the AI, or a person from the team."""
+
+    CUSTOMER = "customer"
+    AI = "ai"
+    HUMAN = "human"
 
 
 class OrderingScope(enum.StrEnum):
@@ -141,6 +150,20 @@ class InboundMessage:
 
 
 @frozen
+class BusinessEcho:
+    """A message the business sent to a customer from its own app (WhatsApp Business app, coexistence), as
+    the channel echoed it: a person's reply, stored once (by its platform id) and sent already."""
+
+    phone_number_id: str
+    platform_message_id: str
+    customer_id: str
+    content_type: str
+    text: str | None
+    sent_at: datetime
+    raw: dict[str, object]
+
+
+@frozen
 class DeliveryReport:
     """A status update from the channel about one of our outbound messages."""
 
@@ -167,6 +190,7 @@ class Message:
     conversation_id: int
     phone_number_id: str
     direction: Direction
+    sender: Sender
     sequence_no: int
     platform_message_id: str | None
     content_type: str

@@ -8,7 +8,7 @@ from datetime import datetime
 from attrs import evolve, field, frozen
 
 from domain import limits
-from domain.channels import ChannelPolicy, ChannelType, policy_for
+from domain.channels import BotState, ChannelPolicy, ChannelType, policy_for
 from domain.errors import InvalidTransition, ValidationFailed
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -35,7 +35,8 @@ class Channel:
     """A customer channel of a tenant: a WhatsApp number, an Instagram account or a web chat widget.
 
     `phone_number_id` is Meta's id for the number (or the Instagram account id); web chat channels
-    get a generated one. It is what webhooks are routed on.
+    get a generated one. It is what webhooks are routed on. While `bot` is paused the AI answers none
+    of the channel's conversations: a person from the team does.
     """
 
     phone_number_id: str
@@ -46,6 +47,7 @@ class Channel:
     access_token: str = field(repr=False)
     display_name: str | None
     created_at: datetime
+    bot: BotState = BotState.ACTIVE
     #: A deleted channel keeps its history; it is not listed, and webhooks for it are ignored.
     deleted_at: datetime | None = None
 
@@ -70,6 +72,22 @@ class Channel:
         if len(token) <= 8:
             return "****"
         return f"…{token[-4:]}"
+
+    def update(
+        self, *, display_name: str | None = None, access_token: str | None = None, bot: BotState | None = None
+    ) -> Channel:
+        """The channel after a tenant's change: a new name, a rotated token, the bot paused or resumed.
+        An empty name clears it; a token must not be empty where the channel needs one."""
+        changed = self
+        if display_name is not None:
+            changed = evolve(changed, display_name=display_name.strip() or None)
+        if access_token is not None:
+            if not access_token.strip():
+                raise ValidationFailed("access_token must not be empty", field="access_token")
+            changed = evolve(changed, access_token=access_token.strip())
+        if bot is not None:
+            changed = evolve(changed, bot=bot)
+        return changed
 
 
 @frozen

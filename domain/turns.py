@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from attrs import evolve, field, frozen
 
-from domain.channels import ChannelPolicy
+from domain.channels import BotState, ChannelPolicy
 from domain.conversations import OUTSIDE_SERVICE_WINDOW, Conversation
 from domain.credits import CreditMovement, Credits
 from domain.errors import InvalidTransition
@@ -76,6 +76,18 @@ class TurnRefused:
     def reason(self) -> str:
         assert self.batch.reason is not None
         return self.batch.reason
+
+
+@frozen
+class TurnHeld:
+    """The bot is paused (the conversation's or the channel's): no AI call, nothing held or charged, no read
+    receipt; the batch waits, `held`, for a person. Saved only while the conversation and the channel
+    are still as they were read (`conversation`, `channel_bot`): a resume in between means decide again."""
+
+    batch: StatusChange
+    conversation: Conversation
+    channel_bot: BotState
+    at: datetime
 
 
 @frozen
@@ -188,10 +200,13 @@ class Turn:
         *,
         ai_reachable: bool = True,
         patience: timedelta | None = None,
-    ) -> TurnStarted | TurnRefused | TurnPostponed:
+    ) -> TurnStarted | TurnRefused | TurnPostponed | TurnHeld:
         """Answer the leading pending messages of a conversation in one turn — if its channel still has an
         agent (`route` is None when the channel is gone), the service window is open and `cost` credits
         can be held. Otherwise the batch is refused with the reason: no AI call, no charge.
+
+        While the bot is paused (the channel's or the conversation's) the batch is held for a person: no
+        AI call, no charge.
 
         While the AI cannot be reached (an outage), the batch waits: no turn, no hold. A batch whose
         first message has waited `patience` is refused as `ai_unavailable`."""
@@ -199,8 +214,11 @@ class Turn:
             m.conversation_id != conversation.conversation_id or m.status is not MessageStatus.RECEIVED for m in batch
         ):
             raise InvalidTransition(f"a turn answers received messages of conversation {conversation.conversation_id}")
-        refusal = _refusal(conversation, route, credits, cost, now)
         ids = tuple(m.message_id for m in batch)
+        if route is not None and route.agent is not None and not conversation.ai_answers(route.channel.bot):
+            held = StatusChange(ids, MessageStatus.RECEIVED, MessageStatus.HELD)
+            return TurnHeld(held, conversation, route.channel.bot, now)
+        refusal = _refusal(conversation, route, credits, cost, now)
         if refusal is None and not ai_reachable:
             if not _exhausted(patience, batch[0].created_at, now):
                 return TurnPostponed(ids)

@@ -52,18 +52,23 @@ from application.routes import ChannelRoutes
 from application.use_cases.add_channel import AddChannel
 from application.use_cases.apply_delivery_report import ApplyDeliveryReport
 from application.use_cases.authenticate import Authenticate
+from application.use_cases.control_conversation_bot import ControlConversationBot
 from application.use_cases.create_agent import CreateAgent
 from application.use_cases.create_user import CreateUser
 from application.use_cases.delete_agent import DeleteAgent
 from application.use_cases.delete_channel import DeleteChannel
 from application.use_cases.handle_inbound_message import HandleInboundMessage
 from application.use_cases.process_pending_messages import ProcessPendingMessages, TurnPolicy
+from application.use_cases.record_business_echo import RecordBusinessEcho
 from application.use_cases.recover_stalled_work import RecoverStalledWork
 from application.use_cases.reject_delivery import RejectDelivery
 from application.use_cases.relink_agent import RelinkAgent
+from application.use_cases.resume_ended_pauses import ResumeEndedPauses
 from application.use_cases.retry_message import RetryMessage
+from application.use_cases.send_human_reply import SendHumanReply
 from application.use_cases.tenant_queries import TenantQueries
 from application.use_cases.top_up_credits import TopUpCredits
+from application.use_cases.update_channel import UpdateChannel
 from domain.channels import ChannelType
 from entrypoints.settings import Settings
 
@@ -256,6 +261,7 @@ class Container(containers.DeclarativeContainer):
         ordering=settings.provided.ordering_scope,
     )
     apply_delivery_report = providers.Singleton(ApplyDeliveryReport, message_store, clock)
+    record_business_echo = providers.Singleton(RecordBusinessEcho, message_store, routes, clock, reject_delivery)
     turn_policy = providers.Singleton(
         TurnPolicy,
         credits_per_turn=settings.provided.credits_per_reply,
@@ -286,6 +292,16 @@ class Container(containers.DeclarativeContainer):
         clock,
         ordering=settings.provided.ordering_scope,
         stalled_after=providers.Callable(lambda s: timedelta(milliseconds=s.recovery_after_ms), settings),
+    )
+    update_channel = providers.Singleton(
+        UpdateChannel, uow, routes, queue, clock, ordering=settings.provided.ordering_scope
+    )
+    control_conversation_bot = providers.Singleton(
+        ControlConversationBot, uow, queue, clock, ordering=settings.provided.ordering_scope
+    )
+    send_human_reply = providers.Singleton(SendHumanReply, uow, turn_store, senders, clock)
+    resume_ended_pauses = providers.Singleton(
+        ResumeEndedPauses, turn_store, uow, queue, clock, ordering=settings.provided.ordering_scope
     )
 
 

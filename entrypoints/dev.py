@@ -75,6 +75,7 @@ def start_embedded_worker(container: Container, stop: threading.Event) -> thread
     assert isinstance(queue, InMemoryJobQueue)
     process = container.process_pending_messages()
     recover = container.recover_stalled_work()
+    resume_pauses = container.resume_ended_pauses()
     sweep_every_s = container.settings().recovery_interval_ms / 1000
 
     def work() -> None:
@@ -84,6 +85,7 @@ def start_embedded_worker(container: Container, stop: threading.Event) -> thread
             if scope_key is not None:
                 process(ProcessScope(scope_key))
             if time.monotonic() >= next_sweep:
+                resume_pauses()
                 recover()
                 next_sweep = time.monotonic() + sweep_every_s
 

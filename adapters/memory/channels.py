@@ -24,6 +24,13 @@ class InMemoryChannelsRepository(InMemoryRepository):
             key=lambda c: (c.created_at, c.phone_number_id),
         )
 
+    def lock(self, user_id: str, phone_number_id: str) -> Channel | None:
+        # The unit of work holds the store's lock: nothing else changes meanwhile.
+        return self.get(user_id, phone_number_id)
+
+    def update(self, channel: Channel) -> None:
+        self.t.channels[channel.phone_number_id] = channel
+
     def route(self, phone_number_id: str) -> Route | None:
         channel = self.t.channels.get(phone_number_id)
         if channel is None:

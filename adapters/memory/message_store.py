@@ -8,7 +8,15 @@ from adapters.memory.tables import InMemoryStore
 from application.ports.pipeline import MessageNotStorable
 from domain import limits
 from domain.conversations import Conversation
-from domain.messages import Direction, InboundMessage, Message, RecordedInbound
+from domain.messages import (
+    BusinessEcho,
+    Direction,
+    InboundMessage,
+    Message,
+    MessageStatus,
+    RecordedInbound,
+    Sender,
+)
 from domain.tenancy import Route
 
 
@@ -45,6 +53,7 @@ class InMemoryMessageStore:
                 conversation_id=conversation.conversation_id,
                 phone_number_id=route.channel.phone_number_id,
                 direction=Direction.INBOUND,
+                sender=Sender.CUSTOMER,
                 sequence_no=conversation.last_sequence_no,
                 platform_message_id=inbound.platform_message_id,
                 content_type=inbound.content_type,
@@ -61,6 +70,62 @@ class InMemoryMessageStore:
             )
             t.messages[message.message_id] = message
             t.platform_ids[(message.phone_number_id, inbound.platform_message_id)] = message.message_id
+            return RecordedInbound(message.message_id, message.conversation_id, message.sequence_no, False)
+
+    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound:
+        if route.agent is None:
+            raise ValueError(f"channel {route.channel.phone_number_id} has no agent to record a conversation with")
+        texts = [echo.platform_message_id, echo.customer_id, echo.content_type, echo.text]
+        if not all(text is None or limits.is_storable(text) for text in texts):
+            raise MessageNotStorable("the message holds NUL or a lone surrogate, which no stored text may hold")
+        with self._store.atomic() as t:
+            existing_id = t.platform_ids.get((route.channel.phone_number_id, echo.platform_message_id))
+            if existing_id is not None:
+                existing = t.messages[existing_id]
+                return RecordedInbound(existing.message_id, existing.conversation_id, existing.sequence_no, True)
+            agent_id = route.agent.agent_id
+            found = next(
+                (
+                    c
+                    for c in t.conversations.values()
+                    if c.is_active and c.agent_id == agent_id and c.customer_id == echo.customer_id
+                ),
+                None,
+            )
+            if found is None:
+                found = Conversation.start(
+                    t.next_id("conversations"),
+                    route.user_id,
+                    agent_id,
+                    route.channel.phone_number_id,
+                    echo.customer_id,
+                    now,
+                )
+            conversation = found.echo(now)
+            t.conversations[conversation.conversation_id] = conversation
+            message = Message(
+                message_id=t.next_id("messages"),
+                user_id=route.user_id,
+                conversation_id=conversation.conversation_id,
+                phone_number_id=route.channel.phone_number_id,
+                direction=Direction.OUTBOUND,
+                sender=Sender.HUMAN,
+                sequence_no=conversation.last_sequence_no,
+                platform_message_id=echo.platform_message_id,
+                content_type=echo.content_type,
+                text=echo.text,
+                status=MessageStatus.SENT,
+                failure_reason=None,
+                failure_code=None,
+                turn_id=None,
+                input_tokens=None,
+                output_tokens=None,
+                sent_at=echo.sent_at,
+                created_at=now,
+                updated_at=now,
+            )
+            t.messages[message.message_id] = message
+            t.platform_ids[(message.phone_number_id, echo.platform_message_id)] = message.message_id
             return RecordedInbound(message.message_id, message.conversation_id, message.sequence_no, False)
 
     def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:

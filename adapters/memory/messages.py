@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from attrs import evolve
+
 from adapters.memory.repository import InMemoryRepository
 from application.ports.repositories import MessageQuery, Page
-from domain.errors import ValidationFailed
-from domain.messages import Message
+from domain.errors import Conflict, ValidationFailed
+from domain.handoff import HumanReply
+from domain.messages import Direction, Message, Sender
 
 
 class InMemoryMessagesRepository(InMemoryRepository):
@@ -34,6 +37,51 @@ class InMemoryMessagesRepository(InMemoryRepository):
     def get(self, user_id: str, message_id: int) -> Message | None:
         message = self.t.messages.get(message_id)
         return message if message is not None and message.user_id == user_id else None
+
+    def add_human_reply(self, reply: HumanReply, idempotency_key: str | None) -> tuple[Message, ...]:
+        before, now = reply.before, reply.at
+        if idempotency_key is not None and (before.conversation_id, idempotency_key) in self.t.reply_keys:
+            raise Conflict("that Idempotency-Key was used in this conversation already", field="Idempotency-Key")
+        parts = tuple(
+            Message(
+                message_id=self.t.next_id("messages"),
+                user_id=before.user_id,
+                conversation_id=before.conversation_id,
+                phone_number_id=before.phone_number_id,
+                direction=Direction.OUTBOUND,
+                sender=Sender.HUMAN,
+                sequence_no=before.last_sequence_no + n,
+                platform_message_id=None,
+                content_type="text",
+                text=draft.text,
+                status=draft.status,
+                failure_reason=None,
+                failure_code=None,
+                turn_id=None,
+                input_tokens=None,
+                output_tokens=None,
+                sent_at=None,
+                created_at=now,
+                updated_at=now,
+            )
+            for n, draft in enumerate(reply.parts, start=1)
+        )
+        self.t.messages.update((part.message_id, part) for part in parts)
+        current = self.t.conversations[before.conversation_id]
+        self.t.conversations[before.conversation_id] = evolve(
+            current,
+            last_sequence_no=reply.conversation.last_sequence_no,
+            last_message_at=reply.conversation.last_message_at,
+            bot=reply.conversation.bot,
+            bot_paused_until=reply.conversation.bot_paused_until,
+        )
+        if idempotency_key is not None:
+            self.t.reply_keys[(before.conversation_id, idempotency_key)] = tuple(p.message_id for p in parts)
+        return parts
+
+    def human_reply(self, conversation_id: int, idempotency_key: str) -> tuple[Message, ...]:
+        ids = self.t.reply_keys.get((conversation_id, idempotency_key), ())
+        return tuple(self.t.messages[message_id] for message_id in ids)
 
 
 def _matches(message: Message, query: MessageQuery) -> bool:

@@ -37,6 +37,8 @@ class Tables:
     messages: dict[int, Message] = field(factory=dict)
     platform_ids: dict[tuple[str, str], int] = field(factory=dict)
     turns: dict[int, Turn] = field(factory=dict)
+    #: A person's replies by (conversation_id, Idempotency-Key): the ids of their parts.
+    reply_keys: dict[tuple[int, str], tuple[int, ...]] = field(factory=dict)
     counters: dict[str, int] = field(factory=dict)
     archives: dict[int, Archived] = field(factory=dict)
 

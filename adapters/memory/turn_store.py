@@ -12,12 +12,22 @@ from datetime import datetime
 from attrs import evolve
 
 from adapters.memory.tables import NEVER, InMemoryStore, Tables
-from application.ports.pipeline import Work
+from application.ports.pipeline import CONTEXT_LIMIT, Work
 from domain.conversations import Conversation
 from domain.credits import Credits
 from domain.errors import InsufficientCredits
-from domain.messages import Direction, Message, MessageStatus, OrderingScope, ScopeKey
-from domain.turns import PartChange, PartDraft, Turn, TurnAnswered, TurnFailed, TurnRefused, TurnStarted, TurnStatus
+from domain.messages import Direction, Message, MessageStatus, OrderingScope, ScopeKey, Sender
+from domain.turns import (
+    PartChange,
+    PartDraft,
+    Turn,
+    TurnAnswered,
+    TurnFailed,
+    TurnHeld,
+    TurnRefused,
+    TurnStarted,
+    TurnStatus,
+)
 
 
 class InMemoryTurnStore:
@@ -39,7 +49,10 @@ class InMemoryTurnStore:
                     return None
                 conversation = t.conversations[messages[0].conversation_id]
             credits = t.credits.get(conversation.user_id) or Credits.none(conversation.user_id, NEVER)
-            return Work(conversation, credits, open_turn, messages)
+            context: tuple[Message, ...] = ()
+            if messages and (open_turn is None or open_turn.status is TurnStatus.AWAITING_AI):
+                context = _context(t, conversation, messages[0].sequence_no)
+            return Work(conversation, credits, open_turn, messages, context)
 
     def has_pending(self, scope: ScopeKey) -> bool:
         with self._store.lock:
@@ -83,6 +96,28 @@ class InMemoryTurnStore:
         with self._store.atomic() as t:
             t.change_status(refused.batch, refused.at)
 
+    def hold(self, held: TurnHeld) -> bool:
+        read = held.conversation
+        with self._store.atomic() as t:
+            conversation = t.conversations.get(read.conversation_id)
+            channel = t.channels.get(read.phone_number_id)
+            if (
+                conversation is None
+                or channel is None
+                or (conversation.bot, conversation.bot_paused_until) != (read.bot, read.bot_paused_until)
+                or channel.bot is not held.channel_bot
+            ):
+                return False
+            t.change_status(held.batch, held.at)
+            return True
+
+    def pauses_run_out(self, now: datetime, limit: int) -> list[tuple[str, int]]:
+        with self._store.lock:
+            t = self._store.tables
+            ended = [c for c in t.conversations.values() if c.paused_run_out(now)]
+        ended.sort(key=lambda c: (c.bot_paused_until, c.conversation_id))
+        return [(c.user_id, c.conversation_id) for c in ended[:limit]]
+
     def save_turn(self, turn: Turn, before: TurnStatus) -> bool:
         with self._store.atomic() as t:
             if not _is(t, turn.turn_id, before):
@@ -111,6 +146,7 @@ class InMemoryTurnStore:
                 for n, draft in enumerate(answered.parts, start=1)
             )
             t.messages.update((part.message_id, part) for part in parts)
+            appended = evolve(appended, ai_seen_sequence_no=appended.last_sequence_no)
             if answered.last_item_id is not None:
                 appended = evolve(appended, openai_last_item_id=answered.last_item_id)
             t.conversations[conversation.conversation_id] = appended
@@ -202,6 +238,17 @@ def _pending_batch(t: Tables, scope: ScopeKey) -> tuple[Message, ...]:
     return tuple(itertools.takewhile(lambda m: m.conversation_id == head, received))
 
 
+def _context(t: Tables, conversation: Conversation, before: int) -> tuple[Message, ...]:
+    found = [
+        m
+        for m in t.messages.values()
+        if m.conversation_id == conversation.conversation_id
+        and conversation.ai_seen_sequence_no < m.sequence_no < before
+        and m.sender is not Sender.AI
+    ]
+    return tuple(sorted(found, key=lambda m: m.sequence_no)[-CONTEXT_LIMIT:])
+
+
 def _part(t: Tables, turn: Turn, sequence_no: int, draft: PartDraft) -> Message:
     now = turn.updated_at
     return Message(
@@ -210,6 +257,7 @@ def _part(t: Tables, turn: Turn, sequence_no: int, draft: PartDraft) -> Message:
         conversation_id=turn.conversation_id,
         phone_number_id=turn.phone_number_id,
         direction=Direction.OUTBOUND,
+        sender=Sender.AI,
         sequence_no=sequence_no,
         platform_message_id=None,
         content_type="text",

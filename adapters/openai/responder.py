@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import openai
 import structlog
 from openai.types.conversations import ConversationItem, Message
-from openai.types.responses import ResponseInputParam, ResponsePromptParam
+from openai.types.responses import EasyInputMessageParam, ResponseInputParam, ResponsePromptParam
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from adapters.circuit import Circuit, CircuitOpen
@@ -185,7 +185,13 @@ class _Turn:
         prompt: ResponsePromptParam = {"id": request.prompt_id}
         if request.prompt_version:
             prompt["version"] = request.prompt_version
-        inputs: ResponseInputParam = [{"role": "user", "content": text} for text in request.inputs]
+        # What the AI is told first (a person's replies as `assistant`, which takes a plain string content,
+        # not `input_text` parts), then the customer's new messages.
+        told: list[EasyInputMessageParam] = [
+            {"role": "assistant" if role == "assistant" else "user", "content": text} for role, text in request.context
+        ]
+        new: list[EasyInputMessageParam] = [{"role": "user", "content": text} for text in request.inputs]
+        inputs: ResponseInputParam = [*told, *new]
         body = {"prompt": prompt, "conversation": request.openai_conversation_id, "input": inputs, "store": True}
         # The SDK's generic `post` sends exactly what `responses.create` would, with the same auth,
         # timeouts and error types, but skips walking the typed parameters and building the typed

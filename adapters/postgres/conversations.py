@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from psycopg import sql
 
 from adapters.postgres._sql import PostgresRepository
+from adapters.postgres.messages import MESSAGE_COLUMNS
 from adapters.postgres.rows import entity
 from application.ports.repositories import ConversationCursor, ConversationPage, ConversationQuery
 from domain.conversations import Conversation
+from domain.messages import Message
+from domain.turns import StatusChange
 
 CONVERSATION_COLUMNS = (
     "conversation_id, user_id, agent_id, phone_number_id, customer_id, customer_name, openai_conversation_id, "
-    "openai_last_item_id, is_active, last_sequence_no, created_at, last_message_at, last_customer_message_at"
+    "openai_last_item_id, is_active, last_sequence_no, created_at, last_message_at, last_customer_message_at, bot, "
+    "bot_paused_until, ai_seen_sequence_no"
 )
 
 
@@ -23,6 +29,59 @@ class PostgresConversationsRepository(PostgresRepository):
             .fetchone()
         )
         return None if row is None else entity(row, Conversation)
+
+    def lock(self, user_id: str, conversation_id: int) -> Conversation | None:
+        row = (
+            self._cursor()
+            .execute(
+                f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = %s AND user_id = %s"
+                " FOR UPDATE",
+                (conversation_id, user_id),
+            )
+            .fetchone()
+        )
+        return None if row is None else entity(row, Conversation)
+
+    def save_bot(self, conversation: Conversation) -> None:
+        self._cursor().execute(
+            "UPDATE conversations SET bot = %s, bot_paused_until = %s WHERE conversation_id = %s",
+            (conversation.bot.value, conversation.bot_paused_until, conversation.conversation_id),
+        )
+
+    def held(self, conversation_id: int) -> list[Message]:
+        rows = self._cursor().execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = %s AND status = 'held'"
+            " ORDER BY sequence_no",
+            (conversation_id,),
+        )
+        return [entity(row, Message) for row in rows]
+
+    def last_reply_sequence_no(self, conversation_id: int) -> int:
+        row = (
+            self._cursor()
+            .execute(
+                "SELECT coalesce(max(sequence_no), 0) AS last FROM messages"
+                " WHERE conversation_id = %s AND direction = 'outbound'",
+                (conversation_id,),
+            )
+            .fetchone()
+        )
+        return int(row["last"]) if row is not None else 0
+
+    def holding(self, phone_number_id: str) -> list[int]:
+        rows = self._cursor().execute(
+            "SELECT DISTINCT conversation_id FROM messages WHERE phone_number_id = %s AND status = 'held'"
+            " ORDER BY conversation_id",
+            (phone_number_id,),
+        )
+        return [row["conversation_id"] for row in rows]
+
+    def change_status(self, change: StatusChange, now: datetime) -> None:
+        self._cursor().execute(
+            "UPDATE messages SET status = %s, failure_reason = %s, updated_at = %s"
+            " WHERE message_id = ANY(%s) AND direction = 'inbound' AND status = %s",
+            (change.after.value, change.reason, now, list(change.message_ids), change.before.value),
+        )
 
     def list(self, user_id: str, query: ConversationQuery) -> ConversationPage:
         """Newest activity first, keyset-paginated on (`last_message_at`, `conversation_id`)."""

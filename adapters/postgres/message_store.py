@@ -14,7 +14,7 @@ from adapters.postgres._sql import PostgresStore
 from adapters.postgres.messages import MESSAGE_COLUMNS
 from adapters.postgres.rows import entity
 from application.ports.pipeline import MessageNotStorable
-from domain.messages import InboundMessage, Message, RecordedInbound
+from domain.messages import BusinessEcho, InboundMessage, Message, RecordedInbound
 from domain.tenancy import Route
 
 _EXISTING_INBOUND: LiteralString = """
@@ -59,10 +59,46 @@ WITH linked AS (
     RETURNING conversation_id, last_sequence_no
 ), inserted AS (
     INSERT INTO messages (
-        user_id, conversation_id, phone_number_id, direction, sequence_no, platform_message_id,
+        user_id, conversation_id, phone_number_id, direction, sender, sequence_no, platform_message_id,
         content_type, text, status, failure_reason, raw, sent_at, created_at, updated_at)
-    SELECT %(user_id)s, conversation_id, %(phone_number_id)s, 'inbound', last_sequence_no, %(platform_message_id)s,
+    SELECT %(user_id)s, conversation_id, %(phone_number_id)s, 'inbound', 'customer', last_sequence_no,
+           %(platform_message_id)s,
            %(content_type)s, %(text)s, %(status)s, %(failure_reason)s, %(raw)s, %(sent_at)s, %(now)s, %(now)s
+    FROM conversation
+    ON CONFLICT (phone_number_id, platform_message_id) WHERE platform_message_id IS NOT NULL DO NOTHING
+    RETURNING message_id, conversation_id, sequence_no
+)
+SELECT message_id, conversation_id, sequence_no, false AS duplicate FROM inserted
+UNION ALL
+"""
+    + _EXISTING_INBOUND
+    + "AND NOT EXISTS (SELECT 1 FROM inserted)"
+)
+
+# `Conversation.echo` (and `Conversation.start` for a conversation the business begins) in one statement,
+# as `_RECORD_INBOUND` does for a customer's message: numbered next, and taken over (`take_over`: paused
+# until resumed, a pause in place kept as it is). The message is stored `sent`: it reached the customer.
+_RECORD_ECHO = (
+    """
+WITH conversation AS (
+    INSERT INTO conversations AS c (
+        user_id, agent_id, phone_number_id, customer_id, last_sequence_no, created_at, last_message_at, bot)
+    SELECT %(user_id)s, %(agent_id)s, %(phone_number_id)s, %(customer_id)s, 1, %(now)s, %(now)s, 'paused'
+    WHERE NOT EXISTS (
+        SELECT 1 FROM messages
+        WHERE phone_number_id = %(phone_number_id)s AND platform_message_id = %(platform_message_id)s)
+    ON CONFLICT (agent_id, customer_id) WHERE is_active DO UPDATE SET
+        last_sequence_no = c.last_sequence_no + 1,
+        last_message_at = greatest(c.last_message_at, excluded.last_message_at),
+        bot = 'paused',
+        bot_paused_until = CASE WHEN c.bot = 'paused' THEN c.bot_paused_until END
+    RETURNING conversation_id, last_sequence_no
+), inserted AS (
+    INSERT INTO messages (
+        user_id, conversation_id, phone_number_id, direction, sender, sequence_no, platform_message_id,
+        content_type, text, status, raw, sent_at, created_at, updated_at)
+    SELECT %(user_id)s, conversation_id, %(phone_number_id)s, 'outbound', 'human', last_sequence_no,
+           %(platform_message_id)s, %(content_type)s, %(text)s, 'sent', %(raw)s, %(sent_at)s, %(now)s, %(now)s
     FROM conversation
     ON CONFLICT (phone_number_id, platform_message_id) WHERE platform_message_id IS NOT NULL DO NOTHING
     RETURNING message_id, conversation_id, sequence_no
@@ -134,6 +170,32 @@ class PostgresMessageStore(PostgresStore):
             raise MessageNotStorable(_refusal(error)) from error
         if row is None:
             return None  # neither stored nor found: the agent no longer holds the channel
+        return entity(row, RecordedInbound)
+
+    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound:
+        if route.agent is None:
+            raise ValueError(f"channel {route.channel.phone_number_id} has no agent to record a conversation with")
+        params = {
+            "user_id": route.user_id,
+            "agent_id": route.agent.agent_id,
+            "phone_number_id": route.channel.phone_number_id,
+            "customer_id": echo.customer_id,
+            "platform_message_id": echo.platform_message_id,
+            "content_type": echo.content_type,
+            "text": echo.text,
+            "raw": Jsonb(echo.raw),
+            "sent_at": echo.sent_at,
+            "now": now,
+        }
+        try:
+            with self._autocommit() as cursor:
+                row = cursor.execute(_RECORD_ECHO, params).fetchone()
+                if row is None:
+                    row = cursor.execute(_EXISTING_INBOUND, params).fetchone()
+        except _REFUSED as error:
+            raise MessageNotStorable(_refusal(error)) from error
+        if row is None:
+            raise RuntimeError(f"echo {echo.platform_message_id} was neither stored nor found")
         return entity(row, RecordedInbound)
 
     def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:

@@ -4,17 +4,53 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from adapters.postgres._sql import PostgresRepository
+from adapters.postgres._sql import PostgresRepository, conflicts
 from adapters.postgres.rows import entity
 from application.ports.repositories import MessageQuery, Page
 from domain.errors import ValidationFailed
+from domain.handoff import HumanReply
 from domain.messages import Message
 
 MESSAGE_COLUMNS = (
-    "message_id, user_id, conversation_id, phone_number_id, direction, sequence_no, platform_message_id, "
+    "message_id, user_id, conversation_id, phone_number_id, direction, sender, sequence_no, platform_message_id, "
     "content_type, text, status, failure_reason, failure_code, turn_id, input_tokens, output_tokens, sent_at, "
     "created_at, updated_at"
 )
+
+# A person's reply: the conversation numbered on (conditional on the number it was decided from; the
+# unit of work holds the conversation's row lock), and the parts after it. The key goes on the first part.
+_ADD_HUMAN_REPLY = f"""
+WITH appended AS (
+    UPDATE conversations
+    SET last_sequence_no = %(last_sequence_no)s, last_message_at = %(last_message_at)s, bot = %(bot)s,
+        bot_paused_until = %(bot_paused_until)s
+    WHERE conversation_id = %(conversation_id)s AND last_sequence_no = %(before_sequence_no)s
+    RETURNING conversation_id
+), parts AS (
+    INSERT INTO messages (
+        user_id, conversation_id, phone_number_id, direction, sender, sequence_no, content_type, text, status,
+        idempotency_key, created_at, updated_at)
+    SELECT %(user_id)s, %(conversation_id)s, %(phone_number_id)s, 'outbound', 'human', %(before_sequence_no)s + part.n,
+           'text', part.text, part.status, CASE WHEN part.n = 1 THEN %(idempotency_key)s END, %(now)s, %(now)s
+    FROM appended, unnest(%(texts)s::text[], %(statuses)s::text[]) WITH ORDINALITY AS part(text, status, n)
+    RETURNING {MESSAGE_COLUMNS}
+)
+SELECT {MESSAGE_COLUMNS} FROM parts ORDER BY sequence_no
+"""
+
+# The parts of one reply: the keyed first part and the person's parts numbered right after it in the same
+# instant (a reply is stored at once).
+_HUMAN_REPLY = f"""
+SELECT {MESSAGE_COLUMNS} FROM messages
+WHERE conversation_id = %(conversation_id)s AND sender = 'human' AND direction = 'outbound'
+  AND (sequence_no, created_at) >= ALL (
+      SELECT sequence_no, created_at FROM messages
+      WHERE conversation_id = %(conversation_id)s AND idempotency_key = %(idempotency_key)s)
+  AND created_at = (
+      SELECT created_at FROM messages
+      WHERE conversation_id = %(conversation_id)s AND idempotency_key = %(idempotency_key)s)
+ORDER BY sequence_no
+"""
 
 _LIST_ORDERS = {
     "newest": (sql.SQL("message_id < %(cursor)s"), sql.SQL("message_id DESC"), "message_id"),
@@ -92,3 +128,32 @@ class PostgresMessagesRepository(PostgresRepository):
             .fetchone()
         )
         return None if row is None else entity(row, Message)
+
+    def add_human_reply(self, reply: HumanReply, idempotency_key: str | None) -> tuple[Message, ...]:
+        before, after = reply.before, reply.conversation
+        params = {
+            "conversation_id": before.conversation_id,
+            "user_id": before.user_id,
+            "phone_number_id": before.phone_number_id,
+            "before_sequence_no": before.last_sequence_no,
+            "last_sequence_no": after.last_sequence_no,
+            "last_message_at": after.last_message_at,
+            "bot": after.bot.value,
+            "bot_paused_until": after.bot_paused_until,
+            "idempotency_key": idempotency_key,
+            "texts": [part.text for part in reply.parts],
+            "statuses": [part.status.value for part in reply.parts],
+            "now": reply.at,
+        }
+        used = ("that Idempotency-Key was used in this conversation already", "Idempotency-Key")
+        with conflicts({"messages_idempotency_uidx": used}):
+            rows = self._cursor().execute(_ADD_HUMAN_REPLY, params).fetchall()
+        if not rows:
+            raise RuntimeError(f"conversation {before.conversation_id} moved on although it was locked")
+        return tuple(entity(row, Message) for row in rows)
+
+    def human_reply(self, conversation_id: int, idempotency_key: str) -> tuple[Message, ...]:
+        rows = self._cursor().execute(
+            _HUMAN_REPLY, {"conversation_id": conversation_id, "idempotency_key": idempotency_key}
+        )
+        return tuple(entity(row, Message) for row in rows)

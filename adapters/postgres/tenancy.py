@@ -21,16 +21,18 @@ from domain.errors import Conflict
 from domain.tenancy import Agent, Channel, Route, User
 
 _USER_COLUMNS = "user_id, email, company_name, api_key_hash, created_at"
-_CHANNEL_COLUMNS = "phone_number_id, user_id, type, external_number, access_token, display_name, created_at, deleted_at"
+_CHANNEL_COLUMNS = (
+    "phone_number_id, user_id, type, external_number, access_token, display_name, created_at, deleted_at, bot"
+)
 _AGENT_COLUMNS = "agent_id, user_id, phone_number_id, name, prompt_id, prompt_version, created_at, deleted_at"
 
 # A registration of a phone_number_id the same tenant deleted brings that channel back (with its history)
 # as registered now; anyone else's, or one not deleted, is a conflict.
 _ADD_CHANNEL = f"""
-INSERT INTO phone_numbers AS p ({_CHANNEL_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, NULL)
+INSERT INTO phone_numbers AS p ({_CHANNEL_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, %s)
 ON CONFLICT (phone_number_id) DO UPDATE
 SET type = excluded.type, external_number = excluded.external_number, access_token = excluded.access_token,
-    display_name = excluded.display_name, created_at = excluded.created_at, deleted_at = NULL
+    display_name = excluded.display_name, created_at = excluded.created_at, deleted_at = NULL, bot = excluded.bot
 WHERE p.deleted_at IS NOT NULL AND p.user_id = excluded.user_id
 RETURNING phone_number_id
 """
@@ -97,12 +99,38 @@ class PostgresChannelsRepository(PostgresRepository):
                     self._token_column(channel),
                     channel.display_name,
                     channel.created_at,
+                    channel.bot.value,
                 ),
             )
             if added.fetchone() is None:
                 raise Conflict(
                     f"phone_number_id {channel.phone_number_id} is registered already", field="phone_number_id"
                 )
+
+    def update(self, channel: Channel) -> None:
+        self._cursor().execute(
+            "UPDATE phone_numbers SET display_name = %s, access_token = %s, bot = %s"
+            " WHERE user_id = %s AND phone_number_id = %s",
+            (
+                channel.display_name,
+                self._token_column(channel),
+                channel.bot.value,
+                channel.user_id,
+                channel.phone_number_id,
+            ),
+        )
+
+    def lock(self, user_id: str, phone_number_id: str) -> Channel | None:
+        row = (
+            self._cursor()
+            .execute(
+                f"SELECT {_CHANNEL_COLUMNS} FROM phone_numbers "
+                "WHERE user_id = %s AND phone_number_id = %s AND deleted_at IS NULL FOR UPDATE",
+                (user_id, phone_number_id),
+            )
+            .fetchone()
+        )
+        return None if row is None else self._channel(row)
 
     def get(self, user_id: str, phone_number_id: str) -> Channel | None:
         row = (
@@ -130,7 +158,7 @@ class PostgresChannelsRepository(PostgresRepository):
             .execute(
                 """
                 SELECT p.phone_number_id, p.user_id, p.type, p.external_number, p.access_token, p.display_name,
-                       p.created_at, p.deleted_at,
+                       p.created_at, p.deleted_at, p.bot,
                        a.agent_id AS agent_agent_id, a.user_id AS agent_user_id,
                        a.phone_number_id AS agent_phone_number_id, a.name AS agent_name,
                        a.prompt_id AS agent_prompt_id, a.prompt_version AS agent_prompt_version,

@@ -19,7 +19,7 @@ from adapters.postgres.conversations import CONVERSATION_COLUMNS
 from adapters.postgres.credits import NEVER, move_credits, movement_params, refused_when_negative
 from adapters.postgres.messages import MESSAGE_COLUMNS
 from adapters.postgres.rows import columns, entity
-from application.ports.pipeline import Work
+from application.ports.pipeline import CONTEXT_LIMIT, Work
 from domain.conversations import Conversation
 from domain.credits import Credits
 from domain.errors import InsufficientCredits
@@ -30,6 +30,7 @@ from domain.turns import (
     Turn,
     TurnAnswered,
     TurnFailed,
+    TurnHeld,
     TurnRefused,
     TurnStarted,
     TurnStatus,
@@ -96,6 +97,17 @@ _BATCH = {
         ORDER BY message_id
     """,
 }
+
+# What came between what the AI has seen and the batch, not from the AI: `domain.handoff.ai_context`
+# chooses what of it the AI is told. Bounded: a long hand-off is summed up by its latest messages.
+_CONTEXT = f"""
+SELECT * FROM (
+    SELECT {MESSAGE_COLUMNS} FROM messages
+    WHERE conversation_id = %(conversation_id)s AND sequence_no > %(seen)s AND sequence_no < %(first)s
+      AND sender <> 'ai'
+    ORDER BY sequence_no DESC LIMIT %(limit)s
+) latest ORDER BY sequence_no
+"""
 
 _HAS_PENDING = {
     OrderingScope.CONVERSATION: """
@@ -183,6 +195,29 @@ _START = (
 
 _REFUSE = "WITH" + _batch_change() + " SELECT 1"
 
+# The gate locks the conversation and the channel as they were read (FOR SHARE): a resume holds them
+# FOR UPDATE while it releases the held messages, so a batch is either held before the resume reads the
+# held messages, or finds the bot active and holds nothing.
+_HOLD = (
+    """
+    WITH gate AS (
+        SELECT 1 FROM conversations c JOIN phone_numbers p ON p.phone_number_id = c.phone_number_id
+        WHERE c.conversation_id = %(conversation_id)s AND c.bot = %(bot)s
+          AND c.bot_paused_until IS NOT DISTINCT FROM %(paused_until)s AND p.bot = %(channel_bot)s
+        FOR SHARE OF c, p
+    ),"""
+    + _batch_change(gate="gate")
+    + """
+    SELECT count(*) AS held FROM gate
+    """
+)
+
+_PAUSES_RUN_OUT: LiteralString = """
+SELECT c.user_id, c.conversation_id FROM conversations c
+WHERE c.bot_paused_until IS NOT NULL AND c.bot_paused_until <= %(now)s AND c.bot = 'paused'
+ORDER BY c.bot_paused_until LIMIT %(limit)s
+"""
+
 _SAVE_TURN: LiteralString = """
 UPDATE turns SET status = %(status)s, attempts = %(attempts)s, response_id = %(response_id)s,
                  failure_reason = %(failure_reason)s, updated_at = %(now)s
@@ -208,15 +243,16 @@ _ANSWER = (
         UPDATE conversations AS c
         SET last_sequence_no = c.last_sequence_no + %(count)s,
             last_message_at = greatest(c.last_message_at, %(now)s),
-            openai_last_item_id = coalesce(%(last_item_id)s, c.openai_last_item_id)
+            openai_last_item_id = coalesce(%(last_item_id)s, c.openai_last_item_id),
+            ai_seen_sequence_no = c.last_sequence_no + %(count)s
         FROM replied
         WHERE c.conversation_id = %(conversation_id)s
         RETURNING c.last_sequence_no - %(count)s AS base
     ), parts AS (
         INSERT INTO messages (
-            user_id, conversation_id, phone_number_id, direction, sequence_no, content_type, text, status,
+            user_id, conversation_id, phone_number_id, direction, sender, sequence_no, content_type, text, status,
             turn_id, input_tokens, output_tokens, created_at, updated_at)
-        SELECT %(user_id)s, %(conversation_id)s, %(phone_number_id)s, 'outbound', appended.base + part.n, 'text',
+        SELECT %(user_id)s, %(conversation_id)s, %(phone_number_id)s, 'outbound', 'ai', appended.base + part.n, 'text',
                part.text, part.status, %(turn_id)s, part.input_tokens, part.output_tokens, %(now)s, %(now)s
         FROM appended,
              unnest(%(texts)s::text[], %(statuses)s::text[], %(in_tokens)s::integer[], %(out_tokens)s::integer[])
@@ -284,9 +320,18 @@ class PostgresTurnStore(PostgresStore):
             else:
                 rows = cursor.execute(_TURN_PARTS, {"turn_id": turn.turn_id})
             messages = tuple(entity(row, Message) for row in rows)
+            context: tuple[Message, ...] = ()
+            if messages and (turn is None or turn.status is TurnStatus.AWAITING_AI):
+                bounds = {
+                    "conversation_id": conversation.conversation_id,
+                    "seen": conversation.ai_seen_sequence_no,
+                    "first": messages[0].sequence_no,
+                    "limit": CONTEXT_LIMIT,
+                }
+                context = tuple(entity(row, Message) for row in cursor.execute(_CONTEXT, bounds))
         if turn is None and not messages:
             return None
-        return Work(conversation, _credits(head, conversation.user_id), turn, messages)
+        return Work(conversation, _credits(head, conversation.user_id), turn, messages, context)
 
     def has_pending(self, scope: ScopeKey) -> bool:
         value: object = int(scope.value) if scope.kind is OrderingScope.CONVERSATION else scope.value
@@ -322,6 +367,25 @@ class PostgresTurnStore(PostgresStore):
     def refuse(self, refused: TurnRefused) -> None:
         with self._autocommit() as cursor:
             cursor.execute(_REFUSE, {"now": refused.at, **_batch_params(refused.batch)})
+
+    def hold(self, held: TurnHeld) -> bool:
+        conversation = held.conversation
+        params = {
+            "conversation_id": conversation.conversation_id,
+            "bot": conversation.bot.value,
+            "paused_until": conversation.bot_paused_until,
+            "channel_bot": held.channel_bot.value,
+            "now": held.at,
+            **_batch_params(held.batch),
+        }
+        with self._autocommit() as cursor:
+            row = cursor.execute(_HOLD, params).fetchone()
+        return bool(row and row["held"])
+
+    def pauses_run_out(self, now: datetime, limit: int) -> list[tuple[str, int]]:
+        with self._autocommit() as cursor:
+            rows = cursor.execute(_PAUSES_RUN_OUT, {"now": now, "limit": limit}).fetchall()
+        return [(row["user_id"], row["conversation_id"]) for row in rows]
 
     def save_turn(self, turn: Turn, before: TurnStatus) -> bool:
         with self._autocommit() as cursor:

@@ -15,10 +15,10 @@ from attrs import frozen
 
 from domain.conversations import Conversation
 from domain.credits import Credits
-from domain.messages import InboundMessage, Message, OrderingScope, RecordedInbound, ScopeKey
+from domain.messages import BusinessEcho, InboundMessage, Message, OrderingScope, RecordedInbound, ScopeKey
 from domain.rejections import RejectedDelivery
 from domain.tenancy import Route
-from domain.turns import PartChange, Turn, TurnAnswered, TurnFailed, TurnRefused, TurnStarted, TurnStatus
+from domain.turns import PartChange, Turn, TurnAnswered, TurnFailed, TurnHeld, TurnRefused, TurnStarted, TurnStatus
 
 
 class MessageNotStorable(Exception):
@@ -44,6 +44,12 @@ class MessageStore(Protocol):
         database cannot be reached.
         """
 
+    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound:
+        """Store a message the business sent from its own app as an outbound `human` message, `sent`, in the
+        active conversation of (agent, customer), opening one if there is none, and take the conversation
+        over (`Conversation.echo`). A platform id already stored for the channel changes nothing and comes
+        back with `duplicate=True`. Requires `route.agent`; raises as `record_inbound` does."""
+
     def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
         """Our message with that platform id on that channel; None for none (or an inbound one)."""
 
@@ -63,6 +69,10 @@ class RejectedDeliveries(Protocol):
         """Keep it. Raises StorageUnavailable when the database cannot be reached."""
 
 
+#: At most this many messages of `Work.context`, the latest.
+CONTEXT_LIMIT = 50
+
+
 @frozen
 class Work:
     """What an ordering scope holds for the worker, read at once.
@@ -71,12 +81,17 @@ class Work:
     are, with no open turn, the pending batch (the scope's leading `received` messages of one
     conversation, in order); for a turn awaiting the AI, its inbound messages; for a replying
     turn, its reply parts.
+
+    `context`, with a batch to answer: the messages after what the AI has seen and before the batch that
+    are not the AI's own (a person's replies, the customer's messages they answered), in order, at most
+    `CONTEXT_LIMIT` of the latest.
     """
 
     conversation: Conversation
     credits: Credits
     turn: Turn | None
     messages: tuple[Message, ...]
+    context: tuple[Message, ...] = ()
 
 
 class TurnStore(Protocol):
@@ -97,6 +112,14 @@ class TurnStore(Protocol):
         conversation was archived or the batch carried over by a relink since they were read."""
 
     def refuse(self, refused: TurnRefused) -> None: ...
+
+    def hold(self, held: TurnHeld) -> bool:
+        """Move the batch to `held`, only while the conversation's bot and the channel's are still as
+        `held` read them. False, and nothing changed, when either changed meanwhile (decide again)."""
+
+    def pauses_run_out(self, now: datetime, limit: int) -> list[tuple[str, int]]:
+        """(user_id, conversation_id) of paused conversations whose timed pause ended by `now`, the
+        longest-ended first."""
 
     def save_turn(self, turn: Turn, before: TurnStatus) -> bool:
         """Save a turn's own fields (status, attempts, times). False when it is no longer `before`."""

@@ -14,9 +14,11 @@ from attrs import frozen
 
 from domain.conversations import Conversation
 from domain.credits import CreditMovement, Credits, LedgerEntry
+from domain.handoff import HumanReply
 from domain.messages import Direction, Message, MessageStatus
 from domain.relink import Relink, Seat
 from domain.tenancy import Agent, Channel, Route, User
+from domain.turns import StatusChange
 
 
 @frozen
@@ -90,6 +92,12 @@ class ChannelsRepository(Protocol):
     def list(self, user_id: str) -> list[Channel]:
         """The tenant's channels that are not deleted."""
 
+    def lock(self, user_id: str, phone_number_id: str) -> Channel | None:
+        """The tenant's channel, locked for a change until the unit of work ends."""
+
+    def update(self, channel: Channel) -> None:
+        """Save a channel's changeable fields (name, token, bot)."""
+
     def route(self, phone_number_id: str) -> Route | None:
         """The channel and its agent, found by the id a webhook names (not scoped: the webhook has no tenant).
         A deleted channel is found too (`channel.deleted`), so that its deliveries are ignored knowingly."""
@@ -149,6 +157,24 @@ class ConversationPage:
 class ConversationsRepository(Protocol):
     def get(self, conversation_id: int) -> Conversation | None: ...
 
+    def lock(self, user_id: str, conversation_id: int) -> Conversation | None:
+        """The tenant's conversation, locked until the unit of work ends: no batch of it is held meanwhile."""
+
+    def save_bot(self, conversation: Conversation) -> None:
+        """Save the conversation's bot state (`bot`, `bot_paused_until`)."""
+
+    def held(self, conversation_id: int) -> list[Message]:
+        """Its held messages, in order."""
+
+    def last_reply_sequence_no(self, conversation_id: int) -> int:
+        """The number of its latest outbound message (the AI's or a person's); 0 for none."""
+
+    def holding(self, phone_number_id: str) -> list[int]:
+        """The ids of the channel's conversations that hold messages."""
+
+    def change_status(self, change: StatusChange, now: datetime) -> None:
+        """Move the inbound messages of `change` that are still `change.before`."""
+
     def list(self, user_id: str, query: ConversationQuery) -> ConversationPage:
         """The user's conversations, newest activity first."""
 
@@ -158,6 +184,14 @@ class MessagesRepository(Protocol):
 
     def get(self, user_id: str, message_id: int) -> Message | None:
         """The user's message with that id; None for none (or another user's)."""
+
+    def add_human_reply(self, reply: HumanReply, idempotency_key: str | None) -> tuple[Message, ...]:
+        """Store a person's reply as outbound `human` parts numbered after `reply.before` (its conversation,
+        locked by this unit of work), and the conversation as `reply.conversation`. The key is kept on the
+        first part; a key used before in the conversation is a Conflict."""
+
+    def human_reply(self, conversation_id: int, idempotency_key: str) -> tuple[Message, ...]:
+        """The parts of the reply stored with that key in the conversation, in order (empty: none)."""
 
 
 class UnitOfWork(Protocol):

@@ -80,6 +80,9 @@ class AIRequest:
     after_item_id: str | None = None
     #: True when an earlier attempt of this turn may have reached OpenAI (resumed after a crash).
     resumed: bool = False
+    #: (role, text) the AI is told before `inputs`: what happened in the conversation since its last
+    #: answer that was not for it (`domain.handoff.ai_context`).
+    context: tuple[tuple[str, str], ...] = ()
 
 
 class AIRequestFailed(Exception):

@@ -19,9 +19,10 @@ from application.ports.services import AIRequest, AIRequestFailed, AIResponder, 
 from application.reply_delivery import ReplyDelivery
 from application.routes import ChannelRoutes
 from domain.conversations import Conversation
+from domain.handoff import ai_context
 from domain.messages import ScopeKey
 from domain.tenancy import Route
-from domain.turns import NO_AGENT, Reply, Turn, TurnFailed, TurnPostponed, TurnRefused, TurnStatus
+from domain.turns import NO_AGENT, Reply, Turn, TurnFailed, TurnHeld, TurnPostponed, TurnRefused, TurnStatus
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,11 @@ class ProcessPendingMessages:
         )
         if isinstance(decision, TurnPostponed):
             return _Progress.WAITING
+        if isinstance(decision, TurnHeld):
+            if not self._turns.hold(decision):  # the bot was resumed or paused meanwhile: decide again
+                return _Progress.AGAIN
+            log.info("turn_held", extra={"messages": len(decision.batch.message_ids), **_about(work.conversation)})
+            return _Progress.ENDED
         if isinstance(decision, TurnRefused):
             self._turns.refuse(decision)
             log.warning("turn_refused", extra={"reason": decision.reason, **_about(work.conversation)})
@@ -160,6 +166,7 @@ class ProcessPendingMessages:
                     inputs=tuple(m.text or "" for m in work.messages),
                     after_item_id=conversation.openai_last_item_id,
                     resumed=resumed,
+                    context=ai_context(work.context),
                 )
             )
         except AIRequestFailed as failure:

@@ -8,6 +8,7 @@ itself) and the handlers registered here answer.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 
@@ -15,11 +16,19 @@ from flask import Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 from application.ports.repositories import StorageUnavailable
-from domain.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized, ValidationFailed
+from domain.errors import ChannelRefused, Conflict, DomainError, Forbidden, NotFound, Unauthorized, ValidationFailed
 
 log = logging.getLogger(__name__)
 
-_STATUS = {NotFound: 404, Conflict: 409, ValidationFailed: 422, Unauthorized: 401, Forbidden: 403}
+_STATUS = {
+    NotFound: 404,
+    Conflict: 409,
+    ValidationFailed: 422,
+    Unauthorized: 401,
+    Forbidden: 403,
+    # The channel's platform (an upstream) refused what we passed on: stored as failed, see `message_id`.
+    ChannelRefused: 502,
+}
 
 
 class ApiError(Exception):
@@ -56,7 +65,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(error: DomainError) -> Response:
         status = next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 400)
-        return error_response(status, error.code, error.message, error.field)
+        response = error_response(status, error.code, error.message, error.field)
+        if isinstance(error, ChannelRefused):
+            # The one addition to the error body: which stored message failed (it can be sent again later).
+            body = response.get_json()
+            body["error"]["message_id"] = error.message_id
+            response.set_data(json.dumps(body))
+        return response
 
     @app.errorhandler(StorageUnavailable)
     def _storage_unavailable(error: StorageUnavailable) -> Response:

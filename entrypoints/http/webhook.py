@@ -16,6 +16,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from application.use_cases.handle_inbound_message import HandleInbound, InboundOutcome
+from application.use_cases.record_business_echo import EchoOutcome, RecordEcho
 from application.use_cases.reject_delivery import Rejection
 from entrypoints.http.errors import ApiError
 from entrypoints.http.meta.envelope import MalformedDelivery, read_delivery
@@ -64,6 +65,8 @@ def receive_delivery() -> ResponseReturnValue:
     outcomes = [
         handle(HandleInbound(message, correlation_id=g.correlation_id, delivery=raw)) for message in delivery.inbound
     ]
+    record_echo = services.record_business_echo()
+    echoed = [record_echo(RecordEcho(echo, correlation_id=g.correlation_id, delivery=raw)) for echo in delivery.echoes]
     apply_report = services.apply_delivery_report()
     applied = sum(apply_report(report) for report in delivery.reports)
     for ignored in delivery.ignored:
@@ -76,5 +79,6 @@ def receive_delivery() -> ResponseReturnValue:
         outcomes=[str(outcome) for outcome in outcomes],
         statuses_applied=applied,
         ignored=len(delivery.ignored),
-        rejected=len(delivery.rejected) + outcomes.count(InboundOutcome.REJECTED),
+        rejected=len(delivery.rejected) + outcomes.count(InboundOutcome.REJECTED) + echoed.count(EchoOutcome.REJECTED),
+        echoes=len(delivery.echoes),
     )

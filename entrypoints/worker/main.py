@@ -85,6 +85,7 @@ def run_sweeper(settings: Settings, stop: threading.Event | None = None) -> None
     container.init_resources()
     locks = container.locks()
     recover = container.recover_stalled_work()
+    resume_pauses = container.resume_ended_pauses()
     interval_s = settings.recovery_interval_ms / 1000
     try:
         while not stop.is_set():
@@ -92,6 +93,7 @@ def run_sweeper(settings: Settings, stop: threading.Event | None = None) -> None
             if leadership is not None:
                 try:
                     while not stop.is_set() and not leadership.lost:
+                        _sweep_once(resume_pauses)
                         _sweep_once(recover)
                         stop.wait(interval_s)
                 finally:

@@ -58,6 +58,8 @@ def test_any_signed_delivery_is_answered_200_or_400_and_the_next_message_is_stil
         assert answer.status_code in (200, 400), answer.get_data()[:500]
         service.drain()  # an exception in a job fails here
 
+        service.resume_bots()
+
         valid = service.deliver_valid_text()
         service.drain()
         assert service.message(valid).status is MessageStatus.ANSWERED

@@ -43,6 +43,7 @@ from domain.messages import (
     OrderingScope,
     RecordedInbound,
     ScopeKey,
+    Sender,
 )
 from domain.tenancy import Agent, Channel, Route, User
 from domain.turns import AIReply, Reply, Turn, TurnAnswered, TurnRefused, TurnStarted, TurnStatus
@@ -534,6 +535,7 @@ def test_an_answerable_message_is_stored_received(storage: Storage) -> None:
         conversation_id=recorded.conversation_id,
         phone_number_id="pn-1",
         direction=Direction.INBOUND,
+        sender=Sender.CUSTOMER,
         sequence_no=1,
         platform_message_id="wamid.1",
         content_type="text",

@@ -170,7 +170,7 @@ def _text(value: Any) -> str:
 
 #: The parts of a delivery that end up stored (a message, its raw JSON, its customer, its channel, a status):
 #: half of the mutations aim there, so that a modest number of examples reaches the database with them.
-_STORED_PARTS = frozenset({"messages", "contacts", "metadata", "statuses", "messaging", "standby"})
+_STORED_PARTS = frozenset({"messages", "contacts", "metadata", "statuses", "messaging", "standby", "message_echoes"})
 
 
 def _slots(tree: Any) -> Iterator[tuple[Any, Any, bool]]:

@@ -18,12 +18,14 @@ from adapters.memory.services import InMemoryJobQueue, RecordingSender
 from adapters.meta.senders import SendersByType
 from application.ports.repositories import MessageQuery
 from application.use_cases.add_channel import AddChannelCommand
+from application.use_cases.control_conversation_bot import ControlConversationBotCommand
 from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreateUserCommand
 from application.use_cases.process_pending_messages import ProcessScope
 from application.use_cases.top_up_credits import TopUpCommand
-from domain.channels import ChannelType
+from domain.channels import BotState, ChannelType
 from domain.credits import MAX_TOP_UP
+from domain.errors import ConversationArchived
 from domain.messages import Message
 from entrypoints.container import Container
 from entrypoints.dev import whatsapp_text
@@ -79,6 +81,19 @@ class InProcessService:
         )
         assert answer.status_code == 200, answer.data
         return wamid
+
+    def resume_bots(self) -> None:
+        """Give the customer's conversations back to the AI: a delivery may have carried an echo of the
+        business writing from its own app, which pauses the bot (as it should) until someone resumes it."""
+        query = MessageQuery(phone_number_id=WHATSAPP_NUMBERS[0], customer_id=CUSTOMER, limit=100)
+        messages = self.container.tenant_queries().messages(self.user_id, query).items
+        control = self.container.control_conversation_bot()
+        for conversation_id in sorted({m.conversation_id for m in messages}):
+            try:
+                control(ControlConversationBotCommand(self.user_id, conversation_id, BotState.ACTIVE))
+            except ConversationArchived:
+                continue
+        self.drain()
 
     def drain(self, max_jobs: int = 200) -> None:
         """Run every queued job with the real worker use case; an exception in a job fails the caller."""

@@ -200,6 +200,21 @@ class StandInOpenAI(StandInServer):
             if _endpoint(request.method, request.path) == endpoint
         ]
 
+    def inputs(self) -> list[list[tuple[str, str]]]:
+        """(role, text) of each input message of each Responses call, in order: what the AI was told."""
+        told: list[list[tuple[str, str]]] = []
+        for body in self.calls("responses"):
+            items = body.get("input") if isinstance(body, dict) else None
+            told.append(
+                [
+                    (str(item.get("role")), text)
+                    for item in (items if isinstance(items, list) else [])
+                    if isinstance(item, dict)
+                    for text in _input_texts([item])
+                ]
+            )
+        return told
+
     def items(self, conversation_id: str) -> list[dict[str, Any]]:
         with self._state:
             return [dict(item) for item in self._conversations[conversation_id].items]

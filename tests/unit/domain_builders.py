@@ -10,7 +10,7 @@ from attrs import evolve
 from domain.channels import ChannelType
 from domain.conversations import Conversation
 from domain.credits import Credits
-from domain.messages import Direction, InboundMessage, Message, MessageStatus
+from domain.messages import Direction, InboundMessage, Message, MessageStatus, Sender
 from domain.tenancy import Agent, Channel, Route
 from domain.turns import Turn, TurnStatus
 
@@ -84,6 +84,7 @@ def a_message(
         conversation_id=1,
         phone_number_id=CHANNEL,
         direction=direction,
+        sender=Sender.CUSTOMER if direction is Direction.INBOUND else Sender.AI,
         sequence_no=message_id,
         platform_message_id=f"wamid.{message_id}" if direction is Direction.INBOUND else None,
         content_type="text",

@@ -14,7 +14,7 @@ from application.ports.pipeline import MessageNotStorable, MessageStore
 from application.ports.repositories import StorageUnavailable
 from application.ports.services import AIRequest, AIRequestFailed, ChannelSender, QueueUnavailable
 from domain.channels import ChannelType
-from domain.messages import InboundMessage, Message, RecordedInbound
+from domain.messages import BusinessEcho, InboundMessage, Message, RecordedInbound
 from domain.tenancy import Channel, Route
 from domain.turns import AIReply
 
@@ -134,6 +134,11 @@ class RefusingMessageStore:
         if inbound.platform_message_id in self.refused:
             raise MessageNotStorable("54000 index row requires 10016 bytes, maximum size is 8191")
         return self.inner.record_inbound(route, inbound, now)
+
+    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound:
+        if self.down:
+            raise StorageUnavailable("the database connection failed: connection refused")
+        return self.inner.record_echo(route, echo, now)
 
     def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
         return self.inner.outbound(phone_number_id, platform_message_id)

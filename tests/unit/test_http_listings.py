@@ -22,6 +22,8 @@ from entrypoints.settings import Settings
 from tests.unit.test_http_api import Api, Tenant, _error, _json
 
 CONVERSATION_KEYS = {
+    "bot",
+    "bot_paused_until",
     "conversation_id",
     "phone_number_id",
     "agent_id",

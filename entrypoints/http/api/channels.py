@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+from attrs import field, frozen
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from application.use_cases.delete_channel import DeleteChannelCommand
+from application.use_cases.update_channel import UpdateChannelCommand
+from domain import limits
+from domain.channels import BotState
 from entrypoints.http.api.auth import caller_for
-from entrypoints.http.api.payloads import AddChannelRequest, channel_json, read_body
+from entrypoints.http.api.payloads import AddChannelRequest, _bounded, channel_json, read_body
 from entrypoints.http.services import container
 
 channels = Blueprint("channels", __name__)
+
+
+@frozen
+class UpdateChannelRequest:
+    """Every field is optional: what is absent (or null) stays as it is."""
+
+    display_name: str | None = field(default=None, metadata=_bounded(limits.DISPLAY_NAME))
+    access_token: str | None = field(default=None, metadata=_bounded(limits.ACCESS_TOKEN))
+    bot: BotState | None = None
+
+    def command(self, user_id: str, phone_number_id: str) -> UpdateChannelCommand:
+        return UpdateChannelCommand(
+            user_id=user_id,
+            phone_number_id=phone_number_id,
+            display_name=self.display_name,
+            access_token=self.access_token,
+            bot=self.bot,
+        )
 
 
 @channels.get("/users/<id:user_id>/phone_numbers")
@@ -25,6 +47,13 @@ def add_phone_number(user_id: str) -> ResponseReturnValue:
     caller_for(user_id)
     command = read_body(AddChannelRequest).command(user_id)
     return jsonify(channel_json(container().add_channel()(command))), 201
+
+
+@channels.patch("/users/<id:user_id>/phone_numbers/<id:phone_number_id>")
+def update_phone_number(user_id: str, phone_number_id: str) -> ResponseReturnValue:
+    caller_for(user_id)
+    command = read_body(UpdateChannelRequest).command(user_id, phone_number_id)
+    return jsonify(channel_json(container().update_channel()(command)))
 
 
 @channels.delete("/users/<id:user_id>/phone_numbers/<id:phone_number_id>")

@@ -6,11 +6,15 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from attrs import field, frozen
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from application.ports.repositories import ConversationCursor, ConversationPage, ConversationQuery
+from application.use_cases.control_conversation_bot import ControlConversationBotCommand
+from application.use_cases.send_human_reply import SendHumanReplyCommand
 from domain import limits
+from domain.channels import BotState
 from domain.conversations import Conversation
 from domain.errors import NotFound
 from entrypoints.http.api.auth import caller_for
@@ -18,8 +22,12 @@ from entrypoints.http.api.payloads import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     JsonObject,
+    _bounded,
     bad_param,
+    idempotency_key,
     int_param,
+    message_json,
+    read_body,
     text_param,
 )
 from entrypoints.http.services import container
@@ -100,6 +108,8 @@ def conversation_json(conversation: Conversation) -> JsonObject:
         "last_message_at": conversation.last_message_at.isoformat(),
         "last_customer_message_at": _iso(conversation.last_customer_message_at),
         "last_sequence_no": conversation.last_sequence_no,
+        "bot": conversation.bot.value,
+        "bot_paused_until": _iso(conversation.bot_paused_until),
     }
 
 
@@ -108,6 +118,42 @@ def conversations_page_json(page: ConversationPage) -> JsonObject:
         "conversations": [conversation_json(conversation) for conversation in page.items],
         "next_cursor": None if page.next_cursor is None else cursor_text(page.next_cursor),
     }
+
+
+@frozen
+class HumanReplyRequest:
+    text: str = field(metadata=_bounded(limits.HUMAN_REPLY_TEXT))
+    pause: bool = True
+
+
+@frozen
+class UpdateConversationRequest:
+    bot: BotState
+    resume_after_minutes: int | None = None
+
+
+@conversations.patch("/users/<id:user_id>/conversations/<id:conversation_id>")
+def update_conversation(user_id: str, conversation_id: str) -> ResponseReturnValue:
+    caller_for(user_id)
+    number = path_id(conversation_id, "conversation")
+    body = read_body(UpdateConversationRequest)
+    command = ControlConversationBotCommand(
+        user_id=user_id, conversation_id=number, bot=body.bot, resume_after_minutes=body.resume_after_minutes
+    )
+    return jsonify(conversation_json(container().control_conversation_bot()(command)))
+
+
+@conversations.post("/users/<id:user_id>/conversations/<id:conversation_id>/messages")
+def send_message(user_id: str, conversation_id: str) -> ResponseReturnValue:
+    caller_for(user_id)
+    number = path_id(conversation_id, "conversation")
+    key = idempotency_key(request.headers.get("Idempotency-Key"))
+    body = read_body(HumanReplyRequest)
+    command = SendHumanReplyCommand(
+        user_id=user_id, conversation_id=number, text=body.text, pause=body.pause, idempotency_key=key
+    )
+    result = container().send_human_reply()(command)
+    return jsonify(messages=[message_json(part) for part in result.parts]), 200 if result.replayed else 201
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -32,7 +32,7 @@ from application.use_cases.create_user import CreatedUser, CreateUserCommand
 from application.use_cases.tenant_queries import CreditsView
 from application.use_cases.top_up_credits import TopUpCommand, TopUpResult
 from domain import limits
-from domain.channels import ChannelType
+from domain.channels import BotState, ChannelType
 from domain.credits import Credits, LedgerEntry
 from domain.messages import Direction, Message, MessageStatus
 from domain.tenancy import Agent, Channel, User
@@ -137,11 +137,25 @@ def _strict_int(value: object, _: type) -> int:
     return value
 
 
+def _strict_bool(value: object, _: type) -> bool:
+    # The default would take "false" (a non-empty string) as true.
+    if not isinstance(value, bool):
+        raise _BadValue(f"expected true or false, got {_json_type(value)}")
+    return value
+
+
 def _channel_type(value: object, _: type) -> ChannelType:
     allowed = ", ".join(kind.value for kind in ChannelType)
     if not isinstance(value, str) or value not in {kind.value for kind in ChannelType}:
         raise _BadValue(f"expected one of {allowed}, got {_shown(value)}")
     return ChannelType(value)
+
+
+def _bot_state(value: object, _: type) -> BotState:
+    allowed = ", ".join(state.value for state in BotState)
+    if not isinstance(value, str) or value not in {state.value for state in BotState}:
+        raise _BadValue(f"expected one of {allowed}, got {_shown(value)}")
+    return BotState(value)
 
 
 _JSON_TYPES = {
@@ -174,6 +188,8 @@ _requests = cattrs.Converter()
 _requests.register_structure_hook(str, _strict_str)
 _requests.register_structure_hook(int, _strict_int)
 _requests.register_structure_hook(ChannelType, _channel_type)
+_requests.register_structure_hook(BotState, _bot_state)
+_requests.register_structure_hook(bool, _strict_bool)
 
 
 def _json_body() -> object:

@@ -9,7 +9,7 @@ import enum
 from attrs import Factory, define, evolve, frozen
 
 from domain import limits
-from domain.messages import DeliveryReport, InboundMessage
+from domain.messages import BusinessEcho, DeliveryReport, InboundMessage
 from entrypoints.http.json_input import json_depth, json_size
 
 #: Longest reason or detail of an ignored item put in a log line.
@@ -52,6 +52,7 @@ class Delivery:
     reports: tuple[DeliveryReport, ...] = ()
     ignored: tuple[Ignored, ...] = ()
     rejected: tuple[Rejected, ...] = ()
+    echoes: tuple[BusinessEcho, ...] = ()
 
 
 @define
@@ -62,6 +63,7 @@ class Collector:
     reports: list[DeliveryReport] = Factory(list)
     ignored: list[Ignored] = Factory(list)
     rejected: list[Rejected] = Factory(list)
+    echoes: list[BusinessEcho] = Factory(list)
 
     def ignore(self, kind: IgnoredKind, reason: str, detail: str | None = None) -> None:
         self.ignored.append(Ignored(kind, reason[:_LOGGED], None if detail is None else detail[:_LOGGED]))
@@ -85,6 +87,14 @@ class Collector:
             )
         )
 
+    def add_echo(self, echo: BusinessEcho) -> None:
+        """Take a message the business sent from its own app; reject it when a field is over its bound."""
+        over = _over_bound(echo)
+        if over is not None:
+            self.reject(over, echo.phone_number_id, echo.platform_message_id)
+            return
+        self.echoes.append(echo)
+
     def add_report(self, report: DeliveryReport, path: str) -> None:
         """Take a status report, the platform's error cut to its bounds; ignore it when its ids are longer
         than any of ours, for then it cannot be about one of our messages."""
@@ -104,7 +114,9 @@ class Collector:
         )
 
     def delivery(self) -> Delivery:
-        return Delivery(tuple(self.inbound), tuple(self.reports), tuple(self.ignored), tuple(self.rejected))
+        return Delivery(
+            tuple(self.inbound), tuple(self.reports), tuple(self.ignored), tuple(self.rejected), tuple(self.echoes)
+        )
 
 
 _BOUNDED_TEXTS = (
@@ -116,7 +128,7 @@ _BOUNDED_TEXTS = (
 )
 
 
-def _over_bound(message: InboundMessage) -> str | None:
+def _over_bound(message: InboundMessage | BusinessEcho) -> str | None:
     """Why `message` is over a bound, or None."""
     for name, limit in _BOUNDED_TEXTS:
         value: str | None = getattr(message, name)

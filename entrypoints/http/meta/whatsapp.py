@@ -7,11 +7,14 @@ from typing import TypeVar
 
 from attrs import frozen
 
-from domain.messages import DeliveryReport, InboundMessage, MessageStatus
+from domain.messages import BusinessEcho, DeliveryReport, InboundMessage, MessageStatus
 from entrypoints.http.meta.converter import Unreadable, read
 from entrypoints.http.meta.delivery import Collector, IgnoredKind
 
 _T = TypeVar("_T")
+
+#: The webhook field of messages the business sent from the WhatsApp Business app (coexistence).
+ECHOES_FIELD = "smb_message_echoes"
 
 
 # --- the parts of Meta's envelope we read ------------------------------------------------------------
@@ -44,6 +47,25 @@ class _WhatsAppValue:
     messages: tuple[object, ...] = ()
     statuses: tuple[object, ...] = ()
     errors: tuple[object, ...] = ()
+
+
+@frozen
+class _EchoValue:
+    """The `value` of an `smb_message_echoes` change (WhatsApp Business app coexistence)."""
+
+    metadata: _Metadata
+    message_echoes: tuple[object, ...] = ()
+
+
+@frozen
+class _Echo:
+    """A message the business sent from the WhatsApp Business app: `from` is the business, `to` the customer."""
+
+    id: str
+    timestamp: datetime
+    type: str
+    to: str
+    text: _Text | None = None
 
 
 @frozen
@@ -134,6 +156,10 @@ def read_entry(raw_entry: object, path: str, collected: Collector) -> None:
         change_path = f"{path}.changes[{index}]"
         try:
             change = read(raw_change, _WhatsAppChange, change_path)
+            if change.field == ECHOES_FIELD:
+                echoes = read(change.value, _EchoValue, f"{change_path}.value")
+                _read_echoes(echoes, f"{change_path}.value", collected)
+                continue
             if change.field != "messages":
                 collected.ignore(
                     IgnoredKind.FIELD, f"unhandled_field:{change.field}", f"{change_path} (WABA {entry.id})"
@@ -181,6 +207,34 @@ def _read_value(value: _WhatsAppValue, path: str, collected: Collector) -> None:
             collected.ignore(IgnoredKind.PLATFORM_ERROR, "malformed", error.detail)
             continue
         collected.ignore(IgnoredKind.PLATFORM_ERROR, f"platform_error:{platform_error.code}", platform_error.describe())
+
+
+def _read_echoes(value: _EchoValue, path: str, collected: Collector) -> None:
+    phone_number_id = value.metadata.phone_number_id
+    for index, raw_echo in enumerate(value.message_echoes):
+        echo_path = f"{path}.message_echoes[{index}]"
+        try:
+            if not isinstance(raw_echo, dict):
+                raise Unreadable(f"invalid type (expected a JSON object, got {type(raw_echo).__name__}) @ {echo_path}")
+            echo = read(raw_echo, _Echo, echo_path)
+            text = _payload(echo.text, echo.type, echo_path).body if echo.type == "text" else None
+            if not echo.to:
+                raise Unreadable(f"no customer: empty `to` @ {echo_path}")
+        except Unreadable as error:
+            # What the business said that we cannot read is kept aside: the conversation would miss it.
+            collected.reject(f"unreadable_echo: {error.detail}", phone_number_id, _message_id(raw_echo))
+            continue
+        collected.add_echo(
+            BusinessEcho(
+                phone_number_id=phone_number_id,
+                platform_message_id=echo.id,
+                customer_id=echo.to,
+                content_type=echo.type,
+                text=text,
+                sent_at=echo.timestamp,
+                raw=raw_echo,
+            )
+        )
 
 
 def _inbound_message(raw_message: object, phone_number_id: str, contacts: list[_Contact], path: str) -> InboundMessage:

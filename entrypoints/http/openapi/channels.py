@@ -13,7 +13,10 @@ SCHEMAS: dict[str, JsonSchema] = {
         omit=("deleted_at",),
         replace={
             "access_token": nullable(
-                {"type": "string", "description": "Masked to its last four characters (`…6789`); null for a channel without a token."}
+                {
+                    "type": "string",
+                    "description": "Masked to its last four characters (`…6789`); null for a channel without a token.",
+                }
             )
         },
         description="A customer channel. `phone_number_id` is what Meta's deliveries are routed on.",

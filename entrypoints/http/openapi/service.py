@@ -33,6 +33,11 @@ SCHEMAS: dict[str, JsonSchema] = {
             "statuses_applied": {"type": "integer", "minimum": 0},
             "ignored": {"type": "integer", "minimum": 0},
             "rejected": {"type": "integer", "minimum": 0},
+            "echoes": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Messages the business sent from its own WhatsApp Business app (`smb_message_echoes`).",
+            },
         }
     ),
 }
