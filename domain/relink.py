@@ -10,8 +10,9 @@ At that moment a conversation may be mid-turn:
   answer while the business still had it linked, and stopping half-way would leave half a reply;
 - what the old agent has not answered yet goes to the agent taking the channel: a turn still
   awaiting the AI fails as `relinked` (its hold released, nothing charged) and its messages, with
-  the conversation's other `received` ones, are carried over in order to the customer's new
-  conversation with the successor, to be answered once, by it. With no successor they end
+  the conversation's other `received` ones and those `held` for a person while its bot was paused,
+  are carried over in order to the customer's new conversation with the successor (whose bot is
+  active), to be answered once, by it. With no successor they end
   `skipped` as `agent_unlinked`: visible, not answered, not charged.
 """
 
@@ -38,8 +39,8 @@ AGENT_UNLINKED = "agent_unlinked"
 @frozen
 class Seat:
     """What an agent holds on its channel, read when it leaves: its active conversations there, their
-    turns still awaiting the AI, and their inbound messages not answered yet (`received`, or
-    `processing` in one of those turns)."""
+    turns still awaiting the AI, and their inbound messages not answered yet (`received`, `held` for a
+    person, or `processing` in one of those turns)."""
 
     agent: Agent
     conversations: tuple[Conversation, ...]
@@ -156,7 +157,7 @@ class Move:
             for m in seat.unanswered
             if m.conversation_id in ours
             and m.direction is Direction.INBOUND
-            and m.status in (MessageStatus.RECEIVED, MessageStatus.PROCESSING)
+            and m.status in (MessageStatus.RECEIVED, MessageStatus.PROCESSING, MessageStatus.HELD)
         ]
         if successor is None:
             return Departure(archived, withdrawn, skipped=_skipped(unanswered))
@@ -226,7 +227,7 @@ def _reopen(archived: Conversation, successor: Agent, messages: list[Message], n
 
 def _skipped(messages: list[Message]) -> tuple[StatusChange, ...]:
     changes = []
-    for status in (MessageStatus.RECEIVED, MessageStatus.PROCESSING):
+    for status in (MessageStatus.RECEIVED, MessageStatus.PROCESSING, MessageStatus.HELD):
         ids = tuple(m.message_id for m in messages if m.status is status)
         if ids:
             changes.append(StatusChange(ids, status, MessageStatus.SKIPPED, AGENT_UNLINKED))

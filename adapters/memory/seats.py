@@ -48,7 +48,7 @@ class InMemorySeatsRepository(InMemoryRepository):
                     if m.conversation_id in ids
                     and m.direction is Direction.INBOUND
                     and (
-                        m.status is MessageStatus.RECEIVED
+                        m.status in (MessageStatus.RECEIVED, MessageStatus.HELD)
                         or (m.status is MessageStatus.PROCESSING and m.message_id in in_waiting)
                     )
                 ),

@@ -40,7 +40,7 @@ WHERE conversation_id = ANY(%s) AND status = 'awaiting_ai' ORDER BY turn_id FOR 
 _UNANSWERED = f"""
 SELECT {MESSAGE_COLUMNS} FROM messages
 WHERE conversation_id = ANY(%(conversations)s) AND direction = 'inbound'
-  AND (status = 'received' OR (status = 'processing' AND message_id = ANY(%(in_turns)s)))
+  AND (status IN ('received', 'held') OR (status = 'processing' AND message_id = ANY(%(in_turns)s)))
 ORDER BY conversation_id, sequence_no FOR UPDATE
 """
 

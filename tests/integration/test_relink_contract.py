@@ -309,3 +309,22 @@ def test_agents_without_a_channel_and_deleted_agents(storage: Storage) -> None:
         assert uow.agents.list("user-1") == [b]
         assert uow.agents.get("user-1", "agent-c") is None
         assert uow.agents.holder("pn-1") is None
+
+
+def test_messages_held_for_a_person_are_carried_over_to_the_new_agent(storage: Storage) -> None:
+    from tests.integration.test_handoff_contract import _held_decision, _pause
+
+    route = _seed(storage.uow)
+    assert route.agent is not None
+    b = _unlinked_agent(storage)
+    held = _record(storage, route, "wamid.1", sent_at=NOW)
+    _pause(storage, held.conversation_id)
+    assert storage.turns.hold(_held_decision(_work(storage, _scope(held.conversation_id)), route))
+
+    [opened] = _relink(storage, b, b.link("pn-1"), route.agent)
+
+    moved = storage.peek.message(held.message_id)
+    assert (moved.conversation_id, moved.sequence_no, moved.status) == (opened, 1, S.RECEIVED)
+    new = _conversation(storage, opened)
+    assert (new.agent_id, new.is_active, new.bot.value) == ("agent-b", True, "active")
+    assert [m.message_id for m in _work(storage, _scope(opened)).messages] == [held.message_id]

@@ -147,3 +147,35 @@ def test_a_seat_of_another_agent_is_refused() -> None:
 
     with pytest.raises(InvalidTransition):
         move.depart(a_seat(B), LATER)
+
+
+def _paused_seat() -> Seat:
+    """Agent A on CHANNEL with its bot paused: messages 1 and 2 were held for a person who never answered."""
+    return Seat(
+        A,
+        (a_conversation(),),
+        (),
+        (
+            a_message(1, status=MessageStatus.HELD, sent_at=NOW),
+            a_message(2, status=MessageStatus.HELD, sent_at=NOW + timedelta(seconds=1)),
+        ),
+    )
+
+
+def test_messages_held_for_a_person_go_to_the_new_agent_like_the_others() -> None:
+    displaced, _ = relink(B, B.link(CHANNEL), holder=A)
+
+    [reopened] = displaced.depart(_paused_seat(), LATER).reopened
+
+    assert [(c.message_id, c.sequence_no, c.before) for c in reopened.messages] == [
+        (1, 1, MessageStatus.HELD),
+        (2, 2, MessageStatus.HELD),
+    ]
+
+
+def test_without_a_successor_held_messages_are_skipped_as_unlinked() -> None:
+    [move] = relink(A, A.link(None), holder=None)
+
+    departure = move.depart(_paused_seat(), LATER)
+
+    assert departure.skipped == (StatusChange((1, 2), MessageStatus.HELD, MessageStatus.SKIPPED, AGENT_UNLINKED),)
