@@ -12,7 +12,13 @@ SCHEMAS: dict[str, JsonSchema] = {
         Channel,
         replace={
             "access_token": nullable(
-                {"type": "string", "description": "Masked (`EAAG…6789`); null for a channel without a token."}
+                {
+                    "type": "string",
+                    "description": (
+                        "Masked to its last four characters (`…6789`; `****` for a token of 8 or fewer); "
+                        "null for a channel without a token."
+                    ),
+                }
             )
         },
         description="A customer channel. `phone_number_id` is what Meta's deliveries are routed on.",
