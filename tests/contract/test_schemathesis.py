@@ -3,8 +3,9 @@ invalid — on the real app backed by real PostgreSQL and Redis, as the admin, a
 they are, and as another tenant. No answer may be a 5xx, and every answer must be in the document:
 status, content type, headers and body. Deterministic (derandomized, a bounded number of examples).
 
-Path parameters name the tenant of the run (generated ids would only ever find nothing), and a body's
-`phone_number_id` names one of its channels half of the time, so that creating things succeeds too.
+Path parameters name the tenant of the run (generated ids would only ever find nothing), a conversation
+or message id one of its own half of the time, and a body's `phone_number_id` names one of its channels
+half of the time, so that creating things succeeds too.
 Run by `tox -e api-contract`; `HYPOTHESIS_PROFILE=explore tox -e api-contract -- --timeout 0` tries 1,000
 examples per operation and caller (about half an hour).
 """
@@ -27,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from application.ports.repositories import ConversationQuery, MessageQuery
 from application.use_cases.add_channel import AddChannelCommand
 from application.use_cases.create_user import CreateUserCommand
 from domain.channels import ChannelType
@@ -44,7 +46,7 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-#: Examples per operation and caller, valid and invalid: 14 operations x 3 callers, about 90 s on 2 cores.
+#: Examples per operation and caller, valid and invalid: 18 operations x 3 callers, about 90 s on 2 cores.
 EXAMPLES = 60 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else 1_000
 
 
@@ -78,11 +80,26 @@ def service(database_url: str) -> Iterator[InProcessService]:
 def _real_ids(case: Any, service: InProcessService) -> None:
     if case.path_parameters and "user_id" in case.path_parameters:
         case.path_parameters["user_id"] = service.user_id
+    for name, ids in (("conversation_id", _conversation_ids), ("message_id", _message_ids)):
+        value = (case.path_parameters or {}).get(name)
+        if value is not None and zlib.crc32(str(value).encode()) % 2:
+            found = ids(service)
+            case.path_parameters[name] = found[zlib.crc32(str(value).encode()) % len(found)]
     body = case.body
     if isinstance(body, dict) and isinstance(body.get("phone_number_id"), str):
         channels = service.container.tenant_queries().channels(service.user_id)
         if zlib.crc32(body["phone_number_id"].encode()) % 2:
             body["phone_number_id"] = channels[-1].phone_number_id
+
+
+def _conversation_ids(service: InProcessService) -> list[int]:
+    page = service.container.tenant_queries().conversations(service.user_id, ConversationQuery(limit=100))
+    return [conversation.conversation_id for conversation in page.items]
+
+
+def _message_ids(service: InProcessService) -> list[int]:
+    page = service.container.tenant_queries().messages(service.user_id, MessageQuery(limit=100))
+    return [message.message_id for message in page.items]
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,8 @@ DOCS = ROOT / "documentation"
 
 @pytest.fixture
 def dev() -> Iterator[dict[str, str]]:
-    """`mcagent dev` in memory; the variables a reader starts with: its address and the admin key it prints."""
+    """`mcagent dev` in memory; the variables a reader starts with: its address, and the admin key and
+    webhook signing secret it prints."""
     port = free_port()
     names = ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")
     env = {**{name: os.environ[name] for name in names if name in os.environ}, "PORT": str(port)}
@@ -57,8 +58,9 @@ def dev() -> Iterator[dict[str, str]]:
         while "webhook:" not in banner:
             banner += process.stdout.readline()
         admin = re.search(r"admin API key:\s+(\S+)", banner)
-        assert admin is not None, banner
-        yield {"BASE": base, "ADMIN_KEY": admin.group(1)}
+        secret = re.search(r"signing secret:\s+(\S+)", banner)
+        assert admin is not None and secret is not None, banner
+        yield {"BASE": base, "ADMIN_KEY": admin.group(1), "WEBHOOK_SECRET": secret.group(1)}
     finally:
         process.terminate()
         process.wait(10)

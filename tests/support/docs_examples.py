@@ -8,7 +8,10 @@ Each ```sh block holding `curl` is an example. The HTML comment just above it sa
 - `like the response above`: each JSON answer has the keys of the nearest ```json block above the
   example, at every level (a list's first item against the page's first item);
 - `prints "text"`: the block's output holds that text;
-- `sets NAME from .a.b`: later examples can use `$NAME`, read from the last JSON answer.
+- `sets NAME from .a.b`: later examples can use `$NAME`, read from the last JSON answer (`.items.0.id`
+  reads a list's first item);
+- `not run: why`: an illustration that cannot be run as written against `mcagent dev` (it needs a state
+  the service only reaches in production, say); it is skipped, and must say why.
 
 Examples use `$BASE`, `$ADMIN_KEY` and the variables earlier pages set; pages run in the order of
 the endpoint table of documentation/README.md, then the README itself. curl is the reader's own: a
@@ -29,6 +32,7 @@ _BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 _DIRECTIVE = re.compile(r"<!--\s*docs-test:((?:(?!-->).)*)-->\s*\Z", re.S)
 _TABLE_LINK = re.compile(r"^\|[^|]*\|\s*\[[^\]]+\]\(([^)]+\.md)\)\s*\|\s*$", re.M)
 _STATUS_LINE = re.compile(r"^__STATUS__(\d{3})$", re.M)
+_NOT_RUN = re.compile(r"\s*not run:\s*\S")
 
 
 @frozen
@@ -82,6 +86,8 @@ def examples(page: Path, root: Path) -> list[Example]:
         directive = _DIRECTIVE.search(text[: block.start()].rstrip() + "\n")
         if directive is None:
             raise PageError(f"{name}:{line}: a curl example without a <!-- docs-test: … --> comment above it")
+        if _NOT_RUN.match(directive.group(1)):
+            continue
         found.append(_example(name, line, body, directive.group(1), last_json))
     return found
 
@@ -180,5 +186,5 @@ def key_differences(shown: Any, answered: Any, path: str = "") -> list[str]:
 
 def value_at(answer: Any, path: str) -> str:
     for part in path.strip(".").split("."):
-        answer = answer[part]
+        answer = answer[int(part)] if isinstance(answer, list) else answer[part]
     return str(answer)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from entrypoints.http.openapi import agents, channels, credits, messages, service, users
+from entrypoints.http.openapi import agents, channels, conversations, credits, messages, service, users
 from entrypoints.http.openapi.components import components
 from entrypoints.http.openapi.schemas import JsonSchema
 from entrypoints.settings import Settings
 
-_RESOURCES = (users, channels, agents, credits, messages)
+_RESOURCES = (users, channels, agents, credits, messages, conversations)
 
 #: How responses name the correlation id header until it is given the configured name.
 _CORRELATION_HEADER = "X-Correlation-Id"
@@ -37,7 +37,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "title": "Multi-Channel AI Agent",
             "version": "1",
             "description": (
-                "The management API of the service (tenants, channels, agents, credits, messages), "
+                "The management API of the service (tenants, channels, agents, credits, messages, conversations), "
                 "Meta's webhook and the health checks. Every error has the same body (`Error`)."
             ),
         },

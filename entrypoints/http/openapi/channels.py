@@ -15,7 +15,10 @@ SCHEMAS: dict[str, JsonSchema] = {
             "access_token": nullable(
                 {
                     "type": "string",
-                    "description": "Masked to its last four characters (`…6789`); null for a channel without a token.",
+                    "description": (
+                        "Masked to its last four characters (`…6789`; `****` for a token of 8 or fewer); "
+                        "null for a channel without a token."
+                    ),
                 }
             )
         },

@@ -79,6 +79,11 @@ def path_id(name: str, description: str) -> JsonSchema:
 USER_ID = path_id("user_id", "The tenant's id (`usr_…`).")
 
 
+def query(name: str, schema: JsonSchema, description: str) -> JsonSchema:
+    """An optional query parameter."""
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
 def json_content(schema: JsonSchema) -> JsonSchema:
     return {"application/json": {"schema": schema}}
 

@@ -1,12 +1,13 @@
-"""`/users/{user_id}/credits`: the balance and recent ledger; top-ups by the operator."""
+"""`/users/{user_id}/credits`: the balance and recent ledger; top-ups by the operator; the whole ledger,
+paginated."""
 
 from __future__ import annotations
 
 from domain.credits import LedgerEntry
 from entrypoints.http.api.credits import LEDGER_SHOWN
 from entrypoints.http.api.payloads import TopUpRequest
-from entrypoints.http.openapi.components import BODY_ERRORS, COMMON_ERRORS, USER_ID, answer, operation
-from entrypoints.http.openapi.schemas import JsonSchema, closed, entity_schema, ref, request_schema
+from entrypoints.http.openapi.components import BODY_ERRORS, COMMON_ERRORS, USER_ID, answer, operation, query
+from entrypoints.http.openapi.schemas import JsonSchema, closed, entity_schema, nullable, ref, request_schema
 
 _BALANCE: JsonSchema = {
     "balance": {"type": "integer", "description": "Credits held."},
@@ -26,6 +27,18 @@ SCHEMAS: dict[str, JsonSchema] = {
                 "maxItems": LEDGER_SHOWN,
                 "description": f"The latest {LEDGER_SHOWN} entries, newest first.",
             },
+            "ledger_next_cursor": nullable(
+                {
+                    "type": "integer",
+                    "description": "Where the older entries continue: `cursor` of `GET …/credits/ledger`.",
+                }
+            ),
+        }
+    ),
+    "LedgerPage": closed(
+        {
+            "entries": {"type": "array", "items": ref("LedgerEntry"), "description": "Newest first."},
+            "next_cursor": nullable({"type": "integer", "description": "Pass as `cursor` for the next page."}),
         }
     ),
     "TopUpRequest": request_schema(TopUpRequest, description="`amount`: a positive whole number of credits."),
@@ -52,5 +65,25 @@ PATHS: dict[str, JsonSchema] = {
             error_statuses=(*COMMON_ERRORS, *BODY_ERRORS, 409),
             description="A tenant's key is told this does not exist (404).",
         ),
+    },
+    "/users/{user_id}/credits/ledger": {
+        "get": operation(
+            "get_ledger",
+            "A tenant's ledger, newest first",
+            tag="credits",
+            parameters=[
+                USER_ID,
+                {"$ref": "#/components/parameters/Limit"},
+                query(
+                    "cursor",
+                    {"type": "integer", "minimum": 1},
+                    "`next_cursor` of the previous page (or the balance's `ledger_next_cursor`); absent for the "
+                    "first page.",
+                ),
+            ],
+            responses={"200": answer("One page of ledger entries.", ref("LedgerPage"))},
+            error_statuses=(*COMMON_ERRORS, 422),
+            description="A bad parameter is 422 naming it; unknown parameters are ignored.",
+        )
     },
 }
