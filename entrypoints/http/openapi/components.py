@@ -25,7 +25,14 @@ ERROR_MEANINGS = {
     413: "The body is larger than 4 MB.",
     422: "A field is missing, of the wrong type, longer than its bound or holds NUL; `field` names it.",
     503: "The database is unavailable; nothing was stored. Try again after `Retry-After` seconds.",
+    500: (
+        "A fault of the service, never of the request (`internal_error`), logged with the correlation id: "
+        "for example no key of `TOKEN_ENCRYPTION_KEYS` opens a stored access token. Nothing was half-written."
+    ),
 }
+
+#: Statuses every operation may answer whatever it is: a fault of the service itself.
+SERVICE_FAULTS = (500,)
 
 #: Statuses any API operation can answer: no or a wrong key, an id naming nothing, the database away.
 COMMON_ERRORS = (401, 404, 503)
@@ -123,7 +130,7 @@ def operation(
         described["parameters"] = parameters
     if body is not None:
         described["requestBody"] = {"required": True, "content": json_content(body)}
-    described["responses"] = {**responses, **errors(*sorted(error_statuses))}
+    described["responses"] = {**responses, **errors(*sorted({*error_statuses, *SERVICE_FAULTS}))}
     described["security"] = [{"ApiKey": []}] if secured else []
     return described
 

@@ -35,7 +35,7 @@ SCHEMAS: dict[str, JsonSchema] = {
     "Conversation": entity_schema(
         Conversation,
         # The tenant is the path's; the AI's last item id is internal to the service.
-        omit=("user_id", "openai_last_item_id"),
+        omit=("user_id", "openai_last_item_id", "ai_seen_sequence_no"),
         description=(
             "A customer's conversation with one agent. Only the active one of a customer and an agent takes "
             "new messages; `openai_conversation_id` finds it in OpenAI's dashboard."
