@@ -8,6 +8,7 @@ import logging
 from attrs import frozen
 
 from application.ports.pipeline import MessageNotStorable, MessageStore
+from application.ports.repositories import StorageUnavailable
 from application.ports.services import Clock, JobQueue, QueueUnavailable
 from application.routes import ChannelRoutes
 from application.use_cases.reject_delivery import RejectDelivery, Rejection
@@ -83,7 +84,8 @@ class HandleInboundMessage:
                 if route is None:
                     return InboundOutcome.UNKNOWN_CHANNEL
             else:
-                raise RuntimeError(f"the route of channel {message.phone_number_id} kept changing")
+                # Relinks faster than a message can be stored: nothing was stored, and Meta redelivers a 503.
+                raise StorageUnavailable(f"the route of channel {message.phone_number_id} kept changing")
         except MessageNotStorable as refused:
             # The message's own fault: answering 5xx would have Meta redeliver it, and the rest of its
             # delivery, for days. The database is fine (StorageUnavailable is not caught): keep it aside.

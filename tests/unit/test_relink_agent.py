@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pytest
 
+from application.ports.repositories import StorageUnavailable
 from application.ports.services import AIRequest
 from application.use_cases.add_channel import AddChannelCommand
 from application.use_cases.apply_delivery_report import ApplyDeliveryReport
@@ -259,7 +260,7 @@ def test_a_message_that_loses_every_race_with_relinks_is_refused_for_meta_to_red
         store, app.routes, app.queue, app.clock, RejectDelivery(app.rejected, app.clock), app.ordering
     )
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(StorageUnavailable):  # answered 503 with Retry-After by the webhook
         handle(HandleInbound(app.inbound("Hi")))
 
     assert store.attempts == 5
