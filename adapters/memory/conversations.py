@@ -84,4 +84,6 @@ def _matches(conversation: Conversation, query: ConversationQuery) -> bool:
         return False
     if query.customer_id is not None and conversation.customer_id != query.customer_id:
         return False
+    if query.bot is not None and conversation.bot is not query.bot:
+        return False
     return query.is_active is None or conversation.is_active is query.is_active

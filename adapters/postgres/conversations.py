@@ -92,6 +92,8 @@ class PostgresConversationsRepository(PostgresRepository):
             conditions.append(sql.SQL("customer_id = %(customer_id)s"))
         if query.is_active is not None:
             conditions.append(sql.SQL("is_active = %(is_active)s"))
+        if query.bot is not None:
+            conditions.append(sql.SQL("bot = %(bot)s"))
         if query.cursor is not None:
             conditions.append(sql.SQL("(last_message_at, conversation_id) < (%(after_at)s, %(after_id)s)"))
         statement = sql.SQL(
@@ -108,6 +110,7 @@ class PostgresConversationsRepository(PostgresRepository):
                     "phone_number_id": query.phone_number_id,
                     "customer_id": query.customer_id,
                     "is_active": query.is_active,
+                    "bot": None if query.bot is None else query.bot.value,
                     "after_at": None if cursor is None else cursor.last_message_at,
                     "after_id": None if cursor is None else cursor.conversation_id,
                     # One more than asked tells whether there is a next page without a count query.

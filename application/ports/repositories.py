@@ -12,6 +12,7 @@ from typing import Generic, Protocol, Self, TypeVar
 
 from attrs import frozen
 
+from domain.channels import BotState
 from domain.conversations import Conversation
 from domain.credits import CreditMovement, Credits, LedgerEntry
 from domain.handoff import HumanReply
@@ -54,6 +55,8 @@ class ConversationQuery:
     phone_number_id: str | None = None
     customer_id: str | None = None
     is_active: bool | None = None
+    #: The conversation's own bot state (a channel-wide pause is the channel's `bot`); None: either.
+    bot: BotState | None = None
     cursor: ConversationCursor | None = None
     limit: int = 50
 

@@ -27,7 +27,7 @@ from adapters.postgres.unit_of_work import PostgresUnitOfWork
 from application.ports.repositories import ConversationQuery, MessageQuery
 from application.routes import ChannelRoutes
 from application.use_cases.retry_message import RetryMessage, RetryMessageCommand, RetryOutcome
-from domain.channels import ChannelType
+from domain.channels import BotState, ChannelType
 from domain.messages import Direction, Message, MessageStatus, OrderingScope
 from domain.tenancy import Channel
 from domain.turns import Reply, Turn, TurnRefused
@@ -149,6 +149,22 @@ def test_conversation_filters_combine_and_stay_within_the_tenant(listings: Listi
     assert _conversations(storage, is_active=False)[0] == [bob_1]
     assert _conversations(storage, is_active=True, phone_number_id="pn-1")[0] == [ann_1]
     assert _conversations(storage, phone_number_id="pn-2")[0] == []
+
+
+def test_conversations_are_filtered_by_their_bot_state(listings: Listings) -> None:
+    storage = listings.storage
+    route = _seed(storage.uow)
+    ann = _customer_writes(storage, route, "ann", NOW)
+    bob = _customer_writes(storage, route, "bob", NOW + minutes(1))
+    with storage.uow() as uow:
+        conversation = uow.conversations.lock("user-1", ann)
+        assert conversation is not None
+        uow.conversations.save_bot(conversation.pause(NOW))
+        uow.commit()
+
+    assert _conversations(storage, bot=BotState.PAUSED)[0] == [ann]
+    assert _conversations(storage, bot=BotState.ACTIVE)[0] == [bob]
+    assert _conversations(storage, bot=BotState.PAUSED, customer_id="bob")[0] == []
 
 
 # --- messages ----------------------------------------------------------------------------------

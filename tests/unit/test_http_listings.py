@@ -132,6 +132,23 @@ def test_conversation_filters_combine(
     assert _who(_get(api, chatty, "/conversations", **params)) == expected
 
 
+def test_conversations_a_person_has_taken_over_are_listed_with_bot_paused(api: Api, chatty: Tenant) -> None:
+    carol = _get(api, chatty, "/conversations", customer_id="carol")["conversations"][0]["conversation_id"]
+    paused = api.client.patch(
+        f"/users/{chatty.user_id}/conversations/{carol}", json={"bot": "paused"}, headers=chatty.headers
+    )
+    assert paused.status_code == 200
+
+    assert _who(_get(api, chatty, "/conversations", bot="paused")) == [("pn_2", "carol")]
+    assert ("pn_2", "carol") not in _who(_get(api, chatty, "/conversations", bot="active"))
+    _error(
+        api.client.get(f"/users/{chatty.user_id}/conversations?bot=sleeping", headers=chatty.headers),
+        422,
+        "validation_failed",
+        field="bot",
+    )
+
+
 def _receive_at_the_same_moment(api: Api, phone_number_id: str, customer: str) -> None:
     api.container.handle_inbound_message()(
         HandleInbound(

@@ -37,7 +37,7 @@ def test_every_code_a_retry_is_refused_with_is_documented_on_its_409(document: d
 
 def test_the_filters_are_the_ones_the_routes_read(document: dict[str, Any]) -> None:
     listing = _parameters(document, "/users/{user_id}/conversations")
-    assert set(listing) == {"user_id", "phone_number_id", "customer_id", "state", "cursor"}
+    assert set(listing) == {"user_id", "phone_number_id", "customer_id", "state", "bot", "cursor"}
     assert listing["state"]["schema"]["enum"] == list(_STATES)
     assert listing["cursor"]["schema"]["type"] == "string"  # opaque, unlike the integer cursors
     direction = _parameters(document, "/users/{user_id}/messages")["direction"]

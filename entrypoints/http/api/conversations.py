@@ -35,6 +35,7 @@ from entrypoints.http.services import container
 conversations = Blueprint("conversations", __name__)
 
 _STATES = {"active": True, "archived": False}
+_BOT_STATES = frozenset(state.value for state in BotState)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR = re.compile(r"(\d{1,19})\.(\d{1,18})")
 
@@ -65,11 +66,15 @@ def conversation_query(args: Mapping[str, str]) -> ConversationQuery:
     state = args.get("state")
     if state is not None and state not in _STATES:
         raise bad_param("state", f"state must be active or archived, got {state!r}")
+    bot = args.get("bot")
+    if bot is not None and bot not in _BOT_STATES:
+        raise bad_param("bot", f"bot must be active or paused, got {bot!r}")
     limit = int_param(args, "limit", minimum=1, maximum=MAX_PAGE_SIZE)
     return ConversationQuery(
         phone_number_id=text_param(args, "phone_number_id", limits.CHANNEL_ID),
         customer_id=text_param(args, "customer_id", limits.CUSTOMER_ID),
         is_active=None if state is None else _STATES[state],
+        bot=None if bot is None else BotState(bot),
         cursor=_cursor(args.get("cursor")),
         limit=DEFAULT_PAGE_SIZE if limit is None else limit,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain import limits
+from domain.channels import BotState
 from domain.conversations import Conversation
 from entrypoints.http.openapi.components import COMMON_ERRORS, USER_ID, answer, operation, query
 from entrypoints.http.openapi.schemas import JsonSchema, closed, entity_schema, nullable, ref
@@ -22,6 +23,11 @@ _FILTERS = [
         "state",
         {"type": "string", "enum": ["active", "archived"]},
         "`active`: the conversations taking new messages; `archived`: the closed ones. Both when absent.",
+    ),
+    query(
+        "bot",
+        {"type": "string", "enum": [state.value for state in BotState]},
+        "The conversation's own bot state: `paused` lists the conversations a person has taken over.",
     ),
     {"$ref": "#/components/parameters/Limit"},
     query(
