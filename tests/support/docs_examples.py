@@ -8,7 +8,13 @@ Each ```sh block holding `curl` is an example. The HTML comment just above it sa
 - `like the response above`: each JSON answer has the keys of the nearest ```json block above the
   example, at every level (a list's first item against the page's first item);
 - `prints "text"`: the block's output holds that text;
-- `sets NAME from .a.b`: later examples can use `$NAME`, read from the last JSON answer.
+- `sets NAME from .a.b`: later examples can use `$NAME`, read from the last JSON answer (`.items.0.id`:
+  a number indexes a list);
+- `not run: <reason>`: the example is shown, not run (it needs what `mcagent dev` cannot give, or it
+  would undo what later pages use); the reason is required, and is the only thing the comment says.
+
+A page with no curl example (a guide) needs no comment; a guide is listed in the table too, so that its
+examples run, after the endpoints' pages they build on.
 
 Examples use `$BASE`, `$ADMIN_KEY` and the variables earlier pages set; pages run in the order of
 the endpoint table of documentation/README.md, then the README itself. curl is the reader's own: a
@@ -26,6 +32,7 @@ from typing import Any
 from attrs import frozen
 
 _BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+_NOT_RUN = re.compile(r"^\s*not run:\s*\S")
 _DIRECTIVE = re.compile(r"<!--\s*docs-test:((?:(?!-->).)*)-->\s*\Z", re.S)
 _TABLE_LINK = re.compile(r"^\|[^|]*\|\s*\[[^\]]+\]\(([^)]+\.md)\)\s*\|\s*$", re.M)
 _STATUS_LINE = re.compile(r"^__STATUS__(\d{3})$", re.M)
@@ -82,6 +89,10 @@ def examples(page: Path, root: Path) -> list[Example]:
         directive = _DIRECTIVE.search(text[: block.start()].rstrip() + "\n")
         if directive is None:
             raise PageError(f"{name}:{line}: a curl example without a <!-- docs-test: … --> comment above it")
+        if directive.group(1).strip().startswith("not run"):
+            if not _NOT_RUN.match(directive.group(1)):
+                raise PageError(f"{name}:{line}: `not run` without a reason (`not run: why`)")
+            continue
         found.append(_example(name, line, body, directive.group(1), last_json))
     return found
 
@@ -180,5 +191,5 @@ def key_differences(shown: Any, answered: Any, path: str = "") -> list[str]:
 
 def value_at(answer: Any, path: str) -> str:
     for part in path.strip(".").split("."):
-        answer = answer[part]
+        answer = answer[int(part)] if isinstance(answer, list) else answer[part]
     return str(answer)
