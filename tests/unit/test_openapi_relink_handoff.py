@@ -32,8 +32,8 @@ def document() -> dict[str, Any]:
 
 def test_the_relink_and_hand_off_routes_are_routes_and_documented(document: dict[str, Any]) -> None:
     app = create_app(build_container(Settings.from_env({}, dev=True)))
-    assert _OURS <= app_operations(app)
-    assert _OURS <= documented_operations(document)
+    assert app_operations(app) >= _OURS
+    assert documented_operations(document) >= _OURS
 
 
 def test_two_modules_may_document_different_methods_of_one_path() -> None:
