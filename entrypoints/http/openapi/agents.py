@@ -80,7 +80,7 @@ PATHS: dict[str, JsonSchema] = {
             error_statuses=(*COMMON_ERRORS, *BODY_ERRORS, 409),
             description=(
                 "A `phone_number_id` naming no channel of the tenant is 404 with `field: phone_number_id`; "
-                "409 when the agent changed meanwhile (deleted by another request)."
+                "409 when another relink of the same channel committed at the same moment (try again)."
             ),
         ),
         "delete": operation(
@@ -89,7 +89,8 @@ PATHS: dict[str, JsonSchema] = {
             tag="agents",
             parameters=[USER_ID, AGENT_ID],
             responses={"204": answer("Deleted: its channel has no agent now; its conversations are archived.")},
-            error_statuses=COMMON_ERRORS,
+            error_statuses=(*COMMON_ERRORS, 409),
+            description="409 when a relink of the same channel committed at the same moment (try again).",
         ),
     },
 }

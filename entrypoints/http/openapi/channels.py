@@ -82,7 +82,8 @@ PATHS: dict[str, JsonSchema] = {
                     "Deleted: its agent is unlinked, its conversations archived; Meta's deliveries are ignored."
                 )
             },
-            error_statuses=COMMON_ERRORS,
+            error_statuses=(*COMMON_ERRORS, 409),
+            description="409 when a relink of its agent committed at the same moment (try again).",
         ),
     },
 }
