@@ -133,11 +133,14 @@ def dev_blueprint(demo: DemoTenant) -> Blueprint:
 
     @blueprint.post("/dev/send")
     def send() -> ResponseReturnValue:
-        """Sign and post a WhatsApp delivery to our own webhook, as Meta would."""
+        """Sign and post a WhatsApp delivery to our own webhook, as Meta would: to the demo channel, or to
+        the WhatsApp channel `phone_number_id` names (any tenant's: the documentation's examples use it)."""
         body = request.get_json(force=True)
         settings = current_container().settings()
         delivery = whatsapp_text(
-            demo.phone_number_id, str(body.get("customer", "15551234567")), str(body.get("text", ""))
+            str(body.get("phone_number_id") or demo.phone_number_id),
+            str(body.get("customer", "15551234567")),
+            str(body.get("text", "")),
         )
         raw = json.dumps(delivery).encode()
         client = current_app.test_client()

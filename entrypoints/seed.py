@@ -4,7 +4,9 @@ Three businesses, each with its channels (WhatsApp, Instagram, web chat), an age
 credits topped up twice, and customers who wrote and were answered: every message goes through the
 service's own use cases — the webhook's (HandleInboundMessage) and the worker's
 (ProcessPendingMessages) — with canned replies in place of OpenAI and replies recorded, not sent to
-Meta. The tenants' API keys are printed once, as `POST /users` shows them once.
+Meta. The first business then moved its WhatsApp number to a new agent (its conversations there are
+archived), and at the second a person took a conversation over (the bot paused, a reply from the team).
+The tenants' API keys are printed once, as `POST /users` shows them once.
 
 It refuses to run twice: the first tenant's e-mail is taken on a seeded database, and that is found
 before anything is written (exit code 1, nothing changed).
@@ -22,13 +24,17 @@ from dependency_injector import providers
 from adapters.memory.services import InMemoryJobQueue, RecordingSender
 from adapters.meta.senders import SendersByType
 from adapters.openai.canned import CannedResponder
+from application.ports.repositories import ConversationQuery
 from application.use_cases.add_channel import AddChannelCommand
+from application.use_cases.control_conversation_bot import ControlConversationBotCommand
 from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreateUserCommand
 from application.use_cases.handle_inbound_message import HandleInbound
 from application.use_cases.process_pending_messages import ProcessScope
+from application.use_cases.relink_agent import RelinkAgentCommand
+from application.use_cases.send_human_reply import SendHumanReplyCommand
 from application.use_cases.top_up_credits import TopUpCommand
-from domain.channels import ChannelType
+from domain.channels import BotState, ChannelType
 from domain.errors import Conflict
 from domain.messages import InboundMessage
 from entrypoints.container import Container
@@ -199,19 +205,35 @@ def _chat(
 def seed_archived_relink(container: Container, tenant: SeededTenant) -> None:
     """An agent relinked to the tenant's WhatsApp number, archiving the conversations there.
 
-    Not yet possible: RelinkAgent (issue 9, "RelinkAgent") is being built beside this command. Once it is
-    merged, this adds a second agent and relinks the tenant's first channel to it with that use case.
+    A second agent (a new prompt) is created on no channel and moved to the tenant's first channel with
+    RelinkAgent, as `PATCH /users/{id}/agents/{agent_id}` does: the first agent is unlinked (kept, listed
+    with `phone_number_id: null`) and its conversations there archived; customers who write again start
+    new ones with the new agent.
     """
-    # TODO(issue 9, RelinkAgent): container.relink_agent()(…) moving tenant.phone_number_ids[0] to a new agent.
+    spring = container.create_agent()(CreateAgentCommand(tenant.user_id, "Sales (spring)", "pmpt_nw_spring"))
+    container.relink_agent()(
+        RelinkAgentCommand(user_id=tenant.user_id, agent_id=spring.agent_id, phone_number_id=tenant.phone_number_ids[0])
+    )
+
+
+#: What a person from the team writes when taking the paused conversation over.
+HUMAN_REPLY = "Hi, this is Maria from the front desk: I have moved you to Monday 10:00 and noted it for Dr. Okafor."
 
 
 def seed_paused_conversation(container: Container, tenant: SeededTenant) -> None:
     """A conversation a person took over, with the bot paused.
 
-    Not yet possible: the conversation bot control of issue 9 ("Human hand-off") is being built beside
-    this command. Once it is merged, this pauses the tenant's first conversation with that use case.
+    The tenant's latest conversation is paused (ControlConversationBot, as `PATCH
+    /users/{id}/conversations/{conversation_id}` with `{"bot": "paused"}` does) and a person replies in it
+    (SendHumanReply: a message with `sender: human`, recorded as sent, not sent to Meta).
     """
-    # TODO(issue 9, human hand-off): the conversation bot-control use case with {"bot": "paused"}.
+    [conversation] = container.tenant_queries().conversations(tenant.user_id, ConversationQuery(limit=1)).items
+    container.control_conversation_bot()(
+        ControlConversationBotCommand(tenant.user_id, conversation.conversation_id, BotState.PAUSED)
+    )
+    container.send_human_reply()(
+        SendHumanReplyCommand(tenant.user_id, conversation.conversation_id, HUMAN_REPLY, idempotency_key="seed")
+    )
 
 
 def banner(seeded: Sequence[SeededTenant]) -> str:

@@ -71,7 +71,8 @@ class Contract:
         content = response.get("content", {})
         media = (content_type or "").split(";")[0].strip()
         if not content:
-            return found
+            # A response documented without a body (204) has none.
+            return [*found, f"{where} with a body, where none is documented"] if body.strip() else found
         if media not in content:
             return [*found, f"{where} with content type {media!r}, not {' or '.join(content)}"]
         if media == "application/json":

@@ -8,10 +8,13 @@ Each ```sh block holding `curl` is an example. The HTML comment just above it sa
 - `like the response above`: each JSON answer has the keys of the nearest ```json block above the
   example, at every level (a list's first item against the page's first item);
 - `prints "text"`: the block's output holds that text;
-- `sets NAME from .a.b`: later examples can use `$NAME`, read from the last JSON answer (`.items.0.id`
-  reads a list's first item);
-- `not run: why`: an illustration that cannot be run as written against `mcagent dev` (it needs a state
-  the service only reaches in production, say); it is skipped, and must say why.
+- `sets NAME from .a.b`: later examples can use `$NAME`, read from the last JSON answer (`.items.0.id`:
+  a number indexes a list);
+- `not run: <reason>`: the example is shown, not run (it needs what `mcagent dev` cannot give, or it
+  would undo what later pages use); the reason is required, and is the only thing the comment says.
+
+A page with no curl example (a guide) needs no comment; a guide is listed in the table too, so that its
+examples run, after the endpoints' pages they build on.
 
 Examples use `$BASE`, `$ADMIN_KEY` and the variables earlier pages set; pages run in the order of
 the endpoint table of documentation/README.md, then the README itself. curl is the reader's own: a
@@ -86,7 +89,9 @@ def examples(page: Path, root: Path) -> list[Example]:
         directive = _DIRECTIVE.search(text[: block.start()].rstrip() + "\n")
         if directive is None:
             raise PageError(f"{name}:{line}: a curl example without a <!-- docs-test: … --> comment above it")
-        if _NOT_RUN.match(directive.group(1)):
+        if directive.group(1).strip().startswith("not run"):
+            if not _NOT_RUN.match(directive.group(1)):
+                raise PageError(f"{name}:{line}: `not run` without a reason (`not run: why`)")
             continue
         found.append(_example(name, line, body, directive.group(1), last_json))
     return found

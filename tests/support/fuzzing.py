@@ -295,6 +295,23 @@ API_ROUTES: tuple[tuple[str, str, dict[str, Any] | None, bool], ...] = (
     ("GET", "/users/{user}/conversations", None, False),
     ("GET", "/users/{user}/conversations/1", None, False),
     ("GET", "/users/{user}/credits/ledger", None, False),
+    ("GET", "/users/{user}/agents/agt_fuzz", None, False),
+    (
+        "PATCH",
+        "/users/{user}/agents/agt_fuzz",
+        {"name": "Support", "prompt_id": "pmpt_fuzz", "prompt_version": None, "phone_number_id": "106540352242001"},
+        False,
+    ),
+    ("DELETE", "/users/{user}/agents/agt_fuzz", None, False),
+    (
+        "PATCH",
+        "/users/{user}/phone_numbers/106540352242999",
+        {"display_name": "Shop", "access_token": "EAAG-token-9876543210", "bot": "paused"},
+        False,
+    ),
+    ("DELETE", "/users/{user}/phone_numbers/106540352242999", None, False),
+    ("PATCH", "/users/{user}/conversations/1", {"bot": "paused", "resume_after_minutes": 30}, False),
+    ("POST", "/users/{user}/conversations/1/messages", {"text": "Hello, this is Ana.", "pause": True}, False),
 )
 
 #: The messages listing's parameters, each with a value that reads.

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from domain.tenancy import Channel
+from entrypoints.http.api.channels import UpdateChannelRequest
 from entrypoints.http.api.payloads import AddChannelRequest
-from entrypoints.http.openapi.components import BODY_ERRORS, COMMON_ERRORS, USER_ID, answer, operation
+from entrypoints.http.openapi.components import BODY_ERRORS, COMMON_ERRORS, USER_ID, answer, operation, path_id
 from entrypoints.http.openapi.schemas import JsonSchema, closed, entity_schema, nullable, ref, request_schema
+
+PHONE_NUMBER_ID = path_id("phone_number_id", "The channel's id (Meta's id of the number or account, or `wc_…`).")
 
 SCHEMAS: dict[str, JsonSchema] = {
     "Channel": entity_schema(
@@ -31,6 +34,13 @@ SCHEMAS: dict[str, JsonSchema] = {
             "a web chat channel gets a generated id and needs no token."
         ),
     ),
+    "UpdateChannelRequest": request_schema(
+        UpdateChannelRequest,
+        description=(
+            "Every key is optional: what is absent (or null) stays as it is. `bot: paused` stops the AI on "
+            "every conversation of the channel (a person answers); `active` hands them back."
+        ),
+    ),
     "ChannelList": closed({"phone_numbers": {"type": "array", "items": ref("Channel")}}),
 }
 
@@ -53,6 +63,30 @@ PATHS: dict[str, JsonSchema] = {
             responses={"201": answer("The channel, its token masked.", ref("Channel"))},
             error_statuses=(*COMMON_ERRORS, *BODY_ERRORS, 409),
             description="A `phone_number_id` registered by anyone already is a conflict (409).",
+        ),
+    },
+    "/users/{user_id}/phone_numbers/{phone_number_id}": {
+        "patch": operation(
+            "update_phone_number",
+            "Rename a channel, replace its token, or pause/resume its AI",
+            tag="phone_numbers",
+            parameters=[USER_ID, PHONE_NUMBER_ID],
+            body=ref("UpdateChannelRequest"),
+            responses={"200": answer("The channel as it is now, its token masked.", ref("Channel"))},
+            error_statuses=(*COMMON_ERRORS, *BODY_ERRORS),
+        ),
+        "delete": operation(
+            "delete_phone_number",
+            "Delete a channel",
+            tag="phone_numbers",
+            parameters=[USER_ID, PHONE_NUMBER_ID],
+            responses={
+                "204": answer(
+                    "Deleted: its agent is unlinked, its conversations archived; Meta's deliveries are ignored."
+                )
+            },
+            error_statuses=(*COMMON_ERRORS, 409),
+            description="409 when a relink of its agent committed at the same moment (try again).",
         ),
     },
 }

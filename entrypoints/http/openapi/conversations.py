@@ -44,7 +44,8 @@ SCHEMAS: dict[str, JsonSchema] = {
         omit=("user_id", "openai_last_item_id", "ai_seen_sequence_no"),
         description=(
             "A customer's conversation with one agent. Only the active one of a customer and an agent takes "
-            "new messages; `openai_conversation_id` finds it in OpenAI's dashboard."
+            "new messages; `openai_conversation_id` finds it in OpenAI's dashboard. `bot` says whether the AI "
+            "answers it (`paused`: a person does, until `bot_paused_until` when that is set)."
         ),
     ),
     "ConversationPage": closed(
