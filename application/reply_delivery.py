@@ -71,14 +71,17 @@ class ReplyDelivery:
         """Whether the channel's platform is not being waited out."""
         return self._senders.available(route.channel.type)
 
-    def mark_read(self, route: Route, last: Message) -> None:
-        """Tell the customer their messages were read, where the channel has read receipts."""
+    def mark_read(self, route: Route, last: Message, *, typing: bool = False) -> None:
+        """Tell the customer their messages were read, where the channel has read receipts; with `typing`,
+        the same call shows that a reply is being written, where the channel has a typing indicator."""
         if not route.channel.policy.read_receipts or last.platform_message_id is None:
             return
         if not self.reachable(route):
             return
         try:
-            self._senders.for_type(route.channel.type).mark_read(route.channel, last.platform_message_id)
+            self._senders.for_type(route.channel.type).mark_read(
+                route.channel, last.platform_message_id, typing=typing and route.channel.policy.typing_indicator
+            )
         except DeliveryFailed as failure:
             # A read receipt is a courtesy; failing it must not hold up the answer.
             log.info("mark_read_failed", extra={"code": failure.code, "reason": failure.reason})

@@ -267,6 +267,7 @@ class Container(containers.DeclarativeContainer):
         credits_per_turn=settings.provided.credits_per_reply,
         coalesce_window=providers.Callable(lambda s: timedelta(milliseconds=s.coalesce_window_ms), settings),
         mark_as_read=settings.provided.mark_as_read,
+        typing_indicator=settings.provided.typing_indicator,
         patience=providers.Callable(_patience, settings),
     )
     reply_delivery = providers.Singleton(ReplyDelivery, turn_store, senders, clock)

@@ -63,6 +63,7 @@ class Settings:
     coalesce_window_ms: int
     credits_per_reply: int
     mark_as_read: bool
+    typing_indicator: bool
     lock_ttl_ms: int
     recovery_interval_ms: int
     recovery_after_ms: int
@@ -142,6 +143,7 @@ class Settings:
             coalesce_window_ms=reader.integer("COALESCE_WINDOW_MS", 0, minimum=0),
             credits_per_reply=reader.integer("CREDITS_PER_REPLY", 1, minimum=0),
             mark_as_read=reader.boolean("MARK_AS_READ", True),
+            typing_indicator=reader.boolean("TYPING_INDICATOR", True),
             lock_ttl_ms=reader.integer("LOCK_TTL_MS", 30_000, minimum=300),
             recovery_interval_ms=reader.integer("RECOVERY_INTERVAL_MS", 10_000, minimum=100),
             recovery_after_ms=reader.integer("RECOVERY_AFTER_MS", 30_000, minimum=100),

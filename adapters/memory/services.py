@@ -182,6 +182,10 @@ class RecordingSender:
         self.available = True
         self.sent: list[SentText] = []
         self.read: list[str] = []
+        #: the messages whose read receipt also showed the typing indicator
+        self.typing: list[str] = []
+        #: what the next read receipts raise instead, one each, in order
+        self.read_failures: deque[DeliveryFailed] = deque()
         self.failures: deque[DeliveryFailed] = deque()
         self._ids = itertools.count(1)
         self._mutex = threading.Lock()
@@ -196,5 +200,9 @@ class RecordingSender:
             self.sent.append(SentText(channel.phone_number_id, recipient_id, text, platform_message_id))
             return platform_message_id
 
-    def mark_read(self, channel: Channel, platform_message_id: str) -> None:
+    def mark_read(self, channel: Channel, platform_message_id: str, *, typing: bool = False) -> None:
+        if self.read_failures:
+            raise self.read_failures.popleft()
         self.read.append(platform_message_id)
+        if typing:
+            self.typing.append(platform_message_id)

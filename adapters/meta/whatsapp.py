@@ -86,8 +86,11 @@ class WhatsAppCloudSender:
                 f"the Graph API accepted the message but returned no message id: {answer!r:.200}"
             ) from None
 
-    def mark_read(self, channel: Channel, platform_message_id: str) -> None:
-        self._post(channel, {"messaging_product": "whatsapp", "status": "read", "message_id": platform_message_id})
+    def mark_read(self, channel: Channel, platform_message_id: str, *, typing: bool = False) -> None:
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": platform_message_id}
+        if typing:  # shown until the reply is sent or for 25 s, whichever comes first (Meta, typing indicators)
+            body["typing_indicator"] = {"type": "text"}
+        self._post(channel, body)
 
     @property
     def available(self) -> bool:

@@ -137,8 +137,11 @@ class ChannelSender(Protocol):
     def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
         """Send one text message; returns the platform's message id. Raises DeliveryFailed."""
 
-    def mark_read(self, channel: Channel, platform_message_id: str) -> None:
-        """Tell the customer their message was read. Raises DeliveryFailed."""
+    def mark_read(self, channel: Channel, platform_message_id: str, *, typing: bool = False) -> None:
+        """Tell the customer their message was read. Raises DeliveryFailed.
+
+        `typing`: show the customer that a reply is being written, in the same call where the platform
+        allows it (WhatsApp: the read receipt carries the indicator). A sender without one ignores it."""
 
 
 class ChannelSenders(Protocol):

@@ -40,6 +40,9 @@ class TurnPolicy:
     coalesce_window: timedelta = timedelta(0)
     #: Send a read receipt for the customer's messages when a turn starts, where the channel has them.
     mark_as_read: bool = True
+    #: Let the read receipt show the customer that a reply is being written, during the AI call (one call:
+    #: WhatsApp carries the indicator only on the read receipt, so without `mark_as_read` nothing is sent).
+    typing_indicator: bool = True
     #: How long a turn waits for an upstream that is down (OpenAI, the channel's platform) before its
     #: messages fail as unavailable (None: for as long as it takes).
     patience: timedelta | None = timedelta(hours=1)
@@ -132,7 +135,7 @@ class ProcessPendingMessages:
             return _Progress.AGAIN
         assert route is not None
         if self._policy.mark_as_read:
-            self._delivery.mark_read(route, work.messages[-1])
+            self._delivery.mark_read(route, work.messages[-1], typing=self._policy.typing_indicator)
         return self._drive(turn, work, route, resumed=False)
 
     def _drive(self, turn: Turn, work: Work, route: Route | None, *, resumed: bool) -> _Progress:

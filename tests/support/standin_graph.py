@@ -37,6 +37,7 @@ class ReadReceipt:
     recipient_id: str | None  # Instagram: whom a sender action was for
     action: str  # "read" or the Instagram sender action
     authorization: str | None
+    typing: str | None = None  # WhatsApp: the typing indicator's type the receipt carried ("text")
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,9 @@ class StandInGraph(StandInServer):
     def _whatsapp(self, exchange: Exchange, account: str, body: dict[str, Any], authorization: str | None) -> None:
         if body.get("status") == "read":
             with self._state:
-                self._reads.append(ReadReceipt(account, body.get("message_id"), None, "read", authorization))
+                indicator = body.get("typing_indicator")
+                typing = indicator.get("type") if isinstance(indicator, dict) else None
+                self._reads.append(ReadReceipt(account, body.get("message_id"), None, "read", authorization, typing))
             exchange.reply(200, {"success": True})
             return
         text = (body.get("text") or {}).get("body")

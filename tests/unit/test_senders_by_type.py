@@ -14,7 +14,7 @@ class NamedSender:
     def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
         return "id"
 
-    def mark_read(self, channel: Channel, platform_message_id: str) -> None:
+    def mark_read(self, channel: Channel, platform_message_id: str, *, typing: bool = False) -> None:
         """Nothing to mark in this test."""
 
 
