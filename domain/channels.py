@@ -102,7 +102,7 @@ CHANNEL_POLICIES: dict[ChannelType, ChannelPolicy] = {
         service_window=timedelta(hours=24),
         text_limit=1000,
         text_unit=TextUnit.UTF8_BYTES,
-        read_receipts=True,
+        read_receipts=False,  # `mark_seen` is not documented for Instagram Login: no receipt
         typing_indicator=True,
     ),
     ChannelType.WEBCHAT: ChannelPolicy(

@@ -1,0 +1,35 @@
+"""ChannelSender for Instagram Direct (Instagram API with Instagram Login: `POST /{ig_account_id}/messages`
+on `INSTAGRAM_API_BASE_URL`, with the account's Instagram user token).
+
+It is the WhatsApp sender with Instagram's request and answer bodies: the same single attempt per
+call, the same reading of Graph errors (codes stored; retry-safe only for Meta's rate-limit and
+temporary-downtime codes) and the same circuit, which the container shares between the two, since both
+are Meta's Graph platform.
+
+Read receipts: the `mark_seen` sender action is not documented for Instagram Login
+(`../shared/reference/meta-platforms.md` §9), so the Instagram policy sends none and `mark_read` does
+nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.meta.whatsapp import WhatsAppCloudSender
+from application.ports.services import DeliveryFailed
+from domain.tenancy import Channel
+
+
+class InstagramSender(WhatsAppCloudSender):
+    def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
+        return self._send(channel, {"recipient": {"id": recipient_id}, "message": {"text": text}})
+
+    def mark_read(self, channel: Channel, platform_message_id: str) -> None:
+        return None
+
+    def _send(self, channel: Channel, body: dict[str, Any]) -> str:
+        answer = self._post(channel, body)
+        message_id = answer.get("message_id") if isinstance(answer, dict) else None
+        if not isinstance(message_id, str) or not message_id:
+            raise DeliveryFailed(f"the Graph API accepted the message but returned no message id: {answer!r:.200}")
+        return message_id
