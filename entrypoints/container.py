@@ -32,8 +32,8 @@ from adapters.memory.services import (
 from adapters.memory.tables import InMemoryStore
 from adapters.memory.turn_store import InMemoryTurnStore
 from adapters.memory.unit_of_work import InMemoryUnitOfWork
-from adapters.meta.senders import SendersByType
 from adapters.meta.instagram import InstagramSender
+from adapters.meta.senders import SendersByType
 from adapters.meta.whatsapp import WhatsAppCloudSender, graph_outage
 from adapters.openai.offline import OfflineResponder
 from adapters.openai.responder import OpenAIResponder
