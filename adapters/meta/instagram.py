@@ -19,10 +19,16 @@ from adapters.meta.whatsapp import WhatsAppCloudSender
 from application.ports.services import DeliveryFailed
 from domain.tenancy import Channel
 
+#: What a person's reply after the 24-hour window carries (Meta allows it for 7 days, human agents only).
+HUMAN_AGENT_TAG = {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
+
 
 class InstagramSender(WhatsAppCloudSender):
-    def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
-        return self._send(channel, {"recipient": {"id": recipient_id}, "message": {"text": text}})
+    def send_text(self, channel: Channel, recipient_id: str, text: str, *, human_agent: bool = False) -> str:
+        body: dict[str, Any] = {"recipient": {"id": recipient_id}, "message": {"text": text}}
+        if human_agent:
+            body |= HUMAN_AGENT_TAG
+        return self._send(channel, body)
 
     def mark_read(self, channel: Channel, platform_message_id: str) -> None:
         return None

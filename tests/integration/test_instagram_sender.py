@@ -92,3 +92,14 @@ def test_a_rate_limit_is_retry_safe(sender: InstagramSender, graph: StandInGraph
         sender.send_text(channel, "IGSID000111", "Hi")
 
     assert (failed.value.code, failed.value.retry_safe) == ("4", True)
+
+
+def test_a_human_agent_reply_carries_metas_tag(sender: InstagramSender, graph: StandInGraph, channel: Channel) -> None:
+    sender.send_text(channel, "IGSID000111", "Maria here.", human_agent=True)
+
+    assert graph.requests[0].body == {
+        "recipient": {"id": "IGSID000111"},
+        "message": {"text": "Maria here."},
+        "messaging_type": "MESSAGE_TAG",
+        "tag": "HUMAN_AGENT",
+    }
