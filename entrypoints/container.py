@@ -51,6 +51,7 @@ from adapters.rq.queue import RqJobQueue
 from application.reply_delivery import ReplyDelivery
 from application.routes import ChannelRoutes
 from application.use_cases.add_channel import AddChannel
+from application.use_cases.apply_customer_deletion import ApplyCustomerDeletion
 from application.use_cases.apply_delivery_report import ApplyDeliveryReport
 from application.use_cases.authenticate import Authenticate
 from application.use_cases.control_conversation_bot import ControlConversationBot
@@ -279,6 +280,7 @@ class Container(containers.DeclarativeContainer):
     )
     apply_delivery_report = providers.Singleton(ApplyDeliveryReport, message_store, clock)
     record_business_echo = providers.Singleton(RecordBusinessEcho, message_store, routes, clock, reject_delivery)
+    apply_customer_deletion = providers.Singleton(ApplyCustomerDeletion, message_store, clock)
     turn_policy = providers.Singleton(
         TurnPolicy,
         credits_per_turn=settings.provided.credits_per_reply,

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from attrs import evolve
 from flask.testing import FlaskClient
 
 from application.use_cases.add_channel import AddChannelCommand
 from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreateUserCommand
 from domain.channels import ChannelType
+from domain.messages import MessageStatus
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
 from entrypoints.http.meta.envelope import parse_delivery
@@ -97,7 +99,6 @@ def test_reactions_reads_edits_and_referrals_are_logged_as_ignored() -> None:
     delivery = parse_delivery(json.loads(_fixture("shapes.json")))
 
     assert [item.reason for item in delivery.ignored] == [
-        "deleted_by_customer",
         "reaction",
         "reaction",
         "read",
@@ -176,4 +177,54 @@ def test_an_unreadable_message_is_kept_aside_with_its_mid() -> None:
     assert (rejected.phone_number_id, rejected.platform_message_id) == (
         ACCOUNT,
         "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx",
+    )
+
+
+def _deletion_of(mid: str) -> bytes:
+    event = {
+        "sender": {"id": "IGSID000111"},
+        "recipient": {"id": ACCOUNT},
+        "timestamp": 1764748900000,
+        "message": {"mid": mid, "is_deleted": True},
+    }
+    return json.dumps(
+        {"object": "instagram", "entry": [{"id": ACCOUNT, "time": 1764748900000, "messaging": [event]}]}
+    ).encode()
+
+
+def test_an_unsent_message_still_waiting_is_skipped_and_never_answered(
+    client: FlaskClient, container: Container
+) -> None:
+    _post(client, _fixture("text.json"))
+
+    assert _post(client, _deletion_of("aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx")).status_code == 200
+
+    first, second = _messages(container)
+    assert (first.status, first.failure_reason, first.text) == (
+        "skipped",
+        "deleted_by_customer",
+        "Hi, do you ship to Spain? 🇪🇸",
+    )
+    assert second.status == "received"
+
+
+def test_an_unsent_message_already_answered_is_kept_as_answered(client: FlaskClient, container: Container) -> None:
+    _post(client, _fixture("postback.json"))
+    [message] = _messages(container)
+    container.memory_store().tables.messages[message.message_id] = evolve(message, status=MessageStatus.ANSWERED)
+
+    _post(client, _deletion_of("mid.postback"))
+
+    [kept] = _messages(container)
+    assert (kept.status, kept.failure_reason) == ("answered", None)
+
+
+def test_a_message_deleted_before_it_was_seen_is_stored_skipped(client: FlaskClient, container: Container) -> None:
+    _post(client, _deletion_of("mid.never_seen"))
+
+    [message] = _messages(container)
+    assert (message.platform_message_id, message.status, message.failure_reason) == (
+        "mid.never_seen",
+        "skipped",
+        "deleted_by_customer",
     )

@@ -13,8 +13,9 @@ from application.use_cases.send_human_reply import SendHumanReply, SendHumanRepl
 from domain.channels import ChannelType, policy_for
 from domain.errors import OutsideServiceWindow
 from domain.handoff import human_reply
+from domain.messages import DELETED_BY_CUSTOMER, Direction, MessageStatus, Sender
 from tests.unit.conftest import App
-from tests.unit.domain_builders import NOW, a_conversation
+from tests.unit.domain_builders import NOW, a_conversation, a_message
 
 INSTAGRAM = policy_for(ChannelType.INSTAGRAM)
 WHATSAPP = policy_for(ChannelType.WHATSAPP)
@@ -99,3 +100,37 @@ def test_a_persons_reply_eight_days_later_is_refused_and_nothing_is_sent(app: Ap
         _reply(app, conversation_id)
 
     assert [s for s in app.sender.sent if s.recipient_id == "IGSID42"] == []
+
+
+@pytest.mark.parametrize(
+    ("status", "skipped"),
+    [
+        (MessageStatus.RECEIVED, True),
+        (MessageStatus.HELD, True),
+        (MessageStatus.FAILED, True),
+        (MessageStatus.PROCESSING, False),
+        (MessageStatus.ANSWERED, False),
+        (MessageStatus.SKIPPED, False),
+    ],
+)
+def test_an_unsent_message_is_skipped_only_while_it_waits_for_an_answer(status: MessageStatus, skipped: bool) -> None:
+    message = a_message(status=status, failure_reason="x" if status is MessageStatus.FAILED else None)
+
+    deleted = message.deleted_by_customer(NOW)
+
+    if skipped:
+        assert deleted is not None
+        assert (deleted.status, deleted.failure_reason, deleted.updated_at) == (
+            MessageStatus.SKIPPED,
+            DELETED_BY_CUSTOMER,
+            NOW,
+        )
+    else:
+        assert deleted is None
+
+
+def test_our_own_messages_are_never_deleted_by_the_customer() -> None:
+    assert (
+        a_message(direction=Direction.OUTBOUND, sender=Sender.AI, status=MessageStatus.PENDING).deleted_by_customer(NOW)
+        is None
+    )

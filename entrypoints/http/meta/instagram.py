@@ -11,8 +11,8 @@ milliseconds. What becomes of each event:
   message in `standby[]` (another app controls the thread) are stored and skipped with a reason;
 - `is_echo` (sent by the account): a `BusinessEcho`; one of our own sends is recognised by its `mid`
   when it is stored, and the business's own messages from the Instagram app pause the conversation;
-- `is_deleted`: not answered (stored skipped as `deleted_by_customer` under the `mid` it had, so a
-  redelivery of the original is a duplicate, and logged);
+- `is_deleted`: a `CustomerDeletion`: the stored message is skipped as `deleted_by_customer` if it still
+  waits for an answer; one not stored yet is stored so, under its `mid`, and never answered;
 - reactions, reads, edits, referrals and other standby events: logged as ignored, with the kind.
 """
 
@@ -22,12 +22,9 @@ from datetime import UTC, datetime
 
 from attrs import frozen
 
-from domain.messages import BusinessEcho, InboundMessage
+from domain.messages import DELETED_BY_CUSTOMER, BusinessEcho, CustomerDeletion, InboundMessage
 from entrypoints.http.meta.converter import Unreadable, read
 from entrypoints.http.meta.delivery import Collector, IgnoredKind
-
-#: The reason a message the customer unsent is stored without an answer.
-DELETED_BY_CUSTOMER = "deleted_by_customer"
 
 
 @frozen
@@ -146,7 +143,7 @@ def _read_message(event: _Event, sent_at: datetime, path: str, collected: Collec
     if standby and skip_reason is None:
         skip_reason = "standby"  # another app controls the thread: recorded, never answered
     if message.is_deleted:
-        collected.ignore(IgnoredKind.INSTAGRAM, DELETED_BY_CUSTOMER, f"{message_path} ({message.mid})")
+        collected.deletions.append(CustomerDeletion(account, message.mid))
     collected.add_inbound(
         InboundMessage(
             phone_number_id=account,
