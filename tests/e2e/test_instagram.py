@@ -2,7 +2,8 @@
 
 A signed Instagram delivery with two messages is answered in one turn, through the Instagram send API,
 split into parts of at most 1,000 UTF-8 bytes; a redelivery is not answered twice; the echo of our own
-send is ignored, and the echo of a message the business wrote in the Instagram app pauses the bot.
+send is ignored, the echo of a message the business wrote in the Instagram app pauses the bot, and a
+message the customer unsends while it waits is never answered.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from domain.channels import ChannelType, policy_for
 from tests.e2e.harness import System, Tenant
 from tests.support.processes import wait_for
 from tests.support.standin_graph import StandInGraph
@@ -81,17 +83,18 @@ def test_an_instagram_burst_is_answered_once_in_byte_bounded_parts_and_echoes_ar
     delivery = _delivery(_event("mid.ig.1", first), _event("mid.ig.2", second))
 
     assert system.post_delivery(delivery).status_code == 200
-    wait_for(
-        lambda: {m["status"] for m in system.messages(tenant) if m["direction"] == "inbound"} == {"answered"},
-        timeout=30,
-        what="both messages answered",
-    )
-    sent = list(graph_standin.sent)
-
     reply = echo_reply([first, second])
-    assert len(reply.encode("utf-8")) > 1000
+    parts = policy_for(ChannelType.INSTAGRAM).split(reply)
+    assert len(reply.encode("utf-8")) > 1000 and len(parts) > 1
+    sent = graph_standin.wait_for_sent(len(parts), timeout=30)
+    wait_for(
+        lambda: {m["status"] for m in system.messages(tenant) if m["direction"] == "outbound"} == {"sent"},
+        timeout=15,
+        what="every part stored as sent",
+    )
+
     assert len(openai_standin.calls("responses")) == 1
-    assert len(sent) > 1
+    assert [part.text for part in sent] == list(parts)
     assert all(part.channel == "instagram" and part.phone_number_id == ACCOUNT and part.to == CUSTOMER for part in sent)
     assert all(len(part.text.encode("utf-8")) <= 1000 for part in sent)
     assert " ".join(part.text for part in sent).replace(" ", "") == reply.replace(" ", "")
@@ -123,3 +126,10 @@ def test_an_instagram_burst_is_answered_once_in_byte_bounded_parts_and_echoes_ar
         what="the next message held",
     )
     assert len(openai_standin.calls("responses")) == 1
+
+    # The customer unsends the message still waiting for a person: it is skipped, never to be answered.
+    deletion = _event("mid.ig.3", "")
+    deletion["message"] = {"mid": "mid.ig.3", "is_deleted": True}
+    assert system.post_delivery(_delivery(deletion)).status_code == 200
+    unsent = next(m for m in system.messages(tenant) if m["platform_message_id"] == "mid.ig.3")
+    assert (unsent["status"], unsent["failure_reason"]) == ("skipped", "deleted_by_customer")
