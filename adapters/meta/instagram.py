@@ -30,7 +30,8 @@ class InstagramSender(WhatsAppCloudSender):
             body |= HUMAN_AGENT_TAG
         return self._send(channel, body)
 
-    def mark_read(self, channel: Channel, platform_message_id: str) -> None:
+    def mark_read(self, channel: Channel, platform_message_id: str, *, typing: bool = False) -> None:
+        # `typing` is accepted as main's port has it (the WhatsApp typing indicator); nothing is sent.
         return None
 
     def _send(self, channel: Channel, body: dict[str, Any]) -> str:
