@@ -49,12 +49,33 @@ class ChannelPolicy:
     text_unit: TextUnit
     read_receipts: bool
     typing_indicator: bool
+    #: How long after the customer's last message a person from the team may still write, with the
+    #: platform's human-agent tag, once `service_window` is over (None: no longer than the service window).
+    human_window: timedelta | None = None
 
     def window_open(self, last_customer_message_at: datetime | None, now: datetime) -> bool:
         """Whether a free-form reply may be sent now."""
         if self.service_window is None:
             return True
         return last_customer_message_at is not None and now - last_customer_message_at < self.service_window
+
+    def human_window_open(self, last_customer_message_at: datetime | None, now: datetime) -> bool:
+        """Whether a person's free-form reply may be sent now: within the service window, or after it
+        within the human-agent window where the platform has one."""
+        if self.window_open(last_customer_message_at, now):
+            return True
+        return (
+            self.human_window is not None
+            and last_customer_message_at is not None
+            and now - last_customer_message_at < self.human_window
+        )
+
+    def needs_human_tag(self, last_customer_message_at: datetime | None, now: datetime) -> bool:
+        """Whether a person's reply sent now goes out only with the human-agent tag (the service window is
+        over, the human-agent window is not)."""
+        return not self.window_open(last_customer_message_at, now) and self.human_window_open(
+            last_customer_message_at, now
+        )
 
     def split(self, text: str) -> tuple[str, ...]:
         """The reply as the messages to send, each within the limit, in order.
@@ -89,7 +110,7 @@ def _longest_prefix(text: str, limit: int, measure: Callable[[str], int]) -> int
 
 #: WhatsApp: 24-hour customer-service window, 4,096 characters per text, read receipts that can carry
 #: a typing indicator. Instagram: 24-hour window for automated replies, 1,000 bytes of UTF-8 per text,
-#: `mark_seen` and `typing_on` sender actions. Web chat: our own widget, no window.
+#: a person from the team for 7 days with the HUMAN_AGENT tag. Web chat: our own widget, no window.
 CHANNEL_POLICIES: dict[ChannelType, ChannelPolicy] = {
     ChannelType.WHATSAPP: ChannelPolicy(
         service_window=timedelta(hours=24),
@@ -102,8 +123,9 @@ CHANNEL_POLICIES: dict[ChannelType, ChannelPolicy] = {
         service_window=timedelta(hours=24),
         text_limit=1000,
         text_unit=TextUnit.UTF8_BYTES,
-        read_receipts=True,
+        read_receipts=False,  # `mark_seen` is not documented for Instagram Login: no receipt
         typing_indicator=True,
+        human_window=timedelta(days=7),  # Meta's HUMAN_AGENT tag: a person may answer for 7 days
     ),
     ChannelType.WEBCHAT: ChannelPolicy(
         service_window=None,

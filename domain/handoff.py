@@ -82,6 +82,8 @@ class HumanReply:
     before: Conversation
     parts: tuple[PartDraft, ...]
     at: datetime
+    #: The parts go out with the platform's human-agent tag: the service window is over, the human one is not.
+    human_agent_tag: bool = False
 
 
 def human_reply(
@@ -92,7 +94,7 @@ def human_reply(
     (paused until resumed) unless `pause` is False."""
     if not conversation.is_active:
         raise ConversationArchived(f"conversation {conversation.conversation_id} is archived: it takes no messages")
-    if not conversation.window_open(policy, now):
+    if not policy.human_window_open(conversation.last_customer_message_at, now):
         raise OutsideServiceWindow(
             "the channel's service window is closed: the customer has not written for too long to receive a"
             " free-form message"
@@ -104,7 +106,8 @@ def human_reply(
     if pause:
         after = after.take_over(now)
     parts = tuple(PartDraft(part, MessageStatus.PENDING, None, None) for part in texts)
-    return HumanReply(conversation=after, before=conversation, parts=parts, at=now)
+    tag = policy.needs_human_tag(conversation.last_customer_message_at, now)
+    return HumanReply(conversation=after, before=conversation, parts=parts, at=now, human_agent_tag=tag)
 
 
 def ai_context(unseen: Sequence[Message]) -> tuple[tuple[str, str], ...]:

@@ -13,6 +13,8 @@ from domain.errors import InvalidTransition, RetryRefused
 #: Why a reply part is failed without a send attempt: a worker stopped during its send, so it may have
 #: gone out. It is never sent again, not even on request: the customer could read it twice.
 DELIVERY_OUTCOME_UNKNOWN = "delivery_outcome_unknown"
+#: Why a customer's message is not answered: they unsent it (Instagram's `is_deleted`) before it was.
+DELETED_BY_CUSTOMER = "deleted_by_customer"
 
 #: Why a failed message is not retried (the code of the refusal).
 NOT_RETRYABLE = "not_retryable"
@@ -164,6 +166,14 @@ class BusinessEcho:
 
 
 @frozen
+class CustomerDeletion:
+    """The channel says the customer unsent one of their messages (Instagram's `is_deleted`)."""
+
+    phone_number_id: str
+    platform_message_id: str
+
+
+@frozen
 class DeliveryReport:
     """A status update from the channel about one of our outbound messages."""
 
@@ -235,6 +245,21 @@ class Message:
                 f"message {self.message_id} is {self.direction} and {self.status}; "
                 f"this needs an outbound message that is {' or '.join(allowed)}"
             )
+
+    # --- the customer unsends it ----------------------------------------------------------------------
+
+    def deleted_by_customer(self, now: datetime) -> Message | None:
+        """The customer unsent this message. While it still waits for an answer (received, held for a
+        person, or failed) it is skipped as `deleted_by_customer` and never answered; once it is being
+        answered or was answered (or skipped already) it stays as it is — None — for the conversation's
+        history keeps what the reply was to."""
+        if self.direction is not Direction.INBOUND:
+            return None
+        if self.status not in (MessageStatus.RECEIVED, MessageStatus.HELD, MessageStatus.FAILED):
+            return None
+        return evolve(
+            self, status=MessageStatus.SKIPPED, failure_reason=DELETED_BY_CUSTOMER, failure_code=None, updated_at=now
+        )
 
     # --- another chance for a failed message ---------------------------------------------------------
 

@@ -32,6 +32,7 @@ from adapters.memory.services import (
 from adapters.memory.tables import InMemoryStore
 from adapters.memory.turn_store import InMemoryTurnStore
 from adapters.memory.unit_of_work import InMemoryUnitOfWork
+from adapters.meta.instagram import InstagramSender
 from adapters.meta.senders import SendersByType
 from adapters.meta.whatsapp import WhatsAppCloudSender, graph_outage
 from adapters.openai.offline import OfflineResponder
@@ -50,6 +51,7 @@ from adapters.rq.queue import RqJobQueue
 from application.reply_delivery import ReplyDelivery
 from application.routes import ChannelRoutes
 from application.use_cases.add_channel import AddChannel
+from application.use_cases.apply_customer_deletion import ApplyCustomerDeletion
 from application.use_cases.apply_delivery_report import ApplyDeliveryReport
 from application.use_cases.authenticate import Authenticate
 from application.use_cases.control_conversation_bot import ControlConversationBot
@@ -110,8 +112,8 @@ def _ai_mode(settings: Settings) -> str:
     return "offline" if settings.offline_responder else "openai"
 
 
-def _senders(whatsapp: WhatsAppCloudSender) -> SendersByType:
-    return SendersByType({ChannelType.WHATSAPP: whatsapp})
+def _senders(whatsapp: WhatsAppCloudSender, instagram: InstagramSender) -> SendersByType:
+    return SendersByType({ChannelType.WHATSAPP: whatsapp, ChannelType.INSTAGRAM: instagram})
 
 
 def _recording_senders(sender: RecordingSender) -> SendersByType:
@@ -199,6 +201,15 @@ class Container(containers.DeclarativeContainer):
         is_outage=providers.Object(graph_outage),
         board=circuit_board,
     )
+    # Instagram's Graph host (graph.instagram.com) is waited out apart from WhatsApp's (graph.facebook.com).
+    instagram_circuit = providers.Singleton(
+        Circuit,
+        "instagram_graph",
+        failures=settings.provided.circuit_failures,
+        reset_after_s=providers.Callable(lambda s: s.circuit_reset_ms / 1000, settings),
+        is_outage=providers.Object(graph_outage),
+        board=circuit_board,
+    )
     ai = providers.Selector(
         providers.Callable(_ai_mode, settings),
         offline=providers.Singleton(OfflineResponder),
@@ -219,12 +230,19 @@ class Container(containers.DeclarativeContainer):
         connections=settings.provided.worker_threads,
         circuit=graph_circuit,
     )
+    instagram_sender = providers.Singleton(
+        InstagramSender,
+        base_url=settings.provided.instagram_api_base_url,
+        timeout_ms=settings.provided.graph_timeout_ms,
+        connections=settings.provided.worker_threads,
+        circuit=instagram_circuit,
+    )
     # Embedded dev mode has no Meta account: replies are recorded (and shown on the dev page) instead.
     recording_sender = providers.Singleton(RecordingSender)
     senders = providers.Selector(
         mode,
         embedded=providers.Singleton(_recording_senders, recording_sender),
-        production=providers.Singleton(_senders, whatsapp_sender),
+        production=providers.Singleton(_senders, whatsapp_sender, instagram_sender),
     )
 
     routes = providers.Singleton(ChannelRoutes, uow, route_cache)
@@ -262,6 +280,7 @@ class Container(containers.DeclarativeContainer):
     )
     apply_delivery_report = providers.Singleton(ApplyDeliveryReport, message_store, clock)
     record_business_echo = providers.Singleton(RecordBusinessEcho, message_store, routes, clock, reject_delivery)
+    apply_customer_deletion = providers.Singleton(ApplyCustomerDeletion, message_store, clock)
     turn_policy = providers.Singleton(
         TurnPolicy,
         credits_per_turn=settings.provided.credits_per_reply,

@@ -145,6 +145,20 @@ class InMemoryMessageStore:
             t.messages[before.message_id] = after
             return True
 
+    def inbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
+        with self._store.lock:
+            message_id = self._store.tables.platform_ids.get((phone_number_id, platform_message_id))
+            message = None if message_id is None else self._store.tables.messages[message_id]
+        return message if message is not None and message.direction is Direction.INBOUND else None
+
+    def save_deletion(self, before: Message, after: Message) -> bool:
+        with self._store.atomic() as t:
+            current = t.messages.get(before.message_id)
+            if current is None or (current.status, current.updated_at) != (before.status, before.updated_at):
+                return False
+            t.messages[before.message_id] = after
+            return True
+
     def save_retry(self, before: Message, after: Message) -> bool:
         with self._store.atomic() as t:
             current = t.messages.get(before.message_id)

@@ -173,6 +173,7 @@ class SentText:
     recipient_id: str
     text: str
     platform_message_id: str
+    human_agent: bool = False  # sent with the platform's human-agent tag
 
 
 class RecordingSender:
@@ -190,14 +191,14 @@ class RecordingSender:
         self._ids = itertools.count(1)
         self._mutex = threading.Lock()
 
-    def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
+    def send_text(self, channel: Channel, recipient_id: str, text: str, *, human_agent: bool = False) -> str:
         with self._mutex:
             if not self.available:  # as a real sender whose circuit is open
                 raise DeliveryFailed("not sent: the channel is being waited out", retry_safe=True)
             if self.failures:
                 raise self.failures.popleft()
             platform_message_id = f"wamid.out{next(self._ids)}"
-            self.sent.append(SentText(channel.phone_number_id, recipient_id, text, platform_message_id))
+            self.sent.append(SentText(channel.phone_number_id, recipient_id, text, platform_message_id, human_agent))
             return platform_message_id
 
     def mark_read(self, channel: Channel, platform_message_id: str, *, typing: bool = False) -> None:

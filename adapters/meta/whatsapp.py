@@ -70,7 +70,8 @@ class WhatsAppCloudSender:
             session.trust_env = False
         self._session = session
 
-    def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
+    def send_text(self, channel: Channel, recipient_id: str, text: str, *, human_agent: bool = False) -> str:
+        # `human_agent` never holds here: WhatsApp has no human-agent tag (its policy has no human window).
         body = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",

@@ -122,6 +122,11 @@ WHERE phone_number_id = %(id)s AND platform_message_id = %(platform_id)s AND dir
   AND NOT EXISTS (SELECT 1 FROM phone_numbers WHERE phone_number_id = %(id)s AND deleted_at IS NOT NULL)
 """
 
+_INBOUND = f"""
+SELECT {MESSAGE_COLUMNS} FROM messages
+WHERE phone_number_id = %(id)s AND platform_message_id = %(platform_id)s AND direction = 'inbound'
+"""
+
 # Conditional on what the report was decided from: a concurrent report that got there first makes this
 # one match nothing, and the use case reads the message again.
 _SAVE_REPORT: LiteralString = """
@@ -222,7 +227,20 @@ class PostgresMessageStore(PostgresStore):
             )
             return saved.rowcount == 1
 
+    def inbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
+        with self._autocommit() as cursor:
+            row = cursor.execute(_INBOUND, {"id": phone_number_id, "platform_id": platform_message_id}).fetchone()
+        return None if row is None else entity(row, Message)
+
+    def save_deletion(self, before: Message, after: Message) -> bool:
+        # The same conditional change of status and failure as a retry: what the domain decided, if the
+        # message is still as it was decided from (a worker may have taken it meanwhile).
+        return self._save_status(before, after)
+
     def save_retry(self, before: Message, after: Message) -> bool:
+        return self._save_status(before, after)
+
+    def _save_status(self, before: Message, after: Message) -> bool:
         with self._autocommit() as cursor:
             saved = cursor.execute(
                 _SAVE_RETRY,

@@ -57,6 +57,13 @@ class MessageStore(Protocol):
         """Save what a delivery report changed. False, and nothing saved, when the message is no
         longer as `before` (another report got there first): read it again and decide again."""
 
+    def inbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
+        """The customer's message with that platform id on that channel; None for none (or an outbound one)."""
+
+    def save_deletion(self, before: Message, after: Message) -> bool:
+        """Save a customer's message they unsent (`Message.deleted_by_customer`): its status, failure and
+        time. False, and nothing saved, when it is no longer as `before` (a worker took it meanwhile)."""
+
     def save_retry(self, before: Message, after: Message) -> bool:
         """Save a failed message given another chance (`Message.retry`): its status, failure and time.
         False, and nothing saved, when it is no longer as `before` (retried, or changed, meanwhile)."""

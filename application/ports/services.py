@@ -134,8 +134,9 @@ class ChannelSender(Protocol):
     def available(self) -> bool:
         """False while the platform is being waited out after repeated failures (an outage)."""
 
-    def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
-        """Send one text message; returns the platform's message id. Raises DeliveryFailed."""
+    def send_text(self, channel: Channel, recipient_id: str, text: str, *, human_agent: bool = False) -> str:
+        """Send one text message; returns the platform's message id. Raises DeliveryFailed. `human_agent`:
+        a person's reply after the service window, sent with the platform's human-agent tag."""
 
     def mark_read(self, channel: Channel, platform_message_id: str, *, typing: bool = False) -> None:
         """Tell the customer their message was read. Raises DeliveryFailed.

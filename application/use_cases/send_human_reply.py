@@ -62,7 +62,7 @@ class SendHumanReply:
             reply = human_reply(conversation, channel.policy, command.text, self._clock.now(), pause=command.pause)
             parts = uow.messages.add_human_reply(reply, command.idempotency_key)
             uow.commit()
-        sent = self._send(channel, conversation.customer_id, parts)
+        sent = self._send(channel, conversation.customer_id, parts, human_agent=reply.human_agent_tag)
         failed = next((part for part in sent if part.status is MessageStatus.FAILED), None)
         if failed is not None:
             raise ChannelRefused(
@@ -73,7 +73,9 @@ class SendHumanReply:
             )
         return SentHumanReply(sent, replayed=False)
 
-    def _send(self, channel: Channel, recipient: str, parts: tuple[Message, ...]) -> tuple[Message, ...]:
+    def _send(
+        self, channel: Channel, recipient: str, parts: tuple[Message, ...], *, human_agent: bool
+    ) -> tuple[Message, ...]:
         """Each part once, in order: claimed (saved) before its send, then sent or failed. After a failed
         part the later ones fail too: a reply with a hole in the middle would read wrong."""
         outcomes: list[Message] = []
@@ -90,7 +92,8 @@ class SendHumanReply:
                 outcomes.append(part)
                 continue
             try:
-                platform_id = self._senders.for_type(channel.type).send_text(channel, recipient, part.text or "")
+                sender = self._senders.for_type(channel.type)
+                platform_id = sender.send_text(channel, recipient, part.text or "", human_agent=human_agent)
                 outcome = claimed.sent(platform_id, self._clock.now())
             except DeliveryFailed as failure:
                 log.warning(

@@ -61,6 +61,10 @@ def receive_delivery() -> ResponseReturnValue:
         reject(
             Rejection(rejected.reason, raw, rejected.phone_number_id, rejected.platform_message_id, g.correlation_id)
         )
+    # An unsent message already stored is skipped before anything of this delivery is queued for an answer.
+    apply_deletion = services.apply_customer_deletion()
+    for deletion in delivery.deletions:
+        apply_deletion(deletion)
     handle = services.handle_inbound_message()
     outcomes = [
         handle(HandleInbound(message, correlation_id=g.correlation_id, delivery=raw)) for message in delivery.inbound

@@ -274,7 +274,7 @@ def _failed_part(storage: Storage) -> Message:
 class _SlowSender(RecordingSender):
     """Sends after a pause, so that two retries would overlap in the send if both got there."""
 
-    def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
+    def send_text(self, channel: Channel, recipient_id: str, text: str, *, human_agent: bool = False) -> str:
         time.sleep(0.2)
         return super().send_text(channel, recipient_id, text)
 

@@ -84,12 +84,12 @@ class CrashingSender(RecordingSender):
         self.crashes: deque[BaseException] = deque()
         self.during_send: deque[Callable[[], object]] = deque()
 
-    def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
+    def send_text(self, channel: Channel, recipient_id: str, text: str, *, human_agent: bool = False) -> str:
         if self.during_send:
             self.during_send.popleft()()
         if self.crashes:
             raise self.crashes.popleft()
-        return super().send_text(channel, recipient_id, text)
+        return super().send_text(channel, recipient_id, text, human_agent=human_agent)
 
 
 class OneSenderForEveryType:

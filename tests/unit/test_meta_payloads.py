@@ -372,17 +372,17 @@ def test_unknown_object_is_ignored() -> None:
     assert [(i.kind, i.reason) for i in delivery.ignored] == [(IgnoredKind.OBJECT, "unknown_object:page")]
 
 
-def test_instagram_messaging_events_are_ignored_one_by_one_for_now() -> None:
+def test_instagram_messaging_events_are_read_one_by_one() -> None:
+    # Instagram is handled now: see tests/unit/test_instagram_webhook.py for every shape.
     event = {"sender": {"id": "1"}, "recipient": {"id": "2"}, "timestamp": 1569262485349, "message": {"mid": "m"}}
     payload = {"object": "instagram", "entry": [{"id": "2", "time": 1569262486134, "messaging": [event, event]}]}
 
     delivery = parse_delivery(payload)
 
-    assert (delivery.inbound, delivery.reports) == ((), ())
-    assert [(i.kind, i.reason, i.detail) for i in delivery.ignored] == [
-        (IgnoredKind.INSTAGRAM, "channel not handled yet", "$.entry[0].messaging[0]"),
-        (IgnoredKind.INSTAGRAM, "channel not handled yet", "$.entry[0].messaging[1]"),
-    ]
+    assert [(m.phone_number_id, m.customer_id, m.skip_reason) for m in delivery.inbound] == [
+        ("2", "1", "empty_text")
+    ] * 2
+    assert delivery.ignored == ()
 
 
 def test_delivery_wrapped_in_a_one_element_array_is_unwrapped() -> None:

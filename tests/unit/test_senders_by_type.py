@@ -11,7 +11,7 @@ from domain.tenancy import Channel
 
 
 class NamedSender:
-    def send_text(self, channel: Channel, recipient_id: str, text: str) -> str:
+    def send_text(self, channel: Channel, recipient_id: str, text: str, *, human_agent: bool = False) -> str:
         return "id"
 
     def mark_read(self, channel: Channel, platform_message_id: str, *, typing: bool = False) -> None:

@@ -9,7 +9,7 @@ import enum
 from attrs import Factory, define, evolve, frozen
 
 from domain import limits
-from domain.messages import BusinessEcho, DeliveryReport, InboundMessage
+from domain.messages import BusinessEcho, CustomerDeletion, DeliveryReport, InboundMessage
 from entrypoints.http.json_input import json_depth, json_size
 
 #: Longest reason or detail of an ignored item put in a log line.
@@ -53,6 +53,7 @@ class Delivery:
     ignored: tuple[Ignored, ...] = ()
     rejected: tuple[Rejected, ...] = ()
     echoes: tuple[BusinessEcho, ...] = ()
+    deletions: tuple[CustomerDeletion, ...] = ()  # messages the customer unsent
 
 
 @define
@@ -64,6 +65,7 @@ class Collector:
     ignored: list[Ignored] = Factory(list)
     rejected: list[Rejected] = Factory(list)
     echoes: list[BusinessEcho] = Factory(list)
+    deletions: list[CustomerDeletion] = Factory(list)
 
     def ignore(self, kind: IgnoredKind, reason: str, detail: str | None = None) -> None:
         self.ignored.append(Ignored(kind, reason[:_LOGGED], None if detail is None else detail[:_LOGGED]))
@@ -115,7 +117,12 @@ class Collector:
 
     def delivery(self) -> Delivery:
         return Delivery(
-            tuple(self.inbound), tuple(self.reports), tuple(self.ignored), tuple(self.rejected), tuple(self.echoes)
+            tuple(self.inbound),
+            tuple(self.reports),
+            tuple(self.ignored),
+            tuple(self.rejected),
+            tuple(self.echoes),
+            tuple(self.deletions),
         )
 
 
