@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from adapters.memory.tables import InMemoryStore
+from adapters.memory.tables import InMemoryStore, Tables
 from application.ports.pipeline import MessageNotStorable
 from domain import limits
 from domain.conversations import Conversation
@@ -29,22 +29,16 @@ class InMemoryMessageStore:
             raise ValueError(f"channel {route.channel.phone_number_id} has no agent to record a conversation with")
         _require_storable(inbound)
         with self._store.atomic() as t:
-            existing_id = t.platform_ids.get((route.channel.phone_number_id, inbound.platform_message_id))
-            if existing_id is not None:
-                existing = t.messages[existing_id]
-                return RecordedInbound(existing.message_id, existing.conversation_id, existing.sequence_no, True)
+            seen = _seen(t, route.channel.phone_number_id, inbound.platform_message_id)
+            if seen is not None:
+                return seen
             agent_id = route.agent.agent_id
             linked = t.agents.get(agent_id)
             if linked is None or linked.phone_number_id != route.channel.phone_number_id:
                 return None  # the route was read before a relink
-            conversation = next(
-                (
-                    c
-                    for c in t.conversations.values()
-                    if c.is_active and c.agent_id == agent_id and c.customer_id == inbound.customer_id
-                ),
-                None,
-            ) or Conversation.open(t.next_id("conversations"), route.user_id, agent_id, inbound, now)
+            conversation = _active(t, agent_id, inbound.customer_id) or Conversation.open(
+                t.next_id("conversations"), route.user_id, agent_id, inbound, now
+            )
             conversation = conversation.receive(inbound, now)
             t.conversations[conversation.conversation_id] = conversation
             message = Message(
@@ -68,9 +62,7 @@ class InMemoryMessageStore:
                 created_at=now,
                 updated_at=now,
             )
-            t.messages[message.message_id] = message
-            t.platform_ids[(message.phone_number_id, inbound.platform_message_id)] = message.message_id
-            return RecordedInbound(message.message_id, message.conversation_id, message.sequence_no, False)
+            return _keep(t, message, inbound.platform_message_id)
 
     def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound:
         if route.agent is None:
@@ -79,19 +71,11 @@ class InMemoryMessageStore:
         if not all(text is None or limits.is_storable(text) for text in texts):
             raise MessageNotStorable("the message holds NUL or a lone surrogate, which no stored text may hold")
         with self._store.atomic() as t:
-            existing_id = t.platform_ids.get((route.channel.phone_number_id, echo.platform_message_id))
-            if existing_id is not None:
-                existing = t.messages[existing_id]
-                return RecordedInbound(existing.message_id, existing.conversation_id, existing.sequence_no, True)
+            seen = _seen(t, route.channel.phone_number_id, echo.platform_message_id)
+            if seen is not None:
+                return seen
             agent_id = route.agent.agent_id
-            found = next(
-                (
-                    c
-                    for c in t.conversations.values()
-                    if c.is_active and c.agent_id == agent_id and c.customer_id == echo.customer_id
-                ),
-                None,
-            )
+            found = _active(t, agent_id, echo.customer_id)
             if found is None:
                 found = Conversation.start(
                     t.next_id("conversations"),
@@ -124,9 +108,7 @@ class InMemoryMessageStore:
                 created_at=now,
                 updated_at=now,
             )
-            t.messages[message.message_id] = message
-            t.platform_ids[(message.phone_number_id, echo.platform_message_id)] = message.message_id
-            return RecordedInbound(message.message_id, message.conversation_id, message.sequence_no, False)
+            return _keep(t, message, echo.platform_message_id)
 
     def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
         with self._store.lock:
@@ -190,3 +172,31 @@ def _require_storable(inbound: InboundMessage) -> None:
 def _delivery_state(message: Message) -> tuple[object, ...]:
     """What a delivery report reads and changes: a save is conditional on it being as it was read."""
     return (message.status, message.failure_code, message.failure_reason, message.sent_at)
+
+
+def _seen(t: Tables, phone_number_id: str, platform_message_id: str) -> RecordedInbound | None:
+    """The message already stored with that platform id on the channel, as a duplicate; None for none."""
+    existing_id = t.platform_ids.get((phone_number_id, platform_message_id))
+    if existing_id is None:
+        return None
+    existing = t.messages[existing_id]
+    return RecordedInbound(existing.message_id, existing.conversation_id, existing.sequence_no, True)
+
+
+def _active(t: Tables, agent_id: str, customer_id: str) -> Conversation | None:
+    """The active conversation of the agent with the customer, if there is one."""
+    return next(
+        (
+            c
+            for c in t.conversations.values()
+            if c.is_active and c.agent_id == agent_id and c.customer_id == customer_id
+        ),
+        None,
+    )
+
+
+def _keep(t: Tables, message: Message, platform_message_id: str) -> RecordedInbound:
+    """Store a new message under its platform id (the key of redeliveries)."""
+    t.messages[message.message_id] = message
+    t.platform_ids[(message.phone_number_id, platform_message_id)] = message.message_id
+    return RecordedInbound(message.message_id, message.conversation_id, message.sequence_no, False)
