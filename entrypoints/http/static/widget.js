@@ -1,6 +1,6 @@
 /* Multi-Channel AI Agent: the web chat widget. One file, no dependencies, ES2020.
  *   <script src="https://agent.example/widget.js" data-widget-id="wc_…" async></script>
- * The API is the script's own origin; its contract: documentation/webchat/widget.md. */
+ * The API is the script's own origin: the public /webchat/{widget id}/… endpoints (GET /openapi.json). */
 (() => {
   "use strict";
   const script = document.currentScript || document.querySelector("script[data-widget-id]");
