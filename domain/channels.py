@@ -110,7 +110,8 @@ def _longest_prefix(text: str, limit: int, measure: Callable[[str], int]) -> int
 
 #: WhatsApp: 24-hour customer-service window, 4,096 characters per text, read receipts that can carry
 #: a typing indicator. Instagram: 24-hour window for automated replies, 1,000 bytes of UTF-8 per text,
-#: a person from the team for 7 days with the HUMAN_AGENT tag. Web chat: our own widget, no window.
+#: a person from the team for 7 days with the HUMAN_AGENT tag. Web chat: our own widget, no window; its
+#: "read receipt" is the widget's typing indicator (the only thing the widget shows of it).
 CHANNEL_POLICIES: dict[ChannelType, ChannelPolicy] = {
     ChannelType.WHATSAPP: ChannelPolicy(
         service_window=timedelta(hours=24),
@@ -131,7 +132,7 @@ CHANNEL_POLICIES: dict[ChannelType, ChannelPolicy] = {
         service_window=None,
         text_limit=4096,
         text_unit=TextUnit.CHARACTERS,
-        read_receipts=False,
+        read_receipts=True,
         typing_indicator=True,
     ),
 }

@@ -77,3 +77,19 @@ class ChannelRefused(DomainError):
         super().__init__(message)
         self.message_id = message_id
         self.failure_code = failure_code
+
+
+class OriginNotAllowed(Forbidden):
+    """A page on a site the web chat channel does not list tried to use its widget."""
+
+    code = "origin_not_allowed"
+
+
+class RateLimited(DomainError):
+    """Too many requests for one visitor or one widget; `retry_after_s` says when one is allowed again."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

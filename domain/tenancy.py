@@ -10,6 +10,7 @@ from attrs import evolve, field, frozen
 from domain import limits
 from domain.channels import BotState, ChannelPolicy, ChannelType, policy_for
 from domain.errors import InvalidTransition, ValidationFailed
+from domain.webchat import check_origins, origin_allowed
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -50,6 +51,8 @@ class Channel:
     bot: BotState = BotState.ACTIVE
     #: A deleted channel keeps its history; it is not listed, and webhooks for it are ignored.
     deleted_at: datetime | None = None
+    #: Web chat: the sites whose pages may use the widget (`domain.webchat.check_origins`); empty: any site.
+    allowed_origins: tuple[str, ...] = ()
 
     @property
     def deleted(self) -> bool:
@@ -73,12 +76,25 @@ class Channel:
             return "****"
         return f"…{token[-4:]}"
 
+    def allows_origin(self, origin: str | None) -> bool:
+        """Whether a browser on `origin` may use this channel's widget."""
+        return origin_allowed(self.allowed_origins, origin)
+
     def update(
-        self, *, display_name: str | None = None, access_token: str | None = None, bot: BotState | None = None
+        self,
+        *,
+        display_name: str | None = None,
+        access_token: str | None = None,
+        bot: BotState | None = None,
+        allowed_origins: tuple[str, ...] | None = None,
     ) -> Channel:
-        """The channel after a tenant's change: a new name, a rotated token, the bot paused or resumed.
-        An empty name clears it; a token must not be empty where the channel needs one."""
+        """The channel after a tenant's change: a new name, a rotated token, the bot paused or resumed, the
+        widget's sites. An empty name clears it; a token must not be empty where the channel needs one."""
         changed = self
+        if allowed_origins is not None:
+            if self.type is not ChannelType.WEBCHAT and allowed_origins:
+                raise ValidationFailed("allowed_origins is for webchat channels only", field="allowed_origins")
+            changed = evolve(changed, allowed_origins=check_origins(allowed_origins))
         if display_name is not None:
             changed = evolve(changed, display_name=display_name.strip() or None)
         if access_token is not None:

@@ -48,6 +48,10 @@ from adapters.redis.cache import RedisBalanceCache, RedisRouteCache
 from adapters.redis.client import redis_client
 from adapters.redis.locks import RedisLocks
 from adapters.rq.queue import RqJobQueue
+from adapters.webchat.rate_limits import WindowRateLimits
+from adapters.webchat.sender import WebchatSender
+from adapters.webchat.signals import InProcessSignals, RedisSignals
+from adapters.webchat.tokens import SignedVisitorTokens
 from application.reply_delivery import ReplyDelivery
 from application.routes import ChannelRoutes
 from application.use_cases.add_channel import AddChannel
@@ -61,6 +65,7 @@ from application.use_cases.delete_agent import DeleteAgent
 from application.use_cases.delete_channel import DeleteChannel
 from application.use_cases.handle_inbound_message import HandleInboundMessage
 from application.use_cases.process_pending_messages import ProcessPendingMessages, TurnPolicy
+from application.use_cases.read_visitor_timeline import ReadVisitorTimeline
 from application.use_cases.record_business_echo import RecordBusinessEcho
 from application.use_cases.recover_stalled_work import RecoverStalledWork
 from application.use_cases.reject_delivery import RejectDelivery
@@ -68,9 +73,12 @@ from application.use_cases.relink_agent import RelinkAgent
 from application.use_cases.resume_ended_pauses import ResumeEndedPauses
 from application.use_cases.retry_message import RetryMessage
 from application.use_cases.send_human_reply import SendHumanReply
+from application.use_cases.send_visitor_message import SendVisitorMessage
+from application.use_cases.start_visitor_session import StartVisitorSession
 from application.use_cases.tenant_queries import TenantQueries
 from application.use_cases.top_up_credits import TopUpCredits
 from application.use_cases.update_channel import UpdateChannel
+from application.webchat_access import WidgetAccess
 from domain.channels import ChannelType
 from entrypoints.settings import Settings
 
@@ -112,12 +120,19 @@ def _ai_mode(settings: Settings) -> str:
     return "offline" if settings.offline_responder else "openai"
 
 
-def _senders(whatsapp: WhatsAppCloudSender, instagram: InstagramSender) -> SendersByType:
-    return SendersByType({ChannelType.WHATSAPP: whatsapp, ChannelType.INSTAGRAM: instagram})
+def _senders(whatsapp: WhatsAppCloudSender, instagram: InstagramSender, webchat: WebchatSender) -> SendersByType:
+    return SendersByType(
+        {ChannelType.WHATSAPP: whatsapp, ChannelType.INSTAGRAM: instagram, ChannelType.WEBCHAT: webchat}
+    )
 
 
-def _recording_senders(sender: RecordingSender) -> SendersByType:
-    return SendersByType({channel_type: sender for channel_type in ChannelType})
+def _recording_senders(sender: RecordingSender, webchat: WebchatSender) -> SendersByType:
+    """Dev mode: Meta's channels recorded (there is no Meta account), web chat for real (it is ours)."""
+    return SendersByType({ChannelType.WHATSAPP: sender, ChannelType.INSTAGRAM: sender, ChannelType.WEBCHAT: webchat})
+
+
+def _rate_limit_store(settings: Settings) -> str:
+    return settings.redis_url or "memory://"
 
 
 class Container(containers.DeclarativeContainer):
@@ -237,12 +252,19 @@ class Container(containers.DeclarativeContainer):
         connections=settings.provided.worker_threads,
         circuit=instagram_circuit,
     )
+    # Web chat: replies reach open widgets through signals (Redis pub/sub between processes).
+    visitor_signals = providers.Selector(
+        mode,
+        embedded=providers.Singleton(InProcessSignals),
+        production=providers.Singleton(RedisSignals, redis, settings.provided.redis_url),
+    )
+    webchat_sender = providers.Singleton(WebchatSender, visitor_signals, ids)
     # Embedded dev mode has no Meta account: replies are recorded (and shown on the dev page) instead.
     recording_sender = providers.Singleton(RecordingSender)
     senders = providers.Selector(
         mode,
-        embedded=providers.Singleton(_recording_senders, recording_sender),
-        production=providers.Singleton(_senders, whatsapp_sender, instagram_sender),
+        embedded=providers.Singleton(_recording_senders, recording_sender, webchat_sender),
+        production=providers.Singleton(_senders, whatsapp_sender, instagram_sender, webchat_sender),
     )
 
     routes = providers.Singleton(ChannelRoutes, uow, route_cache)
@@ -320,6 +342,30 @@ class Container(containers.DeclarativeContainer):
         ControlConversationBot, uow, queue, clock, ordering=settings.provided.ordering_scope
     )
     send_human_reply = providers.Singleton(SendHumanReply, uow, turn_store, senders, clock)
+    visitor_tokens = providers.Singleton(SignedVisitorTokens, settings.provided.token_encryption_keys)
+    rate_limits = providers.Singleton(WindowRateLimits, providers.Callable(_rate_limit_store, settings))
+    widget_access = providers.Singleton(WidgetAccess, routes, visitor_tokens, clock)
+    start_visitor_session = providers.Singleton(
+        StartVisitorSession,
+        widget_access,
+        visitor_tokens,
+        rate_limits,
+        ids,
+        clock,
+        widget_per_minute=settings.provided.webchat_widget_per_minute,
+    )
+    send_visitor_message = providers.Singleton(
+        SendVisitorMessage,
+        widget_access,
+        handle_inbound_message,
+        message_store,
+        rate_limits,
+        visitor_signals,
+        clock,
+        visitor_per_minute=settings.provided.webchat_visitor_per_minute,
+        widget_per_minute=settings.provided.webchat_widget_per_minute,
+    )
+    read_visitor_timeline = providers.Singleton(ReadVisitorTimeline, uow)
     resume_ended_pauses = providers.Singleton(
         ResumeEndedPauses, turn_store, uow, queue, clock, ordering=settings.provided.ordering_scope
     )

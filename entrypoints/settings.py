@@ -78,6 +78,10 @@ class Settings:
     circuit_failures: int
     circuit_reset_ms: int
     upstream_patience_ms: int
+    webchat_visitor_per_minute: int
+    webchat_widget_per_minute: int
+    webchat_stream_seconds: int
+    webchat_max_streams: int
     port: int
 
     @property
@@ -158,6 +162,10 @@ class Settings:
             circuit_failures=reader.integer("CIRCUIT_FAILURES", 5, minimum=1),
             circuit_reset_ms=reader.integer("CIRCUIT_RESET_MS", 30_000, minimum=100),
             upstream_patience_ms=reader.integer("UPSTREAM_PATIENCE_MS", 3_600_000, minimum=0),
+            webchat_visitor_per_minute=reader.integer("WEBCHAT_VISITOR_PER_MINUTE", 20, minimum=1),
+            webchat_widget_per_minute=reader.integer("WEBCHAT_WIDGET_PER_MINUTE", 600, minimum=1),
+            webchat_stream_seconds=reader.integer("WEBCHAT_STREAM_SECONDS", 25, minimum=1),
+            webchat_max_streams=reader.integer("WEBCHAT_MAX_STREAMS", 4, minimum=0),
             port=reader.integer("PORT", 8000, minimum=1),
         )
         if settings.worker_max_processes < settings.worker_concurrency:

@@ -83,6 +83,22 @@ class InMemoryMessagesRepository(InMemoryRepository):
         ids = self.t.reply_keys.get((conversation_id, idempotency_key), ())
         return tuple(self.t.messages[message_id] for message_id in ids)
 
+    def visitor_timeline(
+        self, phone_number_id: str, customer_id: str, after: int | None, limit: int
+    ) -> tuple[Message, ...]:
+        conversations = {
+            c.conversation_id
+            for c in self.t.conversations.values()
+            if c.phone_number_id == phone_number_id and c.customer_id == customer_id
+        }
+        found = sorted(
+            (m for m in self.t.messages.values() if m.conversation_id in conversations),
+            key=lambda m: m.message_id,
+        )
+        if after is None:
+            return tuple(found[-limit:])
+        return tuple(m for m in found if m.message_id > after)[:limit]
+
 
 def _matches(message: Message, query: MessageQuery) -> bool:
     if query.phone_number_id is not None and message.phone_number_id != query.phone_number_id:

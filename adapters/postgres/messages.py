@@ -52,6 +52,24 @@ WHERE conversation_id = %(conversation_id)s AND sender = 'human' AND direction =
 ORDER BY sequence_no
 """
 
+# A web chat visitor's messages across its conversations on the widget (conversations_channel_customer_idx,
+# then each conversation's messages by the primary key).
+_VISITOR_AFTER = f"""
+SELECT {MESSAGE_COLUMNS} FROM messages
+WHERE conversation_id IN (
+    SELECT conversation_id FROM conversations WHERE phone_number_id = %(channel)s AND customer_id = %(customer)s)
+  AND message_id > %(after)s
+ORDER BY message_id LIMIT %(limit)s
+"""
+_VISITOR_LATEST = f"""
+SELECT * FROM (
+    SELECT {MESSAGE_COLUMNS} FROM messages
+    WHERE conversation_id IN (
+        SELECT conversation_id FROM conversations WHERE phone_number_id = %(channel)s AND customer_id = %(customer)s)
+    ORDER BY message_id DESC LIMIT %(limit)s
+) latest ORDER BY message_id
+"""
+
 _LIST_ORDERS = {
     "newest": (sql.SQL("message_id < %(cursor)s"), sql.SQL("message_id DESC"), "message_id"),
     "sequence": (sql.SQL("sequence_no > %(cursor)s"), sql.SQL("sequence_no"), "sequence_no"),
@@ -157,3 +175,10 @@ class PostgresMessagesRepository(PostgresRepository):
             _HUMAN_REPLY, {"conversation_id": conversation_id, "idempotency_key": idempotency_key}
         )
         return tuple(entity(row, Message) for row in rows)
+
+    def visitor_timeline(
+        self, phone_number_id: str, customer_id: str, after: int | None, limit: int
+    ) -> tuple[Message, ...]:
+        statement = _VISITOR_LATEST if after is None else _VISITOR_AFTER
+        params = {"channel": phone_number_id, "customer": customer_id, "after": after, "limit": limit}
+        return tuple(entity(row, Message) for row in self._cursor().execute(statement, params))

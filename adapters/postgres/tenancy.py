@@ -22,17 +22,19 @@ from domain.tenancy import Agent, Channel, Route, User
 
 _USER_COLUMNS = "user_id, email, company_name, api_key_hash, created_at"
 _CHANNEL_COLUMNS = (
-    "phone_number_id, user_id, type, external_number, access_token, display_name, created_at, deleted_at, bot"
+    "phone_number_id, user_id, type, external_number, access_token, display_name, created_at, deleted_at, bot, "
+    "allowed_origins"
 )
 _AGENT_COLUMNS = "agent_id, user_id, phone_number_id, name, prompt_id, prompt_version, created_at, deleted_at"
 
 # A registration of a phone_number_id the same tenant deleted brings that channel back (with its history)
 # as registered now; anyone else's, or one not deleted, is a conflict.
 _ADD_CHANNEL = f"""
-INSERT INTO phone_numbers AS p ({_CHANNEL_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, %s)
+INSERT INTO phone_numbers AS p ({_CHANNEL_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, %s, %s)
 ON CONFLICT (phone_number_id) DO UPDATE
 SET type = excluded.type, external_number = excluded.external_number, access_token = excluded.access_token,
-    display_name = excluded.display_name, created_at = excluded.created_at, deleted_at = NULL, bot = excluded.bot
+    display_name = excluded.display_name, created_at = excluded.created_at, deleted_at = NULL, bot = excluded.bot,
+    allowed_origins = excluded.allowed_origins
 WHERE p.deleted_at IS NOT NULL AND p.user_id = excluded.user_id
 RETURNING phone_number_id
 """
@@ -100,6 +102,7 @@ class PostgresChannelsRepository(PostgresRepository):
                     channel.display_name,
                     channel.created_at,
                     channel.bot.value,
+                    list(channel.allowed_origins),
                 ),
             )
             if added.fetchone() is None:
@@ -109,12 +112,13 @@ class PostgresChannelsRepository(PostgresRepository):
 
     def update(self, channel: Channel) -> None:
         self._cursor().execute(
-            "UPDATE phone_numbers SET display_name = %s, access_token = %s, bot = %s"
+            "UPDATE phone_numbers SET display_name = %s, access_token = %s, bot = %s, allowed_origins = %s"
             " WHERE user_id = %s AND phone_number_id = %s",
             (
                 channel.display_name,
                 self._token_column(channel),
                 channel.bot.value,
+                list(channel.allowed_origins),
                 channel.user_id,
                 channel.phone_number_id,
             ),
@@ -158,7 +162,7 @@ class PostgresChannelsRepository(PostgresRepository):
             .execute(
                 """
                 SELECT p.phone_number_id, p.user_id, p.type, p.external_number, p.access_token, p.display_name,
-                       p.created_at, p.deleted_at, p.bot,
+                       p.created_at, p.deleted_at, p.bot, p.allowed_origins,
                        a.agent_id AS agent_agent_id, a.user_id AS agent_user_id,
                        a.phone_number_id AS agent_phone_number_id, a.name AS agent_name,
                        a.prompt_id AS agent_prompt_id, a.prompt_version AS agent_prompt_version,

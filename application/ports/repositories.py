@@ -196,6 +196,12 @@ class MessagesRepository(Protocol):
     def human_reply(self, conversation_id: int, idempotency_key: str) -> tuple[Message, ...]:
         """The parts of the reply stored with that key in the conversation, in order (empty: none)."""
 
+    def visitor_timeline(
+        self, phone_number_id: str, customer_id: str, after: int | None, limit: int
+    ) -> tuple[Message, ...]:
+        """A customer's messages on a channel, in all its conversations (a relink starts a new one), oldest
+        first: the first `limit` with `message_id > after`, or with `after` None the latest `limit`."""
+
 
 class UnitOfWork(Protocol):
     users: UsersRepository

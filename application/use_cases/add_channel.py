@@ -22,6 +22,7 @@ class AddChannelCommand:
     access_token: str | None = field(default=None, repr=False)  # a command in a traceback must not carry it
     phone_number_id: str | None = None
     display_name: str | None = None
+    allowed_origins: tuple[str, ...] | None = None
 
 
 class AddChannel:
@@ -55,6 +56,8 @@ class AddChannel:
             display_name=(command.display_name or "").strip() or None,
             created_at=self._clock.now(),
         )
+        if command.allowed_origins is not None:
+            channel = channel.update(allowed_origins=command.allowed_origins)
         with self._uow() as uow:
             if uow.users.get(command.user_id) is None:
                 raise NotFound(f"user {command.user_id} not found")

@@ -28,6 +28,7 @@ class UpdateChannelCommand:
     display_name: str | None = None
     access_token: str | None = None
     bot: BotState | None = None
+    allowed_origins: tuple[str, ...] | None = None
 
 
 class UpdateChannel:
@@ -53,7 +54,10 @@ class UpdateChannel:
             if channel is None:
                 raise NotFound(f"phone number {command.phone_number_id} not found")
             changed = channel.update(
-                display_name=command.display_name, access_token=command.access_token, bot=command.bot
+                display_name=command.display_name,
+                access_token=command.access_token,
+                bot=command.bot,
+                allowed_origins=command.allowed_origins,
             )
             uow.channels.update(changed)
             if channel.bot is BotState.PAUSED and changed.bot is BotState.ACTIVE:

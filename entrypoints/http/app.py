@@ -14,6 +14,7 @@ from entrypoints.http.errors import register_error_handlers
 from entrypoints.http.health import health
 from entrypoints.http.openapi_route import contract
 from entrypoints.http.services import serve_from
+from entrypoints.http.webchat import allow_streams, webchat
 from entrypoints.http.webhook import webhook_blueprint
 from entrypoints.logging_setup import bind_correlation_id, configure_logging
 from entrypoints.schema_check import refuse_unless_current_schema
@@ -58,4 +59,6 @@ def create_app(container: Container | None = None) -> Flask:
     app.register_blueprint(contract)
     app.register_blueprint(webhook_blueprint(settings.webhook_path))
     register_api(app)
+    app.register_blueprint(webchat)
+    allow_streams(app, settings.webchat_max_streams)
     return app

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import UTC, datetime
 
 from flask import Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 from application.ports.repositories import StorageUnavailable
-from domain.errors import ChannelRefused, Conflict, DomainError, Forbidden, NotFound, Unauthorized, ValidationFailed
+from domain.errors import (
+    ChannelRefused,
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +38,7 @@ _STATUS = {
     Forbidden: 403,
     # The channel's platform (an upstream) refused what we passed on: stored as failed, see `message_id`.
     ChannelRefused: 502,
+    RateLimited: 429,
 }
 
 
@@ -71,6 +82,8 @@ def register_error_handlers(app: Flask) -> None:
             body = response.get_json()
             body["error"]["message_id"] = error.message_id
             response.set_data(json.dumps(body))
+        if isinstance(error, RateLimited):
+            response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
         return response
 
     @app.errorhandler(StorageUnavailable)

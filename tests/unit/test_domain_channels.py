@@ -42,12 +42,12 @@ def test_instagram_counts_1000_bytes_of_utf8_in_a_24_hour_window() -> None:
     )
 
 
-def test_web_chat_has_no_window_and_no_read_receipts() -> None:
+def test_web_chat_has_no_window_and_its_read_receipt_is_the_typing_indicator() -> None:
     webchat = policy_for(ChannelType.WEBCHAT)
 
     assert webchat.service_window is None
     assert webchat.window_open(None, NOW)
-    assert not webchat.read_receipts
+    assert webchat.read_receipts and webchat.typing_indicator
 
 
 # --- the service window --------------------------------------------------------------------------

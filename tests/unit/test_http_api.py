@@ -344,6 +344,7 @@ def test_a_whatsapp_channel_never_shows_its_access_token(api: Api, tenant: Tenan
         "created_at": created["created_at"],
         "access_token": "…6789",
         "bot": "active",
+        "allowed_origins": [],
     }
     assert _json(listed) == {"phone_numbers": [created]}
     assert ACCESS_TOKEN not in listed.get_data(as_text=True)

@@ -24,6 +24,7 @@ class UpdateChannelRequest:
     display_name: str | None = field(default=None, metadata=_bounded(limits.DISPLAY_NAME))
     access_token: str | None = field(default=None, metadata=_bounded(limits.ACCESS_TOKEN))
     bot: BotState | None = None
+    allowed_origins: tuple[str, ...] | None = None
 
     def command(self, user_id: str, phone_number_id: str) -> UpdateChannelCommand:
         return UpdateChannelCommand(
@@ -32,6 +33,7 @@ class UpdateChannelRequest:
             display_name=self.display_name,
             access_token=self.access_token,
             bot=self.bot,
+            allowed_origins=self.allowed_origins,
         )
 
 

@@ -76,6 +76,8 @@ class AddChannelRequest:
     phone_number_id: str | None = field(default=None, metadata=_bounded(limits.CHANNEL_ID))
     access_token: str | None = field(default=None, repr=False, metadata=_bounded(limits.ACCESS_TOKEN))
     display_name: str | None = field(default=None, metadata=_bounded(limits.DISPLAY_NAME))
+    #: Web chat: the sites that may embed the widget (empty or absent: any site).
+    allowed_origins: tuple[str, ...] | None = None
 
     def command(self, user_id: str) -> AddChannelCommand:
         return AddChannelCommand(
@@ -85,6 +87,7 @@ class AddChannelRequest:
             access_token=self.access_token,
             phone_number_id=self.phone_number_id,
             display_name=self.display_name,
+            allowed_origins=self.allowed_origins,
         )
 
 

@@ -15,12 +15,22 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from entrypoints.http.openapi import agents, channels, conversations, credits, handoff, messages, service, users
+from entrypoints.http.openapi import (
+    agents,
+    channels,
+    conversations,
+    credits,
+    handoff,
+    messages,
+    service,
+    users,
+    webchat,
+)
 from entrypoints.http.openapi.components import components
 from entrypoints.http.openapi.schemas import JsonSchema
 from entrypoints.settings import Settings
 
-_RESOURCES = (users, channels, agents, credits, messages, conversations, handoff)
+_RESOURCES = (users, channels, agents, credits, messages, conversations, handoff, webchat)
 
 #: How responses name the correlation id header until it is given the configured name.
 _CORRELATION_HEADER = "X-Correlation-Id"
@@ -41,7 +51,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "version": "1",
             "description": (
                 "The management API of the service (tenants, channels, agents, credits, messages, conversations), "
-                "Meta's webhook and the health checks. Every error has the same body (`Error`)."
+                "Meta's webhook, the web chat widget's public endpoints and the health checks. "
+                "Every error has the same body (`Error`)."
             ),
         },
         "paths": paths,

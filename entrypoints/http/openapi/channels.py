@@ -23,7 +23,15 @@ SCHEMAS: dict[str, JsonSchema] = {
                         "null for a channel without a token."
                     ),
                 }
-            )
+            ),
+            "allowed_origins": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": (
+                    "Web chat: the sites whose pages may use the widget (`https://shop.example`, "
+                    "`https://*.shop.example`); empty: any site. Always empty for other channel types."
+                ),
+            },
         },
         description="A customer channel. `phone_number_id` is what Meta's deliveries are routed on.",
     ),

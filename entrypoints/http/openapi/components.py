@@ -17,12 +17,19 @@ from entrypoints.settings import Settings
 #: What each error status means, for every operation that can answer it.
 ERROR_MEANINGS = {
     400: "The body is not JSON (`malformed_json`), or a webhook delivery is not one Meta sends.",
-    401: "The API key header is missing or unknown (`unauthorized`), or a webhook signature does not match.",
-    403: "Refused (`verification_failed` for a webhook subscription with the wrong token).",
+    401: (
+        "The API key header is missing or unknown (`unauthorized`), a webhook signature does not match, or a "
+        "web chat visitor token is missing, altered or expired (start a new session)."
+    ),
+    403: (
+        "Refused (`verification_failed` for a webhook subscription with the wrong token; `origin_not_allowed` "
+        "for a page on a site a web chat widget does not list)."
+    ),
     404: "Nothing with this id exists for this key: another tenant's resources answer the same.",
     405: "The path exists but not with this method.",
     409: "The request conflicts with what is stored (a duplicate e-mail, a channel id already taken, …).",
-    413: "The body is larger than 4 MB.",
+    413: "The body is larger than 4 MB (a web chat visitor's message: 16 KiB).",
+    429: "Too many requests for this visitor or widget (`rate_limited`); try again after `Retry-After` seconds.",
     422: "A field is missing, of the wrong type, longer than its bound or holds NUL; `field` names it.",
     503: "The database is unavailable; nothing was stored. Try again after `Retry-After` seconds.",
     500: (

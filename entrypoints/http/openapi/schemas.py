@@ -27,7 +27,8 @@ def ref(name: str) -> JsonSchema:
 
 
 def type_schema(annotation: object) -> JsonSchema:
-    """The JSON Schema of a field annotation: str, int, bool, datetime, an enum, `X | None`, `list[X]`."""
+    """The JSON Schema of a field annotation: str, int, bool, datetime, an enum, `X | None`, `list[X]`,
+    `tuple[X, ...]`."""
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         members = [member for member in typing.get_args(annotation) if member is not type(None)]
         if len(members) != 1:
@@ -36,6 +37,8 @@ def type_schema(annotation: object) -> JsonSchema:
     if typing.get_origin(annotation) is list:
         (item,) = typing.get_args(annotation)
         return {"type": "array", "items": type_schema(item)}
+    if typing.get_origin(annotation) is tuple and typing.get_args(annotation)[1:] == (Ellipsis,):
+        return {"type": "array", "items": type_schema(typing.get_args(annotation)[0])}
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return {"type": "string", "enum": [member.value for member in annotation]}
     simple = {str: {"type": "string"}, bool: {"type": "boolean"}, int: {"type": "integer"}}

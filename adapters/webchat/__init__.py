@@ -1,0 +1,1 @@
+"""Adapters of the web chat widget: its sender, visitor tokens, live signals and rate limits."""

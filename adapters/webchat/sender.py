@@ -1,0 +1,30 @@
+"""ChannelSender for the web chat widget: a reply is "sent" once it is stored for the visitor to read.
+
+The part is in the database already (the turn stored it before its send); sending it is signalling the
+visitor's open widgets to read their timeline again. Nothing can refuse it, and a lost signal only means
+the widget finds the reply when its stream next reads (domain/webchat.py, `Timeline`).
+"""
+
+from __future__ import annotations
+
+from application.ports.services import IdGenerator
+from application.ports.webchat import Signal, VisitorSignals
+from domain.tenancy import Channel
+
+
+class WebchatSender:
+    available = True
+
+    def __init__(self, signals: VisitorSignals, ids: IdGenerator) -> None:
+        self._signals = signals
+        self._ids = ids
+
+    def send_text(self, channel: Channel, recipient_id: str, text: str, *, human_agent: bool = False) -> str:
+        self._signals.notify(channel.phone_number_id, recipient_id, Signal.MESSAGE)
+        return self._ids.new_id("wcr")
+
+    def mark_read(self, channel: Channel, platform_message_id: str, *, typing: bool = False) -> None:
+        # The platform id of a visitor's message starts with the visitor's id (domain.webchat.visitor_platform_id).
+        visitor_id = platform_message_id.partition(".")[0]
+        if typing:
+            self._signals.notify(channel.phone_number_id, visitor_id, Signal.TYPING)
