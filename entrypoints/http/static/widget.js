@@ -81,7 +81,7 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
     [".launcher", ".badge", ".panel", "h2", ".log", ".typing", ".status", "textarea", "form button"].map((s) => root.querySelector(s));
 
   let token = recall("localStorage", tokenKey);
-  let cursor = 0; // the highest message cursor seen: every reconnect asks for what came after it
+  let cursor = 0; // the highest cursor the service gave: every reconnect asks for what came after it
   let session = null; // the promise of the current session
   let renewal = null;
   let stream = null; // the AbortController of the open event stream
@@ -173,29 +173,28 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
     }
   }
 
-  /** Shows a stored message once (by id), in cursor order, above the visitor's messages still on their way. */
+  /** Shows a stored message once (by id), in the order the service gives, above the visitor's messages
+   * still on their way; a bubble of the visitor's that is now stored keeps its place. */
   function show(message, live, own) {
-    if (!message || !message.id) return;
-    cursor = Math.max(cursor, message.cursor || 0);
-    if (seen.has(message.id)) return;
+    if (!message || !message.id || seen.has(message.id)) return;
     // The visitor's own message, streamed before its POST answered: its pending bubble becomes it.
     let element = own || (message.from === "visitor" && [...log.querySelectorAll(".pending")].find((e) => e.sending.text === message.text));
+    if (!element) {
+      element = bubble(message.from, message.text);
+      const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
+      log.insertBefore(element, log.querySelector(".pending"));
+      if (atBottom) log.scrollTop = log.scrollHeight;
+    }
     if (message.from === "agent") {
       showTyping(false);
       if (live && panel.hidden) badge.textContent = String(++unread);
       badge.hidden = !unread;
     }
-    element = element || bubble(message.from, message.text);
     element.classList.remove("pending", "failed");
     note(element, "");
     element.dataset.id = message.id;
-    element.dataset.cursor = message.cursor;
     if (message.author) element.dataset.author = message.author;
     seen.set(message.id, element);
-    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
-    const next = [...log.children].find((e) => e !== element && !(+e.dataset.cursor <= message.cursor));
-    log.insertBefore(element, next || null);
-    if (atBottom || message.from === "visitor") log.scrollTop = log.scrollHeight;
   }
 
   async function loadHistory() {
@@ -204,6 +203,7 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
     const data = await answer.json();
     for (const message of data.messages || []) show(message, false);
     cursor = Math.max(cursor, data.cursor || 0);
+    log.scrollTop = log.scrollHeight;
   }
 
   function showTyping(on) {
@@ -218,21 +218,23 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
       const began = Date.now();
       const controller = (stream = new AbortController());
       let wait = delay;
-      let healthy = false;
+      let comeBack = null; // after a stream that ended as the service meant it to
       try {
         const answer = await authed("GET", () => `/events?after=${cursor}`, null, controller.signal);
         if (answer.status === 403 || answer.status === 404) throw new Unavailable("This chat is no longer available.");
         if (answer.ok && answer.body) {
           say("");
-          await readEvents(answer.body.getReader(), controller);
-          healthy = Date.now() - began > 5000;
+          const advice = await readEvents(answer.body.getReader(), controller);
+          // The service ends each stream (after ~25 s; at once when busy) and says when to come back.
+          comeBack = advice != null ? advice : Date.now() - began > 5000 ? 0 : null;
         } else wait = Math.max(delay, retryAfter(answer) * 1000);
       } catch (error) {
         if (error instanceof Unavailable) return stop(error);
       }
-      // The service ends each stream after ~25 s; a new visitor or a silent stream aborts one: reconnect at once.
-      if (healthy || controller.signal.aborted) {
+      if (controller.signal.aborted) comeBack = 0; // a new visitor, or a silent stream
+      if (comeBack != null) {
         delay = 1000;
+        await sleep(comeBack);
         continue;
       }
       say("Reconnecting…");
@@ -241,18 +243,20 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
     }
   }
 
+  /** Shows the stream's events as they come; at its end, what its `retry:` asked for (ms), if anything. */
   async function readEvents(reader, controller) {
     const decoder = new TextDecoder();
     let buffer = "";
     let event = "";
     let data = [];
+    let retry = null;
     let watchdog = 0;
     try {
       for (;;) {
         clearTimeout(watchdog);
         watchdog = setTimeout(() => controller.abort(), STALL);
         const { value, done } = await reader.read();
-        if (done) return;
+        if (done) return retry;
         buffer += decoder.decode(value, { stream: true });
         const lines = buffer.split(/\r\n|\n|\r(?!$)/); // a \r at the very end may be half of a \r\n
         buffer = lines.pop();
@@ -269,6 +273,7 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
             if (field === "event") event = value;
             else if (field === "data") data.push(value);
             else if (field === "id" && +value > cursor) cursor = +value;
+            else if (field === "retry" && /^\d+$/.test(value)) retry = +value;
           }
         }
       }
