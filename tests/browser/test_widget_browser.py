@@ -29,6 +29,7 @@ pytestmark = pytest.mark.timeout(240)
 SCREENSHOT = ROOT / "documentation" / "images" / "webchat-widget.png"
 #: Replies go through gunicorn, the queue, a worker and the OpenAI stand-in: seconds, not milliseconds.
 REPLY_TIMEOUT_MS = 30_000
+STREAM_SECONDS = 4
 
 
 def _provision_webchat(system: System, site: ShopSite) -> Tenant:
@@ -70,7 +71,9 @@ def open_shop(make_system: Callable[..., System], shop_site: ShopSite) -> Callab
     """The system running (with these settings), and a shop's page with its widget."""
 
     def open_(**settings: str) -> Shop:
-        system = make_system(**settings)
+        # Short streams: every test sees the widget reconnect from its cursor several times, and gunicorn
+        # stops within its graceful timeout instead of killing workers held by a stream (and their coverage).
+        system = make_system(**{"WEBCHAT_STREAM_SECONDS": str(STREAM_SECONDS), **settings})
         system.start_web()
         system.start_workers()
         return system, _provision_webchat(system, shop_site), shop_site
