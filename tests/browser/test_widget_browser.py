@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import APIResponse, Locator, Page, Route, expect
 
 from tests.browser.conftest import ShopSite, Visitors
 from tests.e2e.harness import ROOT, System, Tenant
@@ -231,4 +231,53 @@ def test_a_visitor_over_the_rate_limit_is_told_so_and_keeps_the_message(
     expect(refused).to_contain_text(re.compile(r"Not sent: too many messages\. Try again in \d+ s\."))
     expect(refused.get_by_role("button", name="Retry")).to_be_visible()
     assert "Third time lucky?" not in [m["text"] for m in system.messages(tenant)]
+    assert visitors.page_errors == []
+
+
+def test_a_message_whose_answer_is_lost_is_sent_again_and_stored_once(
+    open_shop: Callable[..., Shop], visitors: Visitors
+) -> None:
+    """A bad connection: the live stream cannot connect, and the answer to the visitor's send is lost on its
+    way back. The widget sends the message again under the same id; the service stores it once."""
+    system, tenant, site = open_shop()
+    page = visitors.new_page()
+    trouble = {"stream_down": True}
+    lost: list[APIResponse] = []
+    posted: list[str] = []
+
+    def stream(route: Route) -> None:
+        if trouble["stream_down"]:
+            route.abort("connectionrefused")
+        else:
+            route.continue_()
+
+    def send(route: Route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        body = route.request.post_data_json
+        assert isinstance(body, dict), route.request.post_data
+        posted.append(body["client_message_id"])
+        if lost:
+            route.continue_()
+            return
+        lost.append(route.fetch())  # the service takes the message and answers…
+        route.abort("connectionreset")  # …and the answer never reaches the page
+
+    page.route("**/webchat/*/events?*", stream)
+    page.route("**/webchat/*/messages", send)
+    page.goto(site.url)
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.get_by_role("status")).to_have_text("Reconnecting…")
+    question = "Is the shop open on holidays?"
+    _write(page, question)
+
+    expect(_messages(page, "visitor")).to_have_text([question])  # stored: no "Sending…", no error
+    assert [answer.status for answer in lost] == [202]
+    assert len(posted) == 2 and posted[0] == posted[1], f"not sent again under the same id: {posted}"
+    trouble["stream_down"] = False
+    expect(_messages(page, "agent")).to_have_text([echo_reply([question])], timeout=REPLY_TIMEOUT_MS)
+    expect(page.get_by_role("status")).to_be_hidden()
+    assert _texts(page) == [("visitor", question), ("agent", echo_reply([question]))]
+    assert [m["text"] for m in system.messages(tenant) if m["direction"] == "inbound"] == [question]
     assert visitors.page_errors == []

@@ -316,6 +316,7 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
       if (answer && answer.status < 500) return fail(element, answer);
       if (attempt === 5) return fail(element, null);
       await sleep(delay);
+      if (element.dataset.id) return; // the stream showed it stored meanwhile
     }
   }
 
