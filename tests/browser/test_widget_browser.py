@@ -4,7 +4,8 @@ OpenAI stand-in).
 
 A visitor opens the chat, writes, and sees the agent's reply appear without a reload; after a reload the
 history is back; a person's reply through the API reaches the open widget live; another visitor sees none
-of it; and the whole chat works from the keyboard alone.
+of it; the whole chat works from the keyboard alone; a visitor over the rate limit is told so; and on a
+bad connection a message is sent again and stored once.
 """
 
 from __future__ import annotations
