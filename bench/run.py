@@ -259,8 +259,7 @@ def run_once(
     log_dir.mkdir(parents=True, exist_ok=True)
     sent_log = run_dir / "graph-sent.jsonl"
     out: dict[str, Any] = {"config": config, "ingest_only": args.ingest_only, "results_dir": str(run_dir)}
-    if mixed:
-        out["channels"] = channel_types
+    out["channels"] = channel_types
     channels = mix.Channels(channel_types, args.numbers)
     services: dict[str, Service] = {}
     with ExitStack() as stack:
