@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,8 +123,12 @@ def reply_figures(
     ai_latency_s: float,
     start_at: float,
     drive_end: float,
+    recipient_of: Callable[[int], str] = customer_wa_id,
 ) -> dict[str, Any]:
-    """Attribution of replies to messages, end-to-end latency, throughput and the correctness counts."""
+    """Attribution of replies to messages, end-to-end latency, throughput and the correctness counts.
+
+    `recipient_of(customer)` is whom a reply to that customer must be addressed to (a reply elsewhere is
+    misrouted): the WhatsApp id by default, the IGSID or the web chat visitor id in a mix."""
     index_of: dict[tuple[int, int], int] = {(d.customer, d.seq): d.index for d in schedule.deliveries}
     answered_at: dict[int, float] = {}
     last_seq: dict[int, int] = {}
@@ -150,7 +154,7 @@ def reply_figures(
             unattributed += 1
             continue
         customers = {customer for customer, _ in keys}
-        if len(customers) > 1 or reply.to.lstrip("+") != customer_wa_id(keys[0][0]):
+        if len(customers) > 1 or reply.to.lstrip("+") != recipient_of(keys[0][0]):
             misrouted += 1
         repeated = False
         ready = 0.0

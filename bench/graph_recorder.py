@@ -1,6 +1,7 @@
-"""The stand-in Graph API, run as a process of its own, writing every accepted WhatsApp text send to a file.
+"""The stand-in Graph API, run as a process of its own, writing every accepted text send to a file.
 
-One JSON line per reply, in arrival order: `[monotonic_s, phone_number_id, to, text]`. `time.monotonic()`
+One JSON line per reply, in arrival order: `[monotonic_s, phone_number_id, to, text]` (for Instagram the
+account id and the IGSID). `time.monotonic()`
 is CLOCK_MONOTONIC, the same clock in every process of the machine, so the benchmark compares these
 times with the send times of its deliveries directly.
 
@@ -32,11 +33,24 @@ class RecordingGraph(StandInGraph):
         is_text = body.get("type") == "text" and body.get("status") != "read"
         super()._whatsapp(exchange, account, body, authorization)
         if is_text:
-            text = (body.get("text") or {}).get("body")
-            line = json.dumps([arrived, account, str(body.get("to", "")), text]) + "\n"
-            with self._write_lock:
-                self._out.write(line)
-                self._out.flush()
+            self._record(arrived, account, str(body.get("to", "")), (body.get("text") or {}).get("body"))
+        self._forget()
+
+    def _instagram(self, exchange: Exchange, account: str, body: dict[str, Any], authorization: str | None) -> None:
+        arrived = time.monotonic()
+        text = (body.get("message") or {}).get("text")
+        super()._instagram(exchange, account, body, authorization)
+        if isinstance(text, str) and not isinstance(body.get("sender_action"), str):
+            self._record(arrived, account, str(body["recipient"].get("id", "")), text)
+        self._forget()
+
+    def _record(self, arrived: float, account: str, to: str, text: Any) -> None:
+        line = json.dumps([arrived, account, to, text]) + "\n"
+        with self._write_lock:
+            self._out.write(line)
+            self._out.flush()
+
+    def _forget(self) -> None:
         # The recorded requests are not needed by the benchmark: keep the process small over long runs.
         with self._state:
             self._requests.clear()

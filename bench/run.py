@@ -1,4 +1,5 @@
-"""`python -m bench.run`: start the real system, drive signed WhatsApp webhooks, print one JSON report.
+"""`python -m bench.run`: start the real system, drive signed WhatsApp webhooks (or a mix of WhatsApp,
+Instagram and web chat: `--channels`, `--channel-costs`), print one JSON report.
 
 See bench/README.md for what each figure means.
 """
@@ -24,9 +25,9 @@ import psycopg
 import redis
 import requests
 
-from bench import profiling
+from bench import mix, profiling
 from bench.analysis import ReplyLog, ingest_figures, reply_figures, timeseries
-from bench.load import Results, Schedule, Step, build_delivery, build_schedule, drive, phone_number_id
+from bench.load import Results, Schedule, Step, accepted_status, build_delivery, build_schedule, drive
 from bench.procstats import ProcessMonitor
 from bench.system import (
     ROOT,
@@ -73,6 +74,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     load.add_argument("--senders", type=int, default=32, help="load-generator threads (keep-alive connections)")
     load.add_argument("--drain-timeout", type=float, default=60.0, help="seconds to wait for replies after driving")
     load.add_argument("--seed", type=int, default=1)
+    load.add_argument(
+        "--channels",
+        default=mix.WHATSAPP,
+        help="channel types of the numbers, in turn: number n is of the (n mod count)th; e.g. "
+        "whatsapp,instagram,webchat (same customers and numbers in total)",
+    )
+    load.add_argument(
+        "--channel-costs",
+        action="store_true",
+        help="one run per channel type of --channels (all three when it is left at whatsapp), then a table of "
+        "the cost per message of each",
+    )
     system = parser.add_argument_group("system")
     system.add_argument("--config", choices=["default", "seed-literal", "both"], default="default")
     system.add_argument("--ingest-only", action="store_true", help="gunicorn only, as fast as possible (--rate 0)")
@@ -110,6 +123,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for item in [*args.env, *args.web_env, *args.worker_env]:
         if "=" not in item:
             parser.error(f"--env {item!r}: expected KEY=VALUE")
+    try:
+        args.channel_types = mix.parse_channels(args.channels)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.channel_costs and args.channel_types == [mix.WHATSAPP]:
+        args.channel_types = list(mix.CHANNEL_TYPES)
+    if (args.channel_costs or args.channel_types != [mix.WHATSAPP]) and (args.config == "both" or args.ingest_only):
+        parser.error("--channels / --channel-costs run the default configuration, with workers")
     return args
 
 
@@ -132,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started = datetime.now(UTC)
     names = ["default", "seed-literal"] if args.config == "both" else [args.config]
+    # Each run: its configuration and the channel types of its numbers.
+    plan = [(name, args.channel_types) for name in names]
+    if args.channel_costs:
+        plan = [(args.config, [kind]) for kind in args.channel_types]
     report: dict[str, Any] = {
         "benchmark": "mcagent webhook → worker → AI stand-in → Graph stand-in",
         "date": started.isoformat(timespec="seconds"),
@@ -143,15 +168,19 @@ def main(argv: list[str] | None = None) -> int:
     }
     exit_code = 0
     try:
-        for name in names:
-            run = run_once(args, name, started)
+        for name, channel_types in plan:
+            run = run_once(args, name, started, channel_types)
             report["runs"].append(run)
             if run.get("error"):
                 exit_code = 1
     except KeyboardInterrupt:
         report["interrupted"] = True
         exit_code = 130
-    if len(report["runs"]) == 2:
+    if args.channel_costs:
+        rows = [mix.cost_row(run["channels"][0], run) for run in report["runs"]]
+        report["channel_costs"] = rows
+        print(mix.cost_table(rows), file=sys.stderr)
+    elif len(report["runs"]) == 2:
         rates = [run.get("e2e", {}).get("replies_per_s") for run in report["runs"]]
         if all(isinstance(rate, int | float) and rate for rate in rates):
             report["comparison"] = {
@@ -167,7 +196,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def service_env(
-    args: argparse.Namespace, config: str, *, database_url: str, redis_port: int, ai: int, graph: int
+    args: argparse.Namespace,
+    config: str,
+    *,
+    database_url: str,
+    redis_port: int,
+    ai: int,
+    graph: int,
+    channel_types: list[str] | None = None,
 ) -> dict[str, str]:
     env = {
         "DATABASE_URL": database_url,
@@ -189,6 +225,10 @@ def service_env(
         # One process per job and one job per number at a time: more processes than numbers cannot help,
         # fewer would understate the seed's design.
         env["WORKER_CONCURRENCY"] = str(max(args.workers, args.numbers))
+    if mix.INSTAGRAM in (channel_types or []):
+        env["INSTAGRAM_API_BASE_URL"] = f"http://127.0.0.1:{graph}/v24.0"
+    if mix.WEBCHAT in (channel_types or []):
+        env.update(mix.WEBCHAT_ENV)
     env.update(_pairs(args.env))
     return env
 
@@ -207,13 +247,20 @@ def _renice(pid: int, value: int) -> bool:
         return False
 
 
-def run_once(args: argparse.Namespace, config: str, started: datetime) -> dict[str, Any]:
+def run_once(
+    args: argparse.Namespace, config: str, started: datetime, channel_types: list[str] | None = None
+) -> dict[str, Any]:
     """One configuration, from a fresh database and redis to the figures; everything started is stopped."""
-    run_dir = RESULTS / f"{started.strftime('%Y%m%d-%H%M%S')}-{config}{'-ingest' if args.ingest_only else ''}"
+    channel_types = channel_types or [mix.WHATSAPP]
+    mixed = channel_types != [mix.WHATSAPP]
+    suffix = f"{'-ingest' if args.ingest_only else ''}{'-' + '-'.join(channel_types) if mixed else ''}"
+    run_dir = RESULTS / f"{started.strftime('%Y%m%d-%H%M%S')}-{config}{suffix}"
     log_dir = run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     sent_log = run_dir / "graph-sent.jsonl"
     out: dict[str, Any] = {"config": config, "ingest_only": args.ingest_only, "results_dir": str(run_dir)}
+    out["channels"] = channel_types
+    channels = mix.Channels(channel_types, args.numbers)
     services: dict[str, Service] = {}
     with ExitStack() as stack:
         try:
@@ -227,7 +274,13 @@ def run_once(args: argparse.Namespace, config: str, started: datetime) -> dict[s
             graph_service, graph_port = start_graph(log_dir, sent_log)
             stack.callback(graph_service.stop, 5)
             env = service_env(
-                args, config, database_url=database.url, redis_port=redis_port, ai=ai_port, graph=graph_port
+                args,
+                config,
+                database_url=database.url,
+                redis_port=redis_port,
+                ai=ai_port,
+                graph=graph_port,
+                channel_types=channel_types,
             )
             out["env"] = {
                 key: value for key, value in env.items() if key not in ("DATABASE_URL", "TOKEN_ENCRYPTION_KEYS")
@@ -268,9 +321,15 @@ def run_once(args: argparse.Namespace, config: str, started: datetime) -> dict[s
             stack.callback(redis_client.close)
             queue_key = f"rq:queue:{env.get('QUEUE_NAME', 'mcagent')}"
 
-            provision(base_url, args)
-            replies = ReplyLog(sent_log)
-            out["warmup"] = warm_up(base_url, args, replies, workers)
+            provision(base_url, args, channels)
+            widgets = [channels.ids[n] for n in range(args.numbers) if channels.type_of(n) == mix.WEBCHAT]
+            replies = mix.WebchatReplyLog(sent_log, database.url, widgets) if widgets else ReplyLog(sent_log)
+            if isinstance(replies, mix.WebchatReplyLog):
+                stack.callback(replies.close)
+            if widgets:
+                customers = [(True, n) for n in range(args.numbers)] + [(False, c) for c in range(args.customers)]
+                out["webchat_visitor_sessions"] = mix.open_visitor_sessions(base_url, channels, customers)
+            out["warmup"] = warm_up(base_url, args, replies, workers, channels)
 
             schedule = build_schedule(
                 steps=steps_of(args),
@@ -280,6 +339,7 @@ def run_once(args: argparse.Namespace, config: str, started: datetime) -> dict[s
                 max_messages=args.max_messages,
                 secret=WEBHOOK_SECRET,
                 seed=args.seed,
+                build=channels.build_delivery,
             )
             monitor = ProcessMonitor(
                 service_roots=[pid for pid in (web.pid, workers.pid if workers else None) if pid],
@@ -322,6 +382,7 @@ def run_once(args: argparse.Namespace, config: str, started: datetime) -> dict[s
                     drive_end=drive_end,
                     end_at=drain_end,
                     drained=drained,
+                    channels=channels,
                 )
             )
             out["service_alive_at_end"] = {name: service.alive() for name, service in services.items()}
@@ -354,8 +415,11 @@ def _healthy(base_url: str, web: Service) -> bool:
         return False
 
 
-def provision(base_url: str, args: argparse.Namespace) -> None:
-    """Users, numbers, agents and credits through the REST API, as an operator and its tenants would."""
+def provision(base_url: str, args: argparse.Namespace, channels: mix.Channels | None = None) -> None:
+    """Users, numbers, agents and credits through the REST API, as an operator and its tenants would.
+
+    Each number is of its type in `channels` (WhatsApp when none), whose `ids` get every number's id."""
+    channels = channels or mix.Channels([mix.WHATSAPP], args.numbers)
     tenants = args.tenants or args.numbers
     with requests.Session() as session:
 
@@ -374,19 +438,16 @@ def provision(base_url: str, args: argparse.Namespace) -> None:
             users.append((user_id, key))
         for n in range(args.numbers):
             user_id, key = users[n % tenants]
-            number = phone_number_id(n)
-            call(
-                "POST",
-                f"/users/{user_id}/phone_numbers",
-                key,
-                {
-                    "type": "whatsapp",
-                    "phone_number_id": number,
-                    "external_number": f"+1555{n:07d}",
-                    "access_token": f"token-{number}",
-                    "display_name": f"Shop {n}",
-                },
-            )
+            kind = channels.type_of(n)
+            body: dict[str, Any] = {"type": kind, "display_name": f"Shop {n}"}
+            if kind == mix.WEBCHAT:
+                body["external_number"] = f"shop{n}.example"
+            else:
+                body["phone_number_id"] = channels.default_id(n)
+                body["access_token"] = f"token-{body['phone_number_id']}"
+                body["external_number"] = f"+1555{n:07d}" if kind == mix.WHATSAPP else f"@shop{n}"
+            number = call("POST", f"/users/{user_id}/phone_numbers", key, body)["phone_number_id"]
+            channels.ids[n] = number
             call(
                 "POST",
                 f"/users/{user_id}/agents",
@@ -395,22 +456,29 @@ def provision(base_url: str, args: argparse.Namespace) -> None:
             )
 
 
-def warm_up(base_url: str, args: argparse.Namespace, replies: ReplyLog, workers: Service | None) -> dict[str, Any]:
+def warm_up(
+    base_url: str,
+    args: argparse.Namespace,
+    replies: ReplyLog,
+    workers: Service | None,
+    channels: mix.Channels | None = None,
+) -> dict[str, Any]:
     """One message per number from a customer outside the measured set: opens pools and caches, proves the path."""
     from datetime import datetime as _datetime
 
     now = _datetime.now(UTC)
+    build = channels.build_delivery if channels is not None else build_delivery
     statuses = []
     with requests.Session() as session:
         for n in range(args.numbers):
-            delivery = build_delivery(n, n, 1, 0.0, n, WEBHOOK_SECRET, now, warmup=True)
+            delivery = build(n, n, 1, 0.0, n, WEBHOOK_SECRET, now, warmup=True)
             answer = session.post(
-                f"{base_url}/webhook/meta",
+                f"{base_url}{delivery.path or '/webhook/meta'}",
                 data=delivery.body,
-                headers={"Content-Type": "application/json", "X-Hub-Signature-256": delivery.signature},
+                headers=delivery.headers(),
                 timeout=30,
             )
-            statuses.append(answer.status_code)
+            statuses.append(accepted_status(delivery, answer.status_code))
     if any(status != 200 for status in statuses):
         raise RuntimeError(f"warm-up deliveries were not accepted: {statuses}")
     if workers is None:
@@ -464,6 +532,7 @@ def figures(
     drive_end: float,
     end_at: float,
     drained: bool,
+    channels: mix.Channels | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "load": {
@@ -488,10 +557,21 @@ def figures(
             ai_latency_s=args.ai_latency_ms / 1000,
             start_at=start_at,
             drive_end=drive_end,
+            recipient_of=mix.recipient_function(channels),
         )
         answered_at = e2e.pop("_answered_at")
         out["correctness"] = e2e.pop("correctness")
         out["e2e"] = e2e
+        if channels is not None and len(channels.types) > 1:
+            out["by_channel"] = mix.per_channel_figures(
+                schedule,
+                results,
+                replies.replies,
+                channels,
+                ai_latency_s=args.ai_latency_ms / 1000,
+                start_at=start_at,
+                drive_end=drive_end,
+            )
     per = max(1, len(answered_at) if not args.ingest_only else accepted)
     unit = "message answered" if not args.ingest_only else "delivery accepted"
     busy, capacity = monitor.machine_busy()

@@ -148,7 +148,9 @@ mcagent dev — {"embedded (in memory)" if settings.embedded else "Postgres + Re
   chat page:        {base}/dev
   admin API key:    {settings.admin_api_key}
   demo user:        {demo.user_id}   API key: {demo.api_key}
-  demo channel:     {demo.phone_number_id} (WhatsApp)   agent: {demo.agent_id}
+  demo channels:    {demo.phone_number_id} (WhatsApp, agent {demo.agent_id}), {demo.instagram_account_id} (Instagram),
+                    {demo.widget_id} (web chat)
+  widget tag:       <script src="{base}/widget.js" data-widget-id="{demo.widget_id}" async></script>
   webhook:          POST {base}{settings.webhook_path}   signing secret: {secret}
 """,
         flush=True,

@@ -2,8 +2,9 @@
 
 Embedded (no DATABASE_URL/REDIS_URL): in-memory storage, queue and locks, an in-process worker
 thread, replies recorded instead of sent to Meta, and — without OPENAI_API_KEY — the offline
-responder. A demo tenant is created at start, and the page at /dev lets a person chat with its
-agent: each message is posted to the real webhook as a signed WhatsApp delivery.
+responder. A demo tenant is created at start with one channel of each type, and the page at /dev lets a person
+chat on each: on WhatsApp and Instagram each message is posted to the real webhook as a signed delivery of
+that platform (the replies are recorded, there is no Meta account), on web chat through the real widget.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from entrypoints.http.services import container as current_container
 from entrypoints.http.signature import sign
 
 DEMO_PHONE_NUMBER_ID = "100000000000001"
+DEMO_INSTAGRAM_ACCOUNT_ID = "17841400000000001"
 DEMO_PROMPT_ID = "pmpt_demo"
 
 
@@ -42,10 +44,13 @@ class DemoTenant:
     api_key: str
     phone_number_id: str
     agent_id: str
+    instagram_account_id: str
+    widget_id: str
 
 
 def seed_demo_tenant(container: Container, run: str = "") -> DemoTenant:
-    """A user with a WhatsApp channel, an agent on it and 1,000 credits.
+    """A user with a WhatsApp number, an Instagram account and a web chat widget, an agent on each, and
+    1,000 credits.
 
     `run` makes the e-mail and channel id unique, for a database that outlives the process."""
     created = container.create_user()(CreateUserCommand(email=f"demo{run}@example.com", company_name="Demo Company"))
@@ -65,8 +70,39 @@ def seed_demo_tenant(container: Container, run: str = "") -> DemoTenant:
             user_id=user_id, name="Demo agent", prompt_id=DEMO_PROMPT_ID, phone_number_id=channel.phone_number_id
         )
     )
+    instagram = container.add_channel()(
+        AddChannelCommand(
+            user_id=user_id,
+            type=ChannelType.INSTAGRAM,
+            phone_number_id=f"{DEMO_INSTAGRAM_ACCOUNT_ID}{run}",
+            external_number="@demo.shop",
+            access_token="demo-instagram-token",
+            display_name="Demo Instagram",
+        )
+    )
+    widget = container.add_channel()(
+        AddChannelCommand(
+            user_id=user_id, type=ChannelType.WEBCHAT, external_number="localhost", display_name="Demo web chat"
+        )
+    )
+    for extra in (instagram, widget):
+        container.create_agent()(
+            CreateAgentCommand(
+                user_id=user_id,
+                name=f"Demo agent ({extra.type})",
+                prompt_id=DEMO_PROMPT_ID,
+                phone_number_id=extra.phone_number_id,
+            )
+        )
     container.top_up_credits()(TopUpCommand(user_id=user_id, amount=1000, reason="demo credits"))
-    return DemoTenant(user_id, created.api_key, channel.phone_number_id, agent.agent_id)
+    return DemoTenant(
+        user_id,
+        created.api_key,
+        channel.phone_number_id,
+        agent.agent_id,
+        instagram.phone_number_id,
+        widget.phone_number_id,
+    )
 
 
 def start_embedded_worker(container: Container, stop: threading.Event) -> threading.Thread:
@@ -122,6 +158,18 @@ def whatsapp_text(
     return whatsapp_delivery(phone_number_id, {"contacts": [contact], "messages": [message]})
 
 
+def instagram_text(account_id: str, customer: str, text: str, *, mid: str | None = None) -> dict[str, Any]:
+    """An Instagram delivery carrying one customer text message (`entry[].messaging[]`, milliseconds)."""
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    event = {
+        "sender": {"id": customer},
+        "recipient": {"id": account_id},
+        "timestamp": now_ms,
+        "message": {"mid": mid or f"aWdfZGV2{uuid.uuid4().hex}", "text": text},
+    }
+    return {"object": "instagram", "entry": [{"id": account_id, "time": now_ms, "messaging": [event]}]}
+
+
 def dev_blueprint(demo: DemoTenant) -> Blueprint:
     """The chat page and its two helpers. Registered only by `mcagent dev`."""
     blueprint = Blueprint("dev", __name__)
@@ -129,19 +177,24 @@ def dev_blueprint(demo: DemoTenant) -> Blueprint:
     @blueprint.get("/dev")
     def page() -> ResponseReturnValue:
         html = resources.files("entrypoints.http").joinpath("static/dev.html").read_text(encoding="utf-8")
-        return Response(html, mimetype="text/html")
+        return Response(html.replace("{{WIDGET_ID}}", demo.widget_id), mimetype="text/html")
 
     @blueprint.post("/dev/send")
     def send() -> ResponseReturnValue:
-        """Sign and post a WhatsApp delivery to our own webhook, as Meta would: to the demo channel, or to
-        the WhatsApp channel `phone_number_id` names (any tenant's: the documentation's examples use it)."""
+        """Sign and post a delivery to our own webhook, as Meta would: WhatsApp (the default) or Instagram
+        (`"channel": "instagram"`), to the demo channel or to the one `phone_number_id` names (any tenant's:
+        the documentation's examples use it)."""
         body = request.get_json(force=True)
+        if not isinstance(body, dict):
+            return jsonify(error={"code": "validation_failed", "message": "the body must be a JSON object"}), 422
         settings = current_container().settings()
-        delivery = whatsapp_text(
-            str(body.get("phone_number_id") or demo.phone_number_id),
-            str(body.get("customer", "15551234567")),
-            str(body.get("text", "")),
-        )
+        customer, text = str(body.get("customer") or ""), str(body.get("text", ""))
+        if body.get("channel") == "instagram":
+            account = str(body.get("phone_number_id") or demo.instagram_account_id)
+            delivery = instagram_text(account, customer or "IGSID0000000001", text)
+        else:
+            number = str(body.get("phone_number_id") or demo.phone_number_id)
+            delivery = whatsapp_text(number, customer or "15551234567", text)
         raw = json.dumps(delivery).encode()
         client = current_app.test_client()
         answer = client.post(
@@ -153,7 +206,11 @@ def dev_blueprint(demo: DemoTenant) -> Blueprint:
 
     @blueprint.get("/dev/messages")
     def messages() -> ResponseReturnValue:
-        page = current_container().tenant_queries().messages(demo.user_id, MessageQuery(limit=100))
+        channel = {"instagram": demo.instagram_account_id, "whatsapp": demo.phone_number_id}.get(
+            request.args.get("channel", "")
+        )
+        query = MessageQuery(limit=100, phone_number_id=channel)
+        page = current_container().tenant_queries().messages(demo.user_id, query)
         return jsonify(
             ai=current_container().ai().label,
             messages=[

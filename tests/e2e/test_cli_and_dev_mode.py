@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -67,6 +68,62 @@ def test_dev_mode_lets_a_person_chat_with_the_offline_responder_without_any_acco
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_dev_mode_has_one_channel_of_each_type_and_each_one_answers() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "entrypoints.cli", "dev"],
+        env=_bare_env(PORT=str(port)),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _answers(f"{base}/health"), timeout=30, what="mcagent dev")
+        page = requests.get(f"{base}/dev", timeout=5).text
+        [widget_id] = re.findall(r'data-widget-id="(wc_[0-9a-f]+)"', page)[:1]
+        assert page.count(f'data-widget-id="{widget_id}"') >= 1 and "{{WIDGET_ID}}" not in page
+
+        sent = requests.post(
+            f"{base}/dev/send",
+            json={"channel": "instagram", "customer": "IGSID42", "text": "Hi on Instagram"},
+            timeout=5,
+        )
+        assert sent.status_code == 200, sent.text
+
+        def instagram_replied() -> bool:
+            chat = requests.get(f"{base}/dev/messages", params={"channel": "instagram"}, timeout=5).json()
+            return any(m["direction"] == "outbound" and m["status"] == "sent" for m in chat["messages"])
+
+        wait_for(instagram_replied, timeout=15, what="the Instagram reply")
+        whatsapp = requests.get(f"{base}/dev/messages", params={"channel": "whatsapp"}, timeout=5).json()
+        assert whatsapp["messages"] == []  # the Instagram conversation is not shown on the WhatsApp tab
+
+        assert requests.get(f"{base}/widget.js", timeout=5).status_code == 200
+        token = requests.post(f"{base}/webchat/{widget_id}/sessions", json={}, timeout=5).json()["token"]
+        visitor = {"Authorization": f"Bearer {token}"}
+        message = {"text": "Hi from the site", "client_message_id": "dev-mode-test-0001"}
+        assert requests.post(f"{base}/webchat/{widget_id}/messages", json=message, headers=visitor, timeout=5).ok
+
+        def widget_replied() -> list[dict[str, str]]:
+            answer = requests.get(f"{base}/webchat/{widget_id}/messages", headers=visitor, timeout=5).json()
+            return [m for m in answer["messages"] if m["from"] == "agent"]
+
+        wait_for(lambda: bool(widget_replied()), timeout=15, what="the web chat reply")
+        assert "Hi from the site" in widget_replied()[0]["text"]
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=0.5).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def test_migrate_applies_the_schema_once_and_is_safe_to_run_again(database_url: str) -> None:
