@@ -184,7 +184,7 @@ def test_the_chat_works_from_the_keyboard_alone(open_shop: Callable[..., Shop], 
     page = visitors.new_page()
     page.goto(site.url)
     launcher = page.get_by_test_id("launcher")
-    expect(launcher).to_be_attached()
+    expect(launcher).to_be_visible()
 
     for _ in range(10):  # through the page's own links first
         page.keyboard.press("Tab")
@@ -281,4 +281,26 @@ def test_a_message_whose_answer_is_lost_is_sent_again_and_stored_once(
     expect(page.get_by_role("status")).to_be_hidden()
     assert _texts(page) == [("visitor", question), ("agent", echo_reply([question]))]
     assert [m["text"] for m in system.messages(tenant) if m["direction"] == "inbound"] == [question]
+    assert visitors.page_errors == []
+
+
+def test_a_page_of_a_site_the_widget_does_not_allow_shows_no_chat_button(
+    open_shop: Callable[..., Shop], visitors: Visitors
+) -> None:
+    system, tenant, site = open_shop()
+    stranger = ShopSite()  # another origin, not in the widget's allowed_origins
+    try:
+        stranger.embed(system.base_url, tenant.phone_number_id)
+        page = visitors.new_page()
+        with page.expect_console_message(lambda message: "web chat: not shown" in message.text, timeout=30_000):
+            page.goto(stranger.url)
+        expect(page.get_by_test_id("launcher")).to_be_hidden()
+        expect(page.get_by_test_id("panel")).to_be_hidden()
+    finally:
+        stranger.close()
+
+    allowed = visitors.new_page()
+    allowed.goto(site.url)
+    expect(allowed.get_by_test_id("launcher")).to_be_visible()
+    assert system.messages(tenant) == []
     assert visitors.page_errors == []

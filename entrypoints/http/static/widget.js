@@ -65,7 +65,7 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
 .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 @media (max-width: 480px) { .panel { right: 0; bottom: 0; width: 100vw; max-width: none; height: 100%; max-height: none; border-radius: 0; } }
 </style>
-<button class="launcher" type="button" data-testid="launcher" aria-label="Open chat" aria-expanded="false" aria-controls="panel">
+<button class="launcher" type="button" data-testid="launcher" aria-label="Open chat" aria-expanded="false" aria-controls="panel" hidden>
 <svg width="28" height="28" viewBox="0 0 24 24" aria-hidden="true"><path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg>
 <span class="badge" aria-hidden="true" hidden></span></button>
 <section class="panel" id="panel" role="dialog" aria-label="Chat" data-testid="panel" hidden>
@@ -85,7 +85,8 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
   let session = null; // the promise of the current session
   let renewal = null;
   let stream = null; // the AbortController of the open event stream
-  let started = false;
+  let ready = null; // the session, then the history: what the live stream waits for
+  let live = false;
   let stopped = false;
   let unread = 0;
   let typingTimer = 0;
@@ -94,8 +95,9 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
   class Unavailable extends Error {}
 
   // --- the visitor's session -------------------------------------------------------------------
-  async function openSession() {
-    for (let delay = 1000; ; delay = backoff(delay)) {
+  /** Resolves true for a visitor resumed (with a history to show), false for a new one. */
+  async function openSession(attempts = Infinity) {
+    for (let attempt = 1, delay = 1000; ; attempt++, delay = backoff(delay)) {
       let answer = null;
       try {
         answer = await fetch(`${api}/sessions`, {
@@ -107,7 +109,8 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
         keep("localStorage", tokenKey, (token = data.token));
         title.textContent = (data.widget && data.widget.title) || "Chat";
         panel.setAttribute("aria-label", title.textContent);
-        return say("");
+        say("");
+        return answer.status === 200;
       }
       const code = answer ? answer.status : 0;
       if (code === 403) throw new Unavailable("Chat is not available on this site.");
@@ -117,6 +120,8 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
         token = null; // refused outright: start as a new visitor
         continue;
       }
+      // A page the widget does not allow gets a 403 without CORS headers: to the script, like no network.
+      if (attempt >= attempts) throw new Unavailable("The chat could not be reached.");
       say("Can't reach the chat. Retrying…");
       await sleep(Math.max(delay, answer ? retryAfter(answer) * 1000 : 0));
     }
@@ -347,14 +352,27 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
     input.disabled = sendButton.disabled = true;
   }
 
-  function start() {
-    if (started) return;
-    started = true;
-    session = openSession();
-    session
-      .then(() => loadHistory().catch(() => undefined)) // what the history missed, the stream brings
-      .then(listen)
-      .catch(stop);
+  /** At load: the session (a returning visitor's resumed, with its history), then the button. A page the
+   * widget does not allow, an unknown widget or a service out of reach shows no button. */
+  function boot() {
+    session = openSession(4);
+    ready = session.then(async (resumed) => {
+      launcher.hidden = false;
+      // A reload keeps the chat open if it was, without taking the page's focus.
+      if (recall("sessionStorage", openKey)) setOpen(true, false);
+      if (resumed) await loadHistory().catch(() => undefined); // what it misses, the stream brings
+    });
+    ready.catch((error) => {
+      stopped = true;
+      console.warn(`mcagent web chat: not shown (${error.message}) — is this site in the widget's allowed_origins?`);
+    });
+  }
+
+  /** Live from the first opening on: an open page of a visitor who never chats holds no stream. */
+  function goLive() {
+    if (live) return;
+    live = true;
+    ready.then(listen).catch(stop);
   }
 
   function setOpen(open, moveFocus = true) {
@@ -363,7 +381,7 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
     keep("sessionStorage", openKey, open ? "1" : null);
     if (!open) return moveFocus && launcher.focus();
     badge.hidden = !(unread = 0);
-    start();
+    goLive();
     log.scrollTop = log.scrollHeight;
     if (moveFocus) input.focus();
   }
@@ -395,8 +413,7 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
 
   const mount = () => {
     document.body.append(host);
-    // A reload keeps the chat open if it was, without taking the page's focus.
-    if (recall("sessionStorage", openKey)) setOpen(true, false);
+    boot();
   };
   if (document.body) mount();
   else document.addEventListener("DOMContentLoaded", mount);
