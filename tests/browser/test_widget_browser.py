@@ -4,8 +4,9 @@ OpenAI stand-in).
 
 A visitor opens the chat, writes, and sees the agent's reply appear without a reload; after a reload the
 history is back; a person's reply through the API reaches the open widget live; another visitor sees none
-of it; the whole chat works from the keyboard alone; a visitor over the rate limit is told so; and on a
-bad connection a message is sent again and stored once.
+of it; the whole chat works from the keyboard alone; a visitor over the rate limit is told so; on a bad
+connection a message is sent again and stored once; and a page of a site the widget does not allow shows
+no chat button.
 """
 
 from __future__ import annotations

@@ -337,6 +337,7 @@ form button { padding: 0 16px; border-radius: 8px; background: #1d4ed8; color: #
     }
     const seconds = code === 429 && retryAfter(answer);
     if (code === 429) return note(element, `Not sent: too many messages. Try again in ${seconds ? `${seconds} s` : "a moment"}.`, retry);
+    if (code === 409) return note(element, "Not sent: this chat is not answering yet.", retry); // no agent linked
     note(element, code ? "Not sent." : "Not sent: no connection.", retry);
   }
 
