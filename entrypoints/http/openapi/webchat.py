@@ -45,7 +45,14 @@ SCHEMAS: dict[str, JsonSchema] = {
     "VisitorMessage": closed(
         {
             "id": {"type": "string"},
-            "cursor": {"type": "integer", "minimum": 0, "description": "Where to read from next to miss nothing."},
+            "cursor": {
+                "type": "integer",
+                "minimum": 0,
+                "description": (
+                    "In a history or a stream: where to read from next to miss nothing (the same for a batch). "
+                    "In the answer to a POST: the message's own position, not a point to resume from."
+                ),
+            },
             "from": {"type": "string", "enum": ["visitor", "agent"]},
             "author": nullable({"type": "string", "enum": ["ai", "human"]}),
             "text": {"type": "string"},
