@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import requests
@@ -25,7 +27,9 @@ def _bare_env(**extra: str) -> dict[str, str]:
     return {**{name: os.environ[name] for name in names if name in os.environ}, **extra}
 
 
-def test_dev_mode_lets_a_person_chat_with_the_offline_responder_without_any_account() -> None:
+@contextmanager
+def _dev_server() -> Iterator[str]:
+    """`mcagent dev` on a free port, with nothing configured; its base URL while it runs."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "entrypoints.cli", "dev"],
@@ -35,8 +39,15 @@ def test_dev_mode_lets_a_person_chat_with_the_offline_responder_without_any_acco
         stderr=subprocess.STDOUT,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
     try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_dev_mode_lets_a_person_chat_with_the_offline_responder_without_any_account() -> None:
+    with _dev_server() as base:
 
         def up() -> bool:
             try:
@@ -65,23 +76,10 @@ def test_dev_mode_lets_a_person_chat_with_the_offline_responder_without_any_acco
             f"{base}/users", json={"email": "newcomer@example.com"}, headers={"x-api-key": "dev-admin-key"}, timeout=5
         )
         assert created.status_code == 201
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def test_dev_mode_has_one_channel_of_each_type_and_each_one_answers() -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "entrypoints.cli", "dev"],
-        env=_bare_env(PORT=str(port)),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with _dev_server() as base:
         wait_for(lambda: _answers(f"{base}/health"), timeout=30, what="mcagent dev")
         page = requests.get(f"{base}/dev", timeout=5).text
         [widget_id] = re.findall(r'data-widget-id="(wc_[0-9a-f]+)"', page)[:1]
@@ -114,9 +112,6 @@ def test_dev_mode_has_one_channel_of_each_type_and_each_one_answers() -> None:
 
         wait_for(lambda: bool(widget_replied()), timeout=15, what="the web chat reply")
         assert "Hi from the site" in widget_replied()[0]["text"]
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def _answers(url: str) -> bool:
