@@ -48,14 +48,7 @@ def _dev_server() -> Iterator[str]:
 
 def test_dev_mode_lets_a_person_chat_with_the_offline_responder_without_any_account() -> None:
     with _dev_server() as base:
-
-        def up() -> bool:
-            try:
-                return requests.get(f"{base}/health", timeout=0.5).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_for(up, timeout=30, what="mcagent dev")
+        wait_for(lambda: _answers(f"{base}/health"), timeout=30, what="mcagent dev")
         assert "Dev chat" in requests.get(f"{base}/dev", timeout=5).text
         sent = requests.post(f"{base}/dev/send", json={"customer": "15557654321", "text": "Hello shop"}, timeout=5)
         assert sent.status_code == 200, sent.text
