@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,33 +35,16 @@ STREAM_SECONDS = 4
 
 def _provision_webchat(system: System, site: ShopSite) -> Tenant:
     """A business with a web chat channel on `site` (and only there), an agent on it, and credits."""
-    created = system.api("POST", "/users", json={"email": f"{uuid.uuid4().hex[:8]}@example.com"})
-    assert created.status_code == 201, created.text
-    user_id, key = created.json()["user"]["user_id"], created.json()["api_key"]
-    channel = system.api(
-        "POST",
-        f"/users/{user_id}/phone_numbers",
-        key,
-        json={
-            "type": "webchat",
-            "external_number": site.origin,
-            "display_name": "Lisbon Bikes",
-            "allowed_origins": [site.origin],
-        },
-    )
-    assert channel.status_code == 201, channel.text
-    widget_id = channel.json()["phone_number_id"]
-    assert widget_id.startswith("wc_"), widget_id
-    agent = system.api(
-        "POST",
-        f"/users/{user_id}/agents",
-        key,
-        json={"name": "Shop agent", "prompt_id": "pmpt_webchat", "phone_number_id": widget_id},
-    )
-    assert agent.status_code == 201, agent.text
-    assert system.api("POST", f"/users/{user_id}/credits", json={"amount": 1000}).status_code == 201
-    site.embed(system.base_url, widget_id)
-    return Tenant(user_id=user_id, api_key=key, phone_number_id=widget_id)
+    channel = {
+        "type": "webchat",
+        "external_number": site.origin,
+        "display_name": "Lisbon Bikes",
+        "allowed_origins": [site.origin],
+    }
+    tenant = system.provision_channel(channel, prompt_id="pmpt_webchat")
+    assert tenant.phone_number_id.startswith("wc_"), tenant.phone_number_id
+    site.embed(system.base_url, tenant.phone_number_id)
+    return tenant
 
 
 Shop = tuple[System, Tenant, ShopSite]

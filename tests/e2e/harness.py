@@ -221,30 +221,37 @@ class System:
         return answer
 
     def provision(self, *, phone_number_id: str, credits: int = 1000, prompt_version: str | None = None) -> Tenant:
+        """A business with a WhatsApp number, an agent on it and credits."""
+        channel = {
+            "type": "whatsapp",
+            "phone_number_id": phone_number_id,
+            "external_number": "+15550000000",
+            "access_token": f"token-{phone_number_id}",
+            "display_name": "Shop",
+        }
+        return self.provision_channel(
+            channel, prompt_id=f"pmpt_{phone_number_id}", credits=credits, prompt_version=prompt_version
+        )
+
+    def provision_channel(
+        self, channel: dict[str, Any], *, prompt_id: str, credits: int = 1000, prompt_version: str | None = None
+    ) -> Tenant:
+        """A business with the channel `channel` describes (the body of POST …/phone_numbers), an agent on it
+        and credits; the tenant's `phone_number_id` is the channel's (generated for web chat)."""
         created = self.api("POST", "/users", json={"email": f"{uuid.uuid4().hex[:8]}@example.com"})
         assert created.status_code == 201, created.text
         user_id = created.json()["user"]["user_id"]
         key = created.json()["api_key"]
-        channel = self.api(
-            "POST",
-            f"/users/{user_id}/phone_numbers",
-            key,
-            json={
-                "type": "whatsapp",
-                "phone_number_id": phone_number_id,
-                "external_number": "+15550000000",
-                "access_token": f"token-{phone_number_id}",
-                "display_name": "Shop",
-            },
-        )
-        assert channel.status_code == 201, channel.text
+        added = self.api("POST", f"/users/{user_id}/phone_numbers", key, json=channel)
+        assert added.status_code == 201, added.text
+        phone_number_id = added.json()["phone_number_id"]
         agent = self.api(
             "POST",
             f"/users/{user_id}/agents",
             key,
             json={
                 "name": "Shop agent",
-                "prompt_id": f"pmpt_{phone_number_id}",
+                "prompt_id": prompt_id,
                 "phone_number_id": phone_number_id,
                 **({"prompt_version": prompt_version} if prompt_version else {}),
             },

@@ -9,7 +9,6 @@ message the customer unsends while it waits is never answered.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -28,30 +27,14 @@ CUSTOMER = "IGSID00009001"
 
 
 def _provision_instagram(system: System) -> Tenant:
-    created = system.api("POST", "/users", json={"email": f"{uuid.uuid4().hex[:8]}@example.com"})
-    user_id, key = created.json()["user"]["user_id"], created.json()["api_key"]
-    channel = system.api(
-        "POST",
-        f"/users/{user_id}/phone_numbers",
-        key,
-        json={
-            "type": "instagram",
-            "phone_number_id": ACCOUNT,
-            "external_number": "@shop",
-            "access_token": "IGtoken-9001",
-            "display_name": "Shop",
-        },
-    )
-    assert channel.status_code == 201, channel.text
-    agent = system.api(
-        "POST",
-        f"/users/{user_id}/agents",
-        key,
-        json={"name": "Shop agent", "prompt_id": "pmpt_ig", "phone_number_id": ACCOUNT},
-    )
-    assert agent.status_code == 201, agent.text
-    assert system.api("POST", f"/users/{user_id}/credits", json={"amount": 1000}).status_code == 201
-    return Tenant(user_id=user_id, api_key=key, phone_number_id=ACCOUNT)
+    channel = {
+        "type": "instagram",
+        "phone_number_id": ACCOUNT,
+        "external_number": "@shop",
+        "access_token": "IGtoken-9001",
+        "display_name": "Shop",
+    }
+    return system.provision_channel(channel, prompt_id="pmpt_ig")
 
 
 def _event(mid: str, text: str, *, echo: bool = False) -> dict[str, Any]:

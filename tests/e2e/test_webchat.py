@@ -74,25 +74,9 @@ class Stream:
 
 
 def _widget(system: System) -> tuple[str, str, str]:
-    created = system.api("POST", "/users", json={"email": f"{uuid.uuid4().hex[:8]}@shop.example"})
-    user_id, key = created.json()["user"]["user_id"], created.json()["api_key"]
-    channel = system.api(
-        "POST",
-        f"/users/{user_id}/phone_numbers",
-        key,
-        json={"type": "webchat", "external_number": "shop.example", "display_name": "Shop", "allowed_origins": [SITE]},
-    )
-    assert channel.status_code == 201, channel.text
-    widget_id = channel.json()["phone_number_id"]
-    agent = system.api(
-        "POST",
-        f"/users/{user_id}/agents",
-        key,
-        json={"name": "Site", "prompt_id": "pmpt_site", "phone_number_id": widget_id},
-    )
-    assert agent.status_code == 201, agent.text
-    assert system.api("POST", f"/users/{user_id}/credits", json={"amount": 100}).status_code == 201
-    return user_id, key, widget_id
+    channel = {"type": "webchat", "external_number": "shop.example", "display_name": "Shop", "allowed_origins": [SITE]}
+    tenant = system.provision_channel(channel, prompt_id="pmpt_site", credits=100)
+    return tenant.user_id, tenant.api_key, tenant.phone_number_id
 
 
 def _visitor(system: System, widget_id: str) -> str:
