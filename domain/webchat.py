@@ -157,6 +157,11 @@ def visitor_platform_id(session: VisitorSession, client_message_id: str) -> str:
     return f"{session.visitor_id}.{client_message_id}"
 
 
+def visitor_of(platform_message_id: str) -> str:
+    """The visitor who sent the message `visitor_platform_id` named."""
+    return platform_message_id.partition(".")[0]
+
+
 # --- what the visitor sees ------------------------------------------------------------------------
 
 #: Replies the visitor sees: being handed to the widget or handed already. A failed part is never shown.

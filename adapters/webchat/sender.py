@@ -10,6 +10,7 @@ from __future__ import annotations
 from application.ports.services import IdGenerator
 from application.ports.webchat import Signal, VisitorSignals
 from domain.tenancy import Channel
+from domain.webchat import visitor_of
 
 
 class WebchatSender:
@@ -24,7 +25,5 @@ class WebchatSender:
         return self._ids.new_id("wcr")
 
     def mark_read(self, channel: Channel, platform_message_id: str, *, typing: bool = False) -> None:
-        # The platform id of a visitor's message starts with the visitor's id (domain.webchat.visitor_platform_id).
-        visitor_id = platform_message_id.partition(".")[0]
         if typing:
-            self._signals.notify(channel.phone_number_id, visitor_id, Signal.TYPING)
+            self._signals.notify(channel.phone_number_id, visitor_of(platform_message_id), Signal.TYPING)

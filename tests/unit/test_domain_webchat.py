@@ -20,6 +20,7 @@ from domain.webchat import (
     origin_allowed,
     shown_to_visitor,
     visitor_message,
+    visitor_of,
 )
 from tests.unit.domain_builders import NOW, a_message, a_part, a_route
 
@@ -129,6 +130,7 @@ def test_a_visitors_message_is_a_customers_message_of_the_widget_bound_to_the_vi
     # Another visitor choosing the same id names another message: ids never meet across visitors.
     other = visitor_message(VisitorSession.start("wc_1", "vis_2", NOW), "hi", message.raw["client_message_id"], NOW)
     assert other.platform_message_id != message.platform_message_id
+    assert visitor_of(message.platform_message_id) == "vis_1"
     for bad in ("short", "has space in it", "x" * 65, 12345678, None):
         with pytest.raises(ValidationFailed):
             visitor_message(session, "hi", bad, NOW)
