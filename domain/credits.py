@@ -20,6 +20,8 @@ MAX_TOP_UP = 10_000_000
 
 #: The reason written in the ledger for the charge of an AI turn.
 AI_TURN = "ai_turn"
+#: The reason written in the ledger for the charge of a lead extraction (CREDITS_PER_EXTRACTION).
+LEAD_EXTRACTION = "lead_extraction"
 
 
 class LedgerKind(enum.StrEnum):
@@ -41,6 +43,7 @@ class CreditMovement:
     ledger: LedgerKind | None = None
     reason: str | None = None
     turn_id: int | None = None
+    extraction_id: int | None = None
 
     @classmethod
     def hold(cls, user_id: str, amount: int) -> CreditMovement:
@@ -55,6 +58,18 @@ class CreditMovement:
         """A hold becomes a charge: the credits leave the balance and the hold at once."""
         return cls(
             user_id, balance=-amount, reserved=-amount, ledger=LedgerKind.CHARGE, reason=AI_TURN, turn_id=turn_id
+        )
+
+    @classmethod
+    def charge_extraction(cls, user_id: str, amount: int, extraction_id: int) -> CreditMovement:
+        """A lead extraction's price, taken from the balance once it is stored (no hold: it is not a reply)."""
+        return cls(
+            user_id,
+            balance=-amount,
+            reserved=0,
+            ledger=LedgerKind.CHARGE,
+            reason=LEAD_EXTRACTION,
+            extraction_id=extraction_id,
         )
 
     @classmethod
@@ -86,6 +101,10 @@ class Credits:
             raise InsufficientCredits(f"{amount} credit(s) needed, {self.available} available")
         return CreditMovement.hold(self.user_id, amount)
 
+    def can_pay(self, amount: int) -> bool:
+        """Whether `amount` can be taken now without touching what is held for replies."""
+        return amount <= self.available
+
     def apply(self, movement: CreditMovement, now: datetime) -> Credits:
         """The account after `movement`; a movement that would make either figure negative is refused."""
         if movement.user_id != self.user_id:
@@ -108,6 +127,7 @@ class LedgerEntry:
     reason: str | None
     turn_id: int | None
     created_at: datetime
+    extraction_id: int | None = None
 
 
 def check_top_up(amount: object) -> int:

@@ -121,6 +121,9 @@ class Agent:
     prompt_version: str | None
     created_at: datetime
     deleted_at: datetime | None = None
+    #: The OpenAI dashboard prompt that reads this agent's conversations for lead data; None: the built-in
+    #: instructions (`domain.extraction.BUILT_IN_INSTRUCTIONS`).
+    extraction_prompt_id: str | None = None
 
     @staticmethod
     def check_name(name: str) -> str:
@@ -149,6 +152,17 @@ class Agent:
             prompt_id=self.check_prompt_id(prompt_id),
             prompt_version=self.check_prompt_version(prompt_version),
         )
+
+    def extract_with(self, extraction_prompt_id: str | None) -> Agent:
+        """Another extraction prompt (None or empty: the built-in instructions), from the next extraction on."""
+        prompt_id = (extraction_prompt_id or "").strip()
+        if not prompt_id:
+            return evolve(self, extraction_prompt_id=None)
+        if not prompt_id.startswith("pmpt_"):
+            raise ValidationFailed(
+                "extraction_prompt_id must be an OpenAI prompt id (pmpt_…)", field="extraction_prompt_id"
+            )
+        return evolve(self, extraction_prompt_id=prompt_id)
 
     def link(self, phone_number_id: str | None) -> Agent:
         """The agent answering `phone_number_id` (None: no channel)."""
