@@ -97,6 +97,7 @@ class CreateAgentRequest:
     prompt_id: str = field(metadata=_bounded(limits.PROMPT_ID))
     phone_number_id: str | None = field(default=None, metadata=_bounded(limits.CHANNEL_ID))
     prompt_version: str | None = field(default=None, metadata=_bounded(limits.PROMPT_VERSION))
+    extraction_prompt_id: str | None = field(default=None, metadata=_bounded(limits.PROMPT_ID))
 
     def command(self, user_id: str) -> CreateAgentCommand:
         return CreateAgentCommand(
@@ -105,6 +106,7 @@ class CreateAgentRequest:
             prompt_id=self.prompt_id,
             phone_number_id=self.phone_number_id,
             prompt_version=self.prompt_version,
+            extraction_prompt_id=self.extraction_prompt_id,
         )
 
 
