@@ -160,9 +160,11 @@ class WebhookDelivery:
             TIMESTAMP_HEADER: str(int(sent_at.timestamp())),
         }
 
-    def answered(self, attempt: WebhookAttempt, accepted: bool) -> WebhookDelivery:
+    def answered(
+        self, attempt: WebhookAttempt, accepted: bool, *, first_retry: timedelta = FIRST_RETRY_AFTER
+    ) -> WebhookDelivery:
         """The delivery after one POST: delivered on a 2xx; otherwise tried again later, with the wait
-        doubling from FIRST_RETRY_AFTER up to LONGEST_WAIT, and given up once the next try would come
+        doubling from `first_retry` up to LONGEST_WAIT, and given up once the next try would come
         GIVE_UP_AFTER the notification or later."""
         if self.finished:
             raise InvalidTransition(f"delivery {self.delivery_id} is {self.status} already")
@@ -174,8 +176,22 @@ class WebhookDelivery:
         )
         if accepted:
             return evolve(tried, status=DeliveryStatus.DELIVERED, delivered_at=attempt.at, next_attempt_at=None)
-        wait = min(FIRST_RETRY_AFTER * 2 ** (tried.attempts - 1), LONGEST_WAIT)
+        # The exponent is bounded: past 2**20 any base is over LONGEST_WAIT, and timedelta would overflow.
+        wait = min(first_retry * 2 ** min(tried.attempts - 1, 20), LONGEST_WAIT)
         next_at = attempt.at + wait
         if next_at >= self.created_at + GIVE_UP_AFTER:
             return evolve(tried, status=DeliveryStatus.GIVEN_UP, next_attempt_at=None)
         return evolve(tried, next_attempt_at=next_at)
+
+    def abandoned(self, attempt: WebhookAttempt) -> WebhookDelivery:
+        """Given up without a POST: the business removed its webhook, or the notification is gone."""
+        if self.finished:
+            raise InvalidTransition(f"delivery {self.delivery_id} is {self.status} already")
+        return evolve(
+            self,
+            status=DeliveryStatus.GIVEN_UP,
+            attempts=self.attempts + 1,
+            next_attempt_at=None,
+            last_status_code=None,
+            last_error=(attempt.error or "")[:ERROR_MAX] or None,
+        )
