@@ -406,7 +406,7 @@ def test_a_worker_killed_mid_ai_call_leaves_the_message_answered_exactly_once(
     workers = system.workers
     assert workers is not None
     killed = workers.children()
-    assert len(killed) == 3, f"expected two RQ workers and the sweeper, found {killed}"
+    assert len(killed) == 4, f"expected two RQ workers, the background worker and the sweeper, found {killed}"
     for pid in killed:
         os.kill(pid, signal.SIGKILL)  # every worker and the sweeper, mid-job, no goodbye
     killed_at = time.monotonic()
@@ -416,9 +416,9 @@ def test_a_worker_killed_mid_ai_call_leaves_the_message_answered_exactly_once(
     wait_for(lambda: _deaths_by_sigkill(system) >= set(killed), timeout=10, what="the supervisor to see the kills")
     assert all(_is_gone(pid) for pid in killed)
     wait_for(
-        lambda: len(restarted := workers.children()) == 3 and not set(restarted) & set(killed),
+        lambda: len(restarted := workers.children()) == 4 and not set(restarted) & set(killed),
         timeout=10,
-        what="three new worker processes",
+        what="four new worker processes",
     )
 
     # The lock of the dead worker (and the sweeper's leadership) expire after LOCK_TTL_MS, the turn is
