@@ -72,12 +72,6 @@ MAX_ATTEMPTS = 8
 CLAIM_FOR = timedelta(minutes=10)
 
 
-def check_interval(interval: timedelta) -> timedelta:
-    if interval < timedelta(seconds=1):
-        raise ValidationFailed("the extraction interval must be at least one second", field="EXTRACTION_INTERVAL")
-    return interval
-
-
 @frozen
 class LeadActivity:
     """A conversation as extraction sees it: how far it goes, how far its last extraction went, and the

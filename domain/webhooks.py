@@ -172,3 +172,16 @@ class WebhookDelivery:
         if next_at >= self.created_at + GIVE_UP_AFTER:
             return evolve(tried, status=DeliveryStatus.GIVEN_UP, next_attempt_at=None)
         return evolve(tried, next_attempt_at=next_at)
+
+    def abandoned(self, attempt: WebhookAttempt) -> WebhookDelivery:
+        """Given up without a POST: the business removed its webhook, or the notification is gone."""
+        if self.finished:
+            raise InvalidTransition(f"delivery {self.delivery_id} is {self.status} already")
+        return evolve(
+            self,
+            status=DeliveryStatus.GIVEN_UP,
+            attempts=self.attempts + 1,
+            next_attempt_at=None,
+            last_status_code=None,
+            last_error=(attempt.error or "")[:ERROR_MAX] or None,
+        )

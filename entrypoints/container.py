@@ -21,6 +21,7 @@ from adapters.crypto import FernetTokenCipher
 from adapters.memory.message_store import InMemoryMessageStore
 from adapters.memory.rejected_deliveries import InMemoryRejectedDeliveries
 from adapters.memory.services import (
+    InMemoryBackgroundJobs,
     InMemoryBalanceCache,
     InMemoryJobQueue,
     InMemoryLocks,
@@ -35,7 +36,8 @@ from adapters.memory.unit_of_work import InMemoryUnitOfWork
 from adapters.meta.instagram import InstagramSender
 from adapters.meta.senders import SendersByType
 from adapters.meta.whatsapp import WhatsAppCloudSender, graph_outage
-from adapters.openai.offline import OfflineResponder
+from adapters.openai.extractor import OpenAIExtractor
+from adapters.openai.offline import OfflineExtractor, OfflineResponder
 from adapters.openai.responder import OpenAIResponder
 from adapters.openai.responder import is_outage as openai_outage
 from adapters.postgres.channel_tokens import PostgresChannelTokens
@@ -47,11 +49,14 @@ from adapters.postgres.unit_of_work import PostgresUnitOfWork
 from adapters.redis.cache import RedisBalanceCache, RedisRouteCache
 from adapters.redis.client import redis_client
 from adapters.redis.locks import RedisLocks
+from adapters.rq.background import RqBackgroundJobs
 from adapters.rq.queue import RqJobQueue
 from adapters.webchat.rate_limits import WindowRateLimits
 from adapters.webchat.sender import WebchatSender
 from adapters.webchat.signals import InProcessSignals, RedisSignals
 from adapters.webchat.tokens import SignedVisitorTokens
+from adapters.webhooks.sender import RequestsWebhookSender
+from application.notifying import Notifier, ScheduleWebhookDeliveries
 from application.reply_delivery import ReplyDelivery
 from application.routes import ChannelRoutes
 from application.use_cases.add_channel import AddChannel
@@ -63,7 +68,10 @@ from application.use_cases.create_agent import CreateAgent
 from application.use_cases.create_user import CreateUser
 from application.use_cases.delete_agent import DeleteAgent
 from application.use_cases.delete_channel import DeleteChannel
+from application.use_cases.deliver_webhook import DeliverWebhook
+from application.use_cases.extract_lead import ExtractLead
 from application.use_cases.handle_inbound_message import HandleInboundMessage
+from application.use_cases.notify_account_events import NotifyAccountEvents
 from application.use_cases.process_pending_messages import ProcessPendingMessages, TurnPolicy
 from application.use_cases.read_visitor_timeline import ReadVisitorTimeline
 from application.use_cases.record_business_echo import RecordBusinessEcho
@@ -72,6 +80,7 @@ from application.use_cases.reject_delivery import RejectDelivery
 from application.use_cases.relink_agent import RelinkAgent
 from application.use_cases.resume_ended_pauses import ResumeEndedPauses
 from application.use_cases.retry_message import RetryMessage
+from application.use_cases.schedule_extractions import ScheduleExtractions
 from application.use_cases.send_human_reply import SendHumanReply
 from application.use_cases.send_visitor_message import SendVisitorMessage
 from application.use_cases.start_visitor_session import StartVisitorSession
@@ -368,6 +377,63 @@ class Container(containers.DeclarativeContainer):
     read_visitor_timeline = providers.Singleton(ReadVisitorTimeline, uow)
     resume_ended_pauses = providers.Singleton(
         ResumeEndedPauses, turn_store, uow, queue, clock, ordering=settings.provided.ordering_scope
+    )
+
+    # Lead extraction and notifications: background work, on a queue of its own.
+    background_jobs = providers.Selector(
+        mode,
+        embedded=providers.Singleton(InMemoryBackgroundJobs),
+        production=providers.Singleton(
+            RqBackgroundJobs,
+            connection=redis,
+            queue_name=settings.provided.queue_name,
+            job_timeout_s=providers.Callable(
+                lambda s: int((s.openai_timeout_ms * (s.openai_max_retries + 1)) / 1000) + 300, settings
+            ),
+        ),
+    )
+    extractor = providers.Selector(
+        providers.Callable(_ai_mode, settings),
+        offline=providers.Singleton(OfflineExtractor),
+        openai=providers.Singleton(
+            OpenAIExtractor,
+            api_key=settings.provided.openai_api_key,
+            base_url=settings.provided.openai_base_url,
+            timeout_ms=settings.provided.openai_timeout_ms,
+            max_retries=settings.provided.openai_max_retries,
+            backoff_base_ms=settings.provided.openai_backoff_ms,
+            circuit=openai_circuit,
+            model=settings.provided.extraction_model,
+        ),
+    )
+    webhook_sender = providers.Singleton(
+        RequestsWebhookSender,
+        timeout_ms=settings.provided.outgoing_webhook_timeout_ms,
+        allow_private=settings.provided.outgoing_webhook_allow_private,
+    )
+    notifier = providers.Singleton(Notifier, ids)
+    schedule_webhook_deliveries = providers.Singleton(ScheduleWebhookDeliveries, uow, background_jobs, clock)
+    deliver_webhook = providers.Singleton(DeliverWebhook, uow, webhook_sender, clock)
+    schedule_extractions = providers.Singleton(
+        ScheduleExtractions,
+        uow,
+        background_jobs,
+        clock,
+        interval=providers.Callable(lambda s: timedelta(milliseconds=s.extraction_interval_ms), settings),
+    )
+    extract_lead = providers.Singleton(
+        ExtractLead,
+        uow,
+        extractor,
+        locks,
+        notifier,
+        schedule_webhook_deliveries,
+        balance_cache,
+        clock,
+        credits_per_extraction=settings.provided.credits_per_extraction,
+    )
+    notify_account_events = providers.Singleton(
+        NotifyAccountEvents, uow, notifier, schedule_webhook_deliveries, clock
     )
 
 

@@ -10,6 +10,7 @@ that platform (the replies are recorded, there is no Meta account), on web chat 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -21,17 +22,22 @@ from attrs import frozen
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from adapters.memory.services import InMemoryJobQueue
+from adapters.memory.services import InMemoryBackgroundJobs, InMemoryJobQueue
 from application.ports.repositories import MessageQuery
 from application.use_cases.add_channel import AddChannelCommand
 from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreateUserCommand
+from application.use_cases.deliver_webhook import DeliverWebhookCommand
+from application.use_cases.extract_lead import ExtractLeadCommand
 from application.use_cases.process_pending_messages import ProcessScope
 from application.use_cases.top_up_credits import TopUpCommand
 from domain.channels import ChannelType
 from entrypoints.container import Container
 from entrypoints.http.services import container as current_container
 from entrypoints.http.signature import sign
+from entrypoints.worker.main import sweep_once, sweeps_of
+
+log = logging.getLogger(__name__)
 
 DEMO_PHONE_NUMBER_ID = "100000000000001"
 DEMO_INSTAGRAM_ACCOUNT_ID = "17841400000000001"
@@ -106,12 +112,11 @@ def seed_demo_tenant(container: Container, run: str = "") -> DemoTenant:
 
 
 def start_embedded_worker(container: Container, stop: threading.Event) -> threading.Thread:
-    """Work the in-memory queue in a thread, and sweep for stalled work now and then."""
+    """Work the in-memory queue in a thread, background jobs in another, and sweep now and then."""
     queue = container.queue()
     assert isinstance(queue, InMemoryJobQueue)
     process = container.process_pending_messages()
-    recover = container.recover_stalled_work()
-    resume_pauses = container.resume_ended_pauses()
+    sweeps = sweeps_of(container)
     sweep_every_s = container.settings().recovery_interval_ms / 1000
 
     def work() -> None:
@@ -121,13 +126,34 @@ def start_embedded_worker(container: Container, stop: threading.Event) -> thread
             if scope_key is not None:
                 process(ProcessScope(scope_key))
             if time.monotonic() >= next_sweep:
-                resume_pauses()
-                recover()
+                for sweep in sweeps:
+                    sweep_once(sweep)
                 next_sweep = time.monotonic() + sweep_every_s
 
     thread = threading.Thread(target=work, name="embedded-worker", daemon=True)
     thread.start()
+    threading.Thread(target=_work_background, args=(container, stop), name="embedded-background", daemon=True).start()
     return thread
+
+
+def _work_background(container: Container, stop: threading.Event) -> None:
+    """Extractions and webhook deliveries, apart from the replies as in production."""
+    jobs = container.background_jobs()
+    assert isinstance(jobs, InMemoryBackgroundJobs)
+    extract, deliver = container.extract_lead(), container.deliver_webhook()
+    while not stop.is_set():
+        job = jobs.take()
+        if job is None:
+            stop.wait(0.2)
+            continue
+        try:
+            if job[0] == "extraction":
+                extract(ExtractLeadCommand(job[1]))
+            else:
+                deliver(DeliverWebhookCommand(job[1]))
+        except Exception:
+            # As an RQ job would: the failure is logged, the claim runs out, and the sweep tries again.
+            log.exception("background_job_failed", extra={"job": job[0], "id": job[1]})
 
 
 def whatsapp_delivery(phone_number_id: str, value: dict[str, Any]) -> dict[str, Any]:

@@ -69,6 +69,11 @@ class Settings:
     recovery_after_ms: int
     cache_ttl_s: int
     extraction_interval_ms: int
+    credits_per_extraction: int
+    extraction_model: str
+    background_worker_threads: int
+    outgoing_webhook_timeout_ms: int
+    outgoing_webhook_allow_private: bool
     log_level: str
     log_format: str
     correlation_id_header: str
@@ -152,7 +157,14 @@ class Settings:
             recovery_interval_ms=reader.integer("RECOVERY_INTERVAL_MS", 10_000, minimum=100),
             recovery_after_ms=reader.integer("RECOVERY_AFTER_MS", 30_000, minimum=100),
             cache_ttl_s=reader.integer("CACHE_TTL_SECONDS", 300, minimum=1),
-            extraction_interval_ms=reader.integer("EXTRACTION_INTERVAL", 300_000, minimum=1_000),
+            extraction_interval_ms=reader.integer("EXTRACTION_INTERVAL", 600_000, minimum=1_000),
+            credits_per_extraction=reader.integer("CREDITS_PER_EXTRACTION", 0, minimum=0),
+            extraction_model=reader.text("EXTRACTION_MODEL", "gpt-4.1-mini") or "gpt-4.1-mini",
+            background_worker_threads=reader.integer("BACKGROUND_WORKER_THREADS", 4, minimum=1),
+            outgoing_webhook_timeout_ms=reader.integer("OUTGOING_WEBHOOK_TIMEOUT", 5_000, minimum=100),
+            # Tests and a business receiving on its own network allow it; the default keeps the service from
+            # being pointed at the operator's private network through a webhook URL.
+            outgoing_webhook_allow_private=reader.boolean("OUTGOING_WEBHOOK_ALLOW_PRIVATE", dev),
             log_level=reader.choice_text("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=reader.choice_text("LOG_FORMAT", "json", ("json", "console")),
             correlation_id_header=reader.text("CORRELATION_ID_HEADER", "x-correlation-id") or "x-correlation-id",

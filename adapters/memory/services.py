@@ -42,6 +42,30 @@ class InMemoryJobQueue:
             return self.jobs.popleft() if self.jobs else None
 
 
+class InMemoryBackgroundJobs:
+    """Background jobs wait in a deque, like `InMemoryJobQueue`: `("extraction", id)` or `("webhook", id)`."""
+
+    def __init__(self) -> None:
+        self.jobs: deque[tuple[str, int]] = deque()
+        self.enqueued: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+
+    def enqueue_extraction(self, conversation_id: int) -> None:
+        self._add(("extraction", conversation_id))
+
+    def enqueue_webhook(self, delivery_id: int) -> None:
+        self._add(("webhook", delivery_id))
+
+    def _add(self, job: tuple[str, int]) -> None:
+        with self._lock:
+            self.jobs.append(job)
+            self.enqueued.append(job)
+
+    def take(self) -> tuple[str, int] | None:
+        with self._lock:
+            return self.jobs.popleft() if self.jobs else None
+
+
 @define
 class _Handle:
     _locks: InMemoryLocks

@@ -35,3 +35,17 @@ def process_scope(scope_key: str, correlation_id: str | None = None) -> int:
     with contextlib.suppress(QueueUnavailable):
         container.queue().taken(scope_key)
     return container.process_pending_messages()(ProcessScope(scope_key, correlation_id))
+
+
+def extract_lead(conversation_id: int) -> bool:
+    """Read one conversation for its lead data (background queue). Safe to run twice, or concurrently."""
+    from application.use_cases.extract_lead import ExtractLeadCommand
+
+    return _bound().extract_lead()(ExtractLeadCommand(conversation_id)) is not None
+
+
+def deliver_webhook(delivery_id: int) -> bool:
+    """One attempt of one webhook delivery (background queue). Safe to run twice."""
+    from application.use_cases.deliver_webhook import DeliverWebhookCommand
+
+    return _bound().deliver_webhook()(DeliverWebhookCommand(delivery_id)) is not None

@@ -8,7 +8,8 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from entrypoints.container import build_container
+from adapters.rq.background import background_queue_name
+from entrypoints.container import Container, build_container
 from entrypoints.logging_setup import configure_logging
 from entrypoints.schema_check import wait_for_current_schema
 from entrypoints.settings import Settings
@@ -20,6 +21,11 @@ from entrypoints.worker.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 SWEEPER_LOCK = "mcagent:sweeper"
+
+#: The supervisor's children: the sweeper, the background worker, then the reply workers.
+SWEEPER = 0
+BACKGROUND = 1
+REPLY_WORKERS_FROM = 2
 
 
 def run_workers(settings: Settings) -> None:
@@ -34,8 +40,15 @@ def run_workers(settings: Settings) -> None:
 
     def child(index: int) -> None:
         configure_logging(settings.log_level, settings.log_format)
-        if index == 0:
+        if index == SWEEPER:
             run_sweeper(settings)
+        elif index == BACKGROUND:
+            run_rq_worker(
+                _required(settings.redis_url),
+                background_queue_name(settings.queue_name),
+                on_start=lambda: _start_container(settings),
+                threads=settings.background_worker_threads,
+            )
         else:
             run_rq_worker(
                 _required(settings.redis_url),
@@ -44,8 +57,9 @@ def run_workers(settings: Settings) -> None:
                 threads=settings.worker_threads,
             )
 
-    # Child 0 is the sweeper; the pool of RQ workers is children 1..n and is what scales.
-    Supervisor(child, settings.worker_concurrency + 1, scale=_scaler(settings)).run()
+    # Child 0 is the sweeper, child 1 the background worker (extractions, webhooks: never in a reply's
+    # way); the pool of reply workers is children 2..n+1 and is what scales.
+    Supervisor(child, settings.worker_concurrency + REPLY_WORKERS_FROM, scale=_scaler(settings)).run()
 
 
 def _scaler(settings: Settings) -> Callable[[int], int] | None:
@@ -65,8 +79,8 @@ def _scaler(settings: Settings) -> Callable[[int], int] | None:
     queue = RqJobQueue(redis_client(_required(settings.redis_url), socket_timeout_s=2.0), settings.queue_name, "", 0)
 
     def scale(processes: int) -> int:
-        workers = policy.decide(processes - 1, queue.queue_depth(), queue.oldest_job_age_s())
-        return workers + 1
+        workers = policy.decide(processes - REPLY_WORKERS_FROM, queue.queue_depth(), queue.oldest_job_age_s())
+        return workers + REPLY_WORKERS_FROM
 
     return scale
 
@@ -84,8 +98,7 @@ def run_sweeper(settings: Settings, stop: threading.Event | None = None) -> None
     container = build_container(settings)
     container.init_resources()
     locks = container.locks()
-    recover = container.recover_stalled_work()
-    resume_pauses = container.resume_ended_pauses()
+    sweeps = sweeps_of(container)
     interval_s = settings.recovery_interval_ms / 1000
     try:
         while not stop.is_set():
@@ -93,8 +106,8 @@ def run_sweeper(settings: Settings, stop: threading.Event | None = None) -> None
             if leadership is not None:
                 try:
                     while not stop.is_set() and not leadership.lost:
-                        _sweep_once(resume_pauses)
-                        _sweep_once(recover)
+                        for sweep in sweeps:
+                            sweep_once(sweep)
                         stop.wait(interval_s)
                 finally:
                     leadership.release()
@@ -103,7 +116,19 @@ def run_sweeper(settings: Settings, stop: threading.Event | None = None) -> None
         container.shutdown_resources()
 
 
-def _sweep_once(recover: Callable[[], int]) -> None:
+def sweeps_of(container: Container) -> list[Callable[[], int]]:
+    """What each sweep does, in order: end pauses that ran out, queue stalled replies again, then the
+    background work found by the database (due extractions, the account's notifications, webhook retries)."""
+    return [
+        container.resume_ended_pauses(),
+        container.recover_stalled_work(),
+        container.schedule_extractions(),
+        container.notify_account_events(),
+        container.schedule_webhook_deliveries(),
+    ]
+
+
+def sweep_once(recover: Callable[[], int]) -> None:
     try:
         recover()
     except Exception:
