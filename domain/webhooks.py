@@ -153,9 +153,11 @@ class WebhookDelivery:
             TIMESTAMP_HEADER: str(int(sent_at.timestamp())),
         }
 
-    def answered(self, attempt: WebhookAttempt, accepted: bool) -> WebhookDelivery:
+    def answered(
+        self, attempt: WebhookAttempt, accepted: bool, *, first_retry: timedelta = FIRST_RETRY_AFTER
+    ) -> WebhookDelivery:
         """The delivery after one POST: delivered on a 2xx; otherwise tried again later, with the wait
-        doubling from FIRST_RETRY_AFTER up to LONGEST_WAIT, and given up once the next try would come
+        doubling from `first_retry` up to LONGEST_WAIT, and given up once the next try would come
         GIVE_UP_AFTER the notification or later."""
         if self.finished:
             raise InvalidTransition(f"delivery {self.delivery_id} is {self.status} already")
@@ -167,7 +169,7 @@ class WebhookDelivery:
         )
         if accepted:
             return evolve(tried, status=DeliveryStatus.DELIVERED, delivered_at=attempt.at, next_attempt_at=None)
-        wait = min(FIRST_RETRY_AFTER * 2 ** (tried.attempts - 1), LONGEST_WAIT)
+        wait = min(first_retry * 2 ** (tried.attempts - 1), LONGEST_WAIT)
         next_at = attempt.at + wait
         if next_at >= self.created_at + GIVE_UP_AFTER:
             return evolve(tried, status=DeliveryStatus.GIVEN_UP, next_attempt_at=None)

@@ -413,7 +413,13 @@ class Container(containers.DeclarativeContainer):
     )
     notifier = providers.Singleton(Notifier, ids)
     schedule_webhook_deliveries = providers.Singleton(ScheduleWebhookDeliveries, uow, background_jobs, clock)
-    deliver_webhook = providers.Singleton(DeliverWebhook, uow, webhook_sender, clock)
+    deliver_webhook = providers.Singleton(
+        DeliverWebhook,
+        uow,
+        webhook_sender,
+        clock,
+        first_retry=providers.Callable(lambda s: timedelta(milliseconds=s.outgoing_webhook_retry_ms), settings),
+    )
     schedule_extractions = providers.Singleton(
         ScheduleExtractions,
         uow,
@@ -432,9 +438,7 @@ class Container(containers.DeclarativeContainer):
         clock,
         credits_per_extraction=settings.provided.credits_per_extraction,
     )
-    notify_account_events = providers.Singleton(
-        NotifyAccountEvents, uow, notifier, schedule_webhook_deliveries, clock
-    )
+    notify_account_events = providers.Singleton(NotifyAccountEvents, uow, notifier, schedule_webhook_deliveries, clock)
 
 
 def build_container(settings: Settings) -> Container:

@@ -74,6 +74,7 @@ class Settings:
     background_worker_threads: int
     outgoing_webhook_timeout_ms: int
     outgoing_webhook_allow_private: bool
+    outgoing_webhook_retry_ms: int
     log_level: str
     log_format: str
     correlation_id_header: str
@@ -165,6 +166,7 @@ class Settings:
             # Tests and a business receiving on its own network allow it; the default keeps the service from
             # being pointed at the operator's private network through a webhook URL.
             outgoing_webhook_allow_private=reader.boolean("OUTGOING_WEBHOOK_ALLOW_PRIVATE", dev),
+            outgoing_webhook_retry_ms=reader.integer("OUTGOING_WEBHOOK_RETRY_MS", 30_000, minimum=100),
             log_level=reader.choice_text("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             log_format=reader.choice_text("LOG_FORMAT", "json", ("json", "console")),
             correlation_id_header=reader.text("CORRELATION_ID_HEADER", "x-correlation-id") or "x-correlation-id",

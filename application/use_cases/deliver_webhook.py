@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from attrs import frozen
 
 from application.ports.leads import WebhookSender
 from application.ports.repositories import UnitOfWork
 from application.ports.services import Clock
-from domain.webhooks import WebhookAttempt, WebhookDelivery
+from domain.webhooks import FIRST_RETRY_AFTER, WebhookAttempt, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,18 @@ class DeliverWebhookCommand:
 
 
 class DeliverWebhook:
-    def __init__(self, uow: Callable[[], UnitOfWork], sender: WebhookSender, clock: Clock) -> None:
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        sender: WebhookSender,
+        clock: Clock,
+        *,
+        first_retry: timedelta = FIRST_RETRY_AFTER,
+    ) -> None:
         self._uow = uow
         self._sender = sender
         self._clock = clock
+        self._first_retry = first_retry
 
     def __call__(self, command: DeliverWebhookCommand) -> WebhookDelivery | None:
         """The delivery after this attempt; None when there was nothing to do."""
@@ -55,7 +64,7 @@ class DeliverWebhook:
             current = uow.webhooks.delivery(command.delivery_id)
             if current is None or current.finished or current.attempts != delivery.attempts:
                 return None  # another worker saved an attempt meanwhile
-            after = current.answered(attempt, response.accepted)
+            after = current.answered(attempt, response.accepted, first_retry=self._first_retry)
             uow.webhooks.save_attempt(after, attempt)
             uow.commit()
         log.info(
