@@ -16,10 +16,13 @@ from attrs import define, evolve, field
 
 from domain.conversations import Conversation
 from domain.credits import CreditMovement, Credits, LedgerEntry
+from domain.extraction import Extraction, LeadActivity
 from domain.messages import Direction, Message
+from domain.notifications import Notification, NotificationSettings
 from domain.relink import Archived
 from domain.tenancy import Agent, Channel, User
 from domain.turns import StatusChange, Turn
+from domain.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 #: `updated_at` of an account that was never credited.
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
@@ -41,6 +44,18 @@ class Tables:
     reply_keys: dict[tuple[int, str], tuple[int, ...]] = field(factory=dict)
     counters: dict[str, int] = field(factory=dict)
     archives: dict[int, Archived] = field(factory=dict)
+    #: A conversation's extraction state as last saved, by conversation id: only its extraction fields
+    #: count (`extracted_through`, `claimed_until`, `attempts`, `last_failure`); the rest is read from
+    #: the conversation, as the columns of one row are in PostgreSQL.
+    extraction_states: dict[int, LeadActivity] = field(factory=dict)
+    extractions: dict[int, Extraction] = field(factory=dict)
+    notifications: dict[int, Notification] = field(factory=dict)
+    notification_settings: dict[str, NotificationSettings] = field(factory=dict)
+    webhook_endpoints: dict[str, WebhookEndpoint] = field(factory=dict)
+    webhook_deliveries: dict[int, WebhookDelivery] = field(factory=dict)
+    #: Until when a worker holds a delivery (the entity does not carry it: holding is storage's business).
+    webhook_claims: dict[int, datetime] = field(factory=dict)
+    webhook_attempts: dict[int, tuple[WebhookAttempt, ...]] = field(factory=dict)
 
     def next_id(self, name: str) -> int:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -67,6 +82,7 @@ class Tables:
             reason=movement.reason,
             turn_id=movement.turn_id,
             created_at=now,
+            extraction_id=movement.extraction_id,
         )
         self.ledger[entry.entry_id] = entry
         return entry

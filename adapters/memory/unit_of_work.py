@@ -9,10 +9,14 @@ from adapters.memory.agents import InMemoryAgentsRepository
 from adapters.memory.channels import InMemoryChannelsRepository
 from adapters.memory.conversations import InMemoryConversationsRepository
 from adapters.memory.credits import InMemoryCreditsRepository
+from adapters.memory.extractions import InMemoryExtractionsRepository
 from adapters.memory.messages import InMemoryMessagesRepository
+from adapters.memory.notifications import InMemoryNotificationsRepository
 from adapters.memory.seats import InMemorySeatsRepository
 from adapters.memory.tables import InMemoryStore, Tables
 from adapters.memory.users import InMemoryUsersRepository
+from adapters.memory.webhooks import InMemoryWebhooksRepository
+from application.ports.lead_storage import ExtractionsRepository, NotificationsRepository, WebhooksRepository
 from application.ports.repositories import (
     AgentsRepository,
     ChannelsRepository,
@@ -39,6 +43,9 @@ class InMemoryUnitOfWork:
         self.conversations: ConversationsRepository = InMemoryConversationsRepository(store)
         self.messages: MessagesRepository = InMemoryMessagesRepository(store)
         self.seats: SeatsRepository = InMemorySeatsRepository(store)
+        self.extractions: ExtractionsRepository = InMemoryExtractionsRepository(store)
+        self.notifications: NotificationsRepository = InMemoryNotificationsRepository(store)
+        self.webhooks: WebhooksRepository = InMemoryWebhooksRepository(store)
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()

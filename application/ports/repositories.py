@@ -12,6 +12,7 @@ from typing import Generic, Protocol, Self, TypeVar
 
 from attrs import frozen
 
+from application.ports.lead_storage import ExtractionsRepository, NotificationsRepository, WebhooksRepository
 from domain.channels import BotState
 from domain.conversations import Conversation
 from domain.credits import CreditMovement, Credits, LedgerEntry
@@ -211,6 +212,9 @@ class UnitOfWork(Protocol):
     conversations: ConversationsRepository
     messages: MessagesRepository
     seats: SeatsRepository
+    extractions: ExtractionsRepository
+    notifications: NotificationsRepository
+    webhooks: WebhooksRepository
 
     def __enter__(self) -> Self: ...
 
