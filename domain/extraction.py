@@ -93,8 +93,8 @@ class LeadActivity:
         return self.last_sequence_no > self.extracted_through
 
     def is_due(self, now: datetime, interval: timedelta) -> bool:
-        """Quiet for `interval`, with messages the last extraction did not cover, not taken by a worker
-        (or its claim ran out), and not given up (a new message starts the tries again)."""
+        """Quiet for `interval`, with messages the last extraction did not cover (or give up on), and not
+        taken by a worker (or its claim ran out)."""
         return (
             self.has_new_messages
             and self.last_message_at <= quiet_before(now, interval)
@@ -107,11 +107,27 @@ class LeadActivity:
 
     def extracted(self, through: int) -> LeadActivity:
         """Done up to message `through`; what the customer writes after it makes the conversation due again."""
-        return evolve(self, extracted_through=max(self.extracted_through, through), claimed_until=None, attempts=0)
+        return evolve(
+            self,
+            extracted_through=max(self.extracted_through, through),
+            claimed_until=None,
+            attempts=0,
+            last_failure=None,
+        )
 
-    def failed(self, reason: str, now: datetime, *, retryable: bool) -> LeadActivity:
-        """Try again after a doubling wait; a refusal (not retryable) is not tried again until new messages."""
-        attempts = self.attempts + 1 if retryable else MAX_ATTEMPTS
+    def failed(self, reason: str, now: datetime, *, retryable: bool, through: int) -> LeadActivity:
+        """After a failed reading of the messages up to `through`: tried again after a doubling wait; after
+        MAX_ATTEMPTS tries, or at once when the AI refused the request itself, those messages are given up
+        and the conversation waits for the customer to write again (the next reading covers everything)."""
+        attempts = self.attempts + 1
+        if not retryable or attempts >= MAX_ATTEMPTS:
+            return evolve(
+                self,
+                extracted_through=max(self.extracted_through, through),
+                claimed_until=None,
+                attempts=0,
+                last_failure=reason[:1000],
+            )
         wait = min(FIRST_RETRY_AFTER * 2 ** (attempts - 1), LONGEST_WAIT)
         return evolve(self, attempts=attempts, claimed_until=now + wait, last_failure=reason[:1000])
 

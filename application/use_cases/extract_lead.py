@@ -69,7 +69,7 @@ class ExtractLead:
             try:
                 answer = self._extractor.extract(reading.request)
             except ExtractionFailed as failure:
-                self._failed(command.conversation_id, failure.reason, retryable=failure.retryable)
+                self._failed(reading.activity, failure.reason, retryable=failure.retryable)
                 return None
             fields = LeadFields.from_answer(answer.fields, written_at=reading.activity.last_message_at)
             return self._keep(reading, fields, answer.response_id, answer.input_tokens, answer.output_tokens)
@@ -83,7 +83,9 @@ class ExtractLead:
                 return None
             if self._price and not uow.credits.get(activity.user_id).can_pay(self._price):
                 uow.extractions.save_activity(
-                    activity.failed("insufficient_credits", self._clock.now(), retryable=True)
+                    activity.failed(
+                        "insufficient_credits", self._clock.now(), retryable=True, through=activity.last_sequence_no
+                    )
                 )
                 uow.commit()
                 log.warning("extraction_refused", extra={"conversation_id": conversation_id, "reason": "credits"})
@@ -157,11 +159,14 @@ class ExtractLead:
         )
         return extraction
 
-    def _failed(self, conversation_id: int, reason: str, *, retryable: bool) -> None:
+    def _failed(self, read: LeadActivity, reason: str, *, retryable: bool) -> None:
         with self._uow() as uow:
-            activity = uow.extractions.activity(conversation_id)
+            activity = uow.extractions.activity(read.conversation_id)
             if activity is None:
                 return
-            uow.extractions.save_activity(activity.failed(reason, self._clock.now(), retryable=retryable))
+            now = self._clock.now()
+            uow.extractions.save_activity(
+                activity.failed(reason, now, retryable=retryable, through=read.last_sequence_no)
+            )
             uow.commit()
-        log.warning("extraction_failed", extra={"conversation_id": conversation_id, "reason": reason})
+        log.warning("extraction_failed", extra={"conversation_id": read.conversation_id, "reason": reason})
