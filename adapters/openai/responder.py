@@ -104,12 +104,7 @@ class OpenAIResponder:
             raise AIRequestFailed(f"OpenAI {operation} failed: {reason}", retryable=False) from None
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(
-            multiplier=self._backoff_base_s, max=self._backoff_max_s, jitter=self._backoff_base_s
-        )(state)
-        error = state.outcome.exception() if state.outcome else None
-        # A 429 may say how long to wait; waiting less only earns another 429.
-        return min(max(backoff, _retry_after_s(error)), self._backoff_max_s)
+        return wait_before_retry(state, base_s=self._backoff_base_s, max_s=self._backoff_max_s)
 
     def _before_sleep(self, operation: str, state: RetryCallState, budget: _Budget) -> None:
         """Count the wait against the budget, and say why we wait."""
@@ -125,8 +120,7 @@ class OpenAIResponder:
         )
 
     def _scrub(self, text: str) -> str:
-        # OpenAI echoes part of a rejected key in its 401 message; never pass a key on to logs or the database.
-        return text.replace(self._api_key, "***") if self._api_key else text
+        return scrub_key(text, self._api_key)
 
 
 class _Budget:
@@ -317,6 +311,18 @@ def describe(error: BaseException) -> str:
         cause = error.__cause__
         return f"could not connect to OpenAI ({cause or error.message})"
     return f"{type(error).__name__}: {error}"
+
+
+def wait_before_retry(state: RetryCallState, *, base_s: float, max_s: float) -> float:
+    """Exponential backoff with jitter, at least what a 429 says in retry-after, and at most `max_s`."""
+    backoff = wait_exponential_jitter(multiplier=base_s, max=max_s, jitter=base_s)(state)
+    # A 429 may say how long to wait; waiting less only earns another 429.
+    return min(max(backoff, _retry_after_s(_error_of(state))), max_s)
+
+
+def scrub_key(text: str, api_key: str) -> str:
+    # OpenAI echoes part of a rejected key in its 401 message; never pass a key on to logs or the database.
+    return text.replace(api_key, "***") if api_key else text
 
 
 def _retry_after_s(error: BaseException | None) -> float:

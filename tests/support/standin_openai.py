@@ -4,21 +4,33 @@ It keeps every conversation's items like OpenAI does (the user inputs, then the 
 answers deterministically (`echo_reply`), refuses concurrent calls on one conversation with the
 `conversation_locked` 400 OpenAI gives, and lets a test script failures, add latency or hold calls.
 
+A Responses call without a conversation that asks for a JSON schema (`text.format.type == "json_schema"`)
+is a lead *extraction*: its schema is checked against OpenAI's strict-mode rules, and it is answered
+with a JSON object (`default_extraction`, or what a test scripts with `answer_extractions_with`).
+Extractions are their own endpoint for `fail_next`, `calls` and `wait_for_calls` ("extractions"), so
+the counts of conversation turns ("responses") stay what they were; `hold` holds only turns.
+
     python -m tests.support.standin_openai --port 8101 --latency-ms 800
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tests.support.standin_server import Exchange, StandInServer, serve_from_command_line
+from tests.support.standin_server import Exchange, RecordedRequest, StandInServer, serve_from_command_line
 
-Endpoint = Literal["responses", "conversations", "items"]
+Endpoint = Literal["responses", "conversations", "items", "extractions"]
+#: What an extraction is answered with: a JSON object, or a function of the request body giving one, or
+#: giving raw text (so a test can answer something that is not JSON at all).
+ExtractionScript = dict[str, Any] | Callable[[dict[str, Any]], "dict[str, Any] | str"]
 
 
 def echo_reply(inputs: list[str]) -> str:
@@ -29,6 +41,53 @@ def echo_reply(inputs: list[str]) -> str:
 def _prompt_id(body: dict[str, Any]) -> str | None:
     prompt = body.get("prompt")
     return str(prompt.get("id")) if isinstance(prompt, dict) else None
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_NAME = re.compile(r"\bmy name is ([A-Z][\w'-]*(?: [A-Z][\w'-]*)?)", re.IGNORECASE)
+_CUSTOMER_LINE = re.compile(r"^\[[^\]]*\] Customer: (.*)$", re.MULTILINE)
+
+
+def default_extraction(body: dict[str, Any]) -> dict[str, Any]:
+    """The stand-in's lead for an extraction call: read from the customer's lines with plain rules (the
+    first e-mail address, the name after "my name is", every integer field 2, a smart notification
+    quoting the last customer line), with every key the sent schema requires and no other."""
+    transcript = "\n".join(_input_texts(body.get("input")))
+    customer_lines = _CUSTOMER_LINE.findall(transcript)
+    # The customer's own lines, when the transcript is in the domain's format: not the agent's "write to sales@…".
+    said = "\n".join(customer_lines) if customer_lines else transcript
+    schema = _schema_of(body)
+    properties = schema.get("properties") or {}
+    email = _EMAIL.search(said)
+    name = _NAME.search(said)
+    known: dict[str, Any] = {
+        "email": email.group(0) if email else None,
+        "name": name.group(1) if name else None,
+        "smart_notification": f"Lead: {customer_lines[-1][:60]}" if customer_lines else None,
+    }
+    answer: dict[str, Any] = {}
+    for key in schema.get("required") or []:
+        kinds = (properties.get(key) or {}).get("type")
+        is_integer = kinds == "integer" or (isinstance(kinds, list) and "integer" in kinds)
+        answer[key] = 2 if is_integer else known.get(key)
+    return answer
+
+
+def strict_schema_problem(schema: dict[str, Any]) -> str | None:
+    """What OpenAI's strict mode refuses in a top-level object schema, or None when it takes it."""
+    properties = schema.get("properties")
+    if schema.get("type") != "object" or not isinstance(properties, dict):
+        return "the schema must be an object with 'properties'"
+    if schema.get("additionalProperties") is not False:
+        return "'additionalProperties' is required to be supplied and to be false"
+    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    missing = [key for key in properties if key not in required]
+    if missing:
+        return (
+            "'required' is required to be supplied and to be an array including every key in properties. "
+            f"Missing '{missing[0]}'"
+        )
+    return None
 
 
 def usage_for(inputs: list[str], reply: str) -> tuple[int, int]:
@@ -151,7 +210,13 @@ class StandInOpenAI(StandInServer):
         super().__init__(host=host, port=port, latency_ms=latency_ms)
         self.lock_conversations = lock_conversations
         self._conversations: dict[str, _Conversation] = {}
-        self._failures: dict[str, deque[Failure]] = {"responses": deque(), "conversations": deque(), "items": deque()}
+        self._failures: dict[str, deque[Failure]] = {
+            "responses": deque(),
+            "conversations": deque(),
+            "items": deque(),
+            "extractions": deque(),
+        }
+        self._extraction_script: ExtractionScript | None = None
         self._hold: Hold | None = None
         self._ids = itertools.count(1)
         self._prompt_in_flight: dict[str, int] = {}
@@ -172,6 +237,12 @@ class StandInOpenAI(StandInServer):
         """Answer the next calls to `endpoint` with these failures, one each, in order."""
         with self._state:
             self._failures[endpoint].extend(failures)
+
+    def answer_extractions_with(self, script: ExtractionScript | None) -> None:
+        """Answer every extraction from now on with `script` (a JSON object, or a function of the request
+        body returning one or raw text); None goes back to `default_extraction`."""
+        with self._state:
+            self._extraction_script = script
 
     def hold(self) -> Hold:
         """Hold every `/v1/responses` call from now on until the returned Hold is released."""
@@ -197,7 +268,7 @@ class StandInOpenAI(StandInServer):
         return [
             request.query if endpoint == "items" else request.body
             for request in self.requests
-            if _endpoint(request.method, request.path) == endpoint
+            if _endpoint(request) == endpoint
         ]
 
     def inputs(self) -> list[list[tuple[str, str]]]:
@@ -250,7 +321,7 @@ class StandInOpenAI(StandInServer):
 
     def handle(self, exchange: Exchange) -> None:
         request = exchange.request
-        endpoint = _endpoint(request.method, request.path)
+        endpoint = _endpoint(request)
         outage = self.outage
         if outage is not None and endpoint is not None:
             self._fail(exchange, outage)
@@ -260,6 +331,8 @@ class StandInOpenAI(StandInServer):
             self._list_items(exchange)
         elif endpoint == "responses":
             self._create_response(exchange)
+        elif endpoint == "extractions":
+            self._create_extraction(exchange)
         else:
             exchange.reply(404, _error(f"Invalid URL ({request.method} {request.path})", "invalid_request_error", None))
 
@@ -384,6 +457,40 @@ class StandInOpenAI(StandInServer):
                 landed = self._land(conversation, inputs, _prompt_id(body))
         exchange.reply(200, self._response_body(body, inputs, landed))
 
+    def _create_extraction(self, exchange: Exchange) -> None:
+        body = exchange.request.body
+        text_format = body["text"]["format"]
+        problem = strict_schema_problem(_schema_of(body)) if text_format.get("strict") else None
+        if problem is not None:
+            name = text_format.get("name")
+            message = f"Invalid schema for response_format '{name}': In context=(), {problem}."
+            exchange.reply(400, _error(message, "invalid_request_error", "invalid_json_schema"))
+            return
+        failure = self._next_failure("extractions")
+        if failure is not None:
+            self._fail(exchange, failure)
+            if failure.status is not None or failure.drop:
+                return
+        self.pause(self.latency_ms / 1000)
+        with self._state:
+            script = self._extraction_script
+        answer = (script(body) if callable(script) else script) if script is not None else default_extraction(body)
+        text = answer if isinstance(answer, str) else json.dumps(answer)
+        inputs = _input_texts(body.get("input"))
+        message = self._message("assistant", "output_text", text)
+        exchange.reply(200, self._extraction_body(body, inputs, message))
+
+    def _extraction_body(self, body: dict[str, Any], inputs: list[str], message: dict[str, Any]) -> dict[str, Any]:
+        answer = self._response_body(body, inputs, message)
+        answer.update(
+            conversation=None,
+            store=False,
+            instructions=body.get("instructions"),
+            metadata=body.get("metadata") or {},
+            text=body["text"],
+        )
+        return answer
+
     def _fail(self, exchange: Exchange, failure: Failure) -> None:
         self.pause(failure.delay_s)
         if failure.drop:
@@ -413,8 +520,8 @@ class StandInOpenAI(StandInServer):
             "top_p": 1.0,
             "prompt": body.get("prompt"),
             "conversation": {"id": body["conversation"]}
-            if isinstance(body["conversation"], str)
-            else body["conversation"],
+            if isinstance(body.get("conversation"), str)
+            else body.get("conversation"),
             "store": body.get("store", True),
             "text": {"format": {"type": "text"}},
             "usage": {
@@ -460,18 +567,31 @@ class StandInOpenAI(StandInServer):
         }
 
     def _calls_locked(self, endpoint: Endpoint) -> list[object]:
-        return [request for request in self._requests if _endpoint(request.method, request.path) == endpoint]
+        return [request for request in self._requests if _endpoint(request) == endpoint]
 
 
-def _endpoint(method: str, path: str) -> Endpoint | None:
-    parts = path.strip("/").split("/")
+def _endpoint(request: RecordedRequest) -> Endpoint | None:
+    method, parts = request.method, request.path.strip("/").split("/")
     if method == "POST" and parts == ["v1", "conversations"]:
         return "conversations"
     if method == "GET" and len(parts) == 4 and parts[:2] == ["v1", "conversations"] and parts[3] == "items":
         return "items"
     if method == "POST" and parts == ["v1", "responses"]:
-        return "responses"
+        return "extractions" if _is_extraction(request.body) else "responses"
     return None
+
+
+def _is_extraction(body: object) -> bool:
+    if not isinstance(body, dict) or body.get("conversation") is not None:
+        return False
+    text = body.get("text")
+    text_format = text.get("format") if isinstance(text, dict) else None
+    return isinstance(text_format, dict) and text_format.get("type") == "json_schema"
+
+
+def _schema_of(body: dict[str, Any]) -> dict[str, Any]:
+    schema = body["text"]["format"].get("schema")
+    return schema if isinstance(schema, dict) else {}
 
 
 def _input_texts(value: object) -> list[str]:
