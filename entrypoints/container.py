@@ -392,6 +392,15 @@ class Container(containers.DeclarativeContainer):
             ),
         ),
     )
+    # Its own circuit: extraction throttled or refused (another model, its own limits) must not stop replies.
+    extraction_circuit = providers.Singleton(
+        Circuit,
+        "openai_extraction",
+        failures=settings.provided.circuit_failures,
+        reset_after_s=providers.Callable(lambda s: s.circuit_reset_ms / 1000, settings),
+        is_outage=providers.Object(openai_outage),
+        board=circuit_board,
+    )
     extractor = providers.Selector(
         providers.Callable(_ai_mode, settings),
         offline=providers.Singleton(OfflineExtractor),
@@ -402,7 +411,7 @@ class Container(containers.DeclarativeContainer):
             timeout_ms=settings.provided.openai_timeout_ms,
             max_retries=settings.provided.openai_max_retries,
             backoff_base_ms=settings.provided.openai_backoff_ms,
-            circuit=openai_circuit,
+            circuit=extraction_circuit,
             model=settings.provided.extraction_model,
         ),
     )

@@ -158,7 +158,7 @@ def test_a_quiet_conversation_becomes_a_lead_the_business_is_told_of_through_a_s
         assert lead["missing"] == {}
 
         # What the extraction read came from our database: both customer messages and the agent's replies.
-        transcript = openai_standin.calls("extractions")[0].body["input"]
+        transcript = openai_standin.calls("extractions")[0]["input"]
         assert "ana@shop.example" in json.dumps(transcript) and "Tuesday at 3pm" in json.dumps(transcript)
 
         wait_for(
