@@ -61,7 +61,8 @@ DEMO_HORIZON = timedelta(days=2 * 366)
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+#: C0 and C1 control characters but tab and new line: invisible in a list, harmful in a terminal or a log.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 #: After a failed extraction, wait this long before the next try; doubled each time, up to an hour.
 FIRST_RETRY_AFTER = timedelta(minutes=1)
@@ -208,6 +209,8 @@ def _check(name: str, raw: object, written_at: datetime) -> object:
     if not isinstance(raw, str):
         raise ValueError(f"{type(raw).__name__} where text was expected")
     text = _CONTROL.sub("", raw).strip()
+    if not text:
+        raise ValueError(NOT_STATED)
     if name == DEMO_FIELD:
         return _demo_time(text, written_at)
     longest = TEXT_FIELDS[name]
