@@ -289,8 +289,9 @@ class LeadEvent:
 def lead_events(previous: LeadFields | None, current: LeadFields, thresholds: HotLeadThresholds) -> tuple[str, ...]:
     """The events of `current` after `previous` (None: the first reading): a new or changed smart
     notification, a demo booked or moved, a lead that became hot. A field the new reading lacks is not
-    news (the AI not seeing a demo again does not cancel it), so a lead going back and forth on a field
-    is not announced twice."""
+    news (the AI not seeing a demo again does not cancel it). Only the previous reading is compared: a
+    demo seen, then missed by one reading, then seen again is told twice (each reading covers the whole
+    conversation, so a field missed once is rare; keeping the lead's merged state would prevent it)."""
     events: list[str] = []
     before = previous or LeadFields()
     if current.smart_notification and current.smart_notification != before.smart_notification:
