@@ -47,8 +47,14 @@ def check_url(url: object) -> str:
     url = url.strip()
     if len(url) > URL_MAX:
         raise ValidationFailed(f"url must be at most {URL_MAX} characters", field="url")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # an unclosed "[", a host in brackets that is no IP address, a port like ":99999"
+        raise ValidationFailed("url must be an absolute http(s) URL", field="url") from None
+    # urlsplit drops tabs and line breaks and keeps spaces; no request can be made to such a URL.
+    unusable = port == 0 or any(character.isspace() or not character.isprintable() for character in url)
+    if unusable or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationFailed("url must be an absolute http(s) URL", field="url")
     if parts.username or parts.password:
         raise ValidationFailed("url must not carry a user name or password", field="url")
@@ -65,7 +71,8 @@ def sign(secret: str, body: bytes) -> str:
 def signature_matches(secret: str, body: bytes, header: str | None) -> bool:
     """What a receiver checks (constant-time), written here once so the example receiver and the
     tests check exactly what the service signs."""
-    return header is not None and hmac.compare_digest(sign(secret, body), header.strip())
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a forged header may carry.
+    return header is not None and hmac.compare_digest(sign(secret, body).encode(), header.strip().encode())
 
 
 @frozen

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: the HTTP sender of a business's notifications."""
