@@ -176,7 +176,8 @@ class WebhookDelivery:
         )
         if accepted:
             return evolve(tried, status=DeliveryStatus.DELIVERED, delivered_at=attempt.at, next_attempt_at=None)
-        wait = min(first_retry * 2 ** (tried.attempts - 1), LONGEST_WAIT)
+        # The exponent is bounded: past 2**20 any base is over LONGEST_WAIT, and timedelta would overflow.
+        wait = min(first_retry * 2 ** min(tried.attempts - 1, 20), LONGEST_WAIT)
         next_at = attempt.at + wait
         if next_at >= self.created_at + GIVE_UP_AFTER:
             return evolve(tried, status=DeliveryStatus.GIVEN_UP, next_attempt_at=None)
