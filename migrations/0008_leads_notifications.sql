@@ -49,6 +49,9 @@ ALTER TABLE credit_ledger ADD COLUMN IF NOT EXISTS extraction_id bigint REFERENC
     ON DELETE SET NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS credit_ledger_extraction_uidx ON credit_ledger (extraction_id)
     WHERE extraction_id IS NOT NULL;
+-- An account's latest top-up, found without walking every charge since (the sweep reads it for each account
+-- to tell "credits low" once per top-up).
+CREATE INDEX IF NOT EXISTS credit_ledger_top_up_idx ON credit_ledger (user_id, entry_id DESC) WHERE kind = 'top_up';
 
 CREATE TABLE IF NOT EXISTS notification_settings (
     user_id           text PRIMARY KEY REFERENCES users (user_id) ON DELETE CASCADE,

@@ -21,7 +21,7 @@ from adapters.postgres.rows import entity
 from domain.credits import CreditMovement, Credits, LedgerEntry
 from domain.errors import InsufficientCredits
 
-LEDGER_COLUMNS = "entry_id, user_id, kind, amount, balance_after, reason, turn_id, created_at"
+LEDGER_COLUMNS = "entry_id, user_id, kind, amount, balance_after, reason, turn_id, created_at, extraction_id"
 
 #: `updated_at` of an account that was never credited (the port answers a zero balance, not None).
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
@@ -52,8 +52,10 @@ def move_credits(gate: LiteralString | None = None) -> LiteralString:
             updated_at = excluded.updated_at
         RETURNING c.user_id, c.balance
     ), ledgered AS (
-        INSERT INTO credit_ledger (user_id, kind, amount, balance_after, reason, turn_id, idempotency_key, created_at)
-        SELECT user_id, %(m_kind)s, %(m_balance)s, balance, %(m_reason)s, %(m_turn)s, %(m_key)s, %(now)s
+        INSERT INTO credit_ledger (
+            user_id, kind, amount, balance_after, reason, turn_id, extraction_id, idempotency_key, created_at)
+        SELECT user_id, %(m_kind)s, %(m_balance)s, balance, %(m_reason)s, %(m_turn)s, %(m_extraction)s, %(m_key)s,
+               %(now)s
         FROM (SELECT * FROM moved UNION ALL SELECT * FROM opened) AS account
         WHERE %(m_kind)s::text IS NOT NULL
         RETURNING {LEDGER_COLUMNS}
@@ -68,6 +70,7 @@ def movement_params(movement: CreditMovement, *, idempotency_key: str | None = N
         "m_kind": None if movement.ledger is None else movement.ledger.value,
         "m_reason": movement.reason,
         "m_turn": movement.turn_id,
+        "m_extraction": movement.extraction_id,
         "m_key": idempotency_key,
     }
 

@@ -2,7 +2,8 @@
 
 A row (psycopg's `dict_row`) is structured by column name into the attrs class of the same field
 names; enums are built from their values, arrays become tuples. Values come back from psycopg with
-the right Python types already, so strings, numbers and timestamps pass through as they are.
+the right Python types already, so strings, numbers and timestamps pass through as they are, and so
+does a field typed `object`: a JSON value of a jsonb column, as psycopg parsed it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import cattrs
 
 T = TypeVar("T")
 
-_PASSED_THROUGH = (str, int, datetime)
+_PASSED_THROUGH = (str, int, datetime, object)
 
 _converter = cattrs.Converter()
 # By exact type: a hook registered for `str` would otherwise also catch the StrEnums.

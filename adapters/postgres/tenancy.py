@@ -25,7 +25,9 @@ _CHANNEL_COLUMNS = (
     "phone_number_id, user_id, type, external_number, access_token, display_name, created_at, deleted_at, bot, "
     "allowed_origins"
 )
-_AGENT_COLUMNS = "agent_id, user_id, phone_number_id, name, prompt_id, prompt_version, created_at, deleted_at"
+_AGENT_COLUMNS = (
+    "agent_id, user_id, phone_number_id, name, prompt_id, prompt_version, created_at, deleted_at, extraction_prompt_id"
+)
 
 # A registration of a phone_number_id the same tenant deleted brings that channel back (with its history)
 # as registered now; anyone else's, or one not deleted, is a conflict.
@@ -166,7 +168,8 @@ class PostgresChannelsRepository(PostgresRepository):
                        a.agent_id AS agent_agent_id, a.user_id AS agent_user_id,
                        a.phone_number_id AS agent_phone_number_id, a.name AS agent_name,
                        a.prompt_id AS agent_prompt_id, a.prompt_version AS agent_prompt_version,
-                       a.created_at AS agent_created_at, a.deleted_at AS agent_deleted_at
+                       a.created_at AS agent_created_at, a.deleted_at AS agent_deleted_at,
+                       a.extraction_prompt_id AS agent_extraction_prompt_id
                 FROM phone_numbers p LEFT JOIN agents a ON a.phone_number_id = p.phone_number_id
                 WHERE p.phone_number_id = %s
                 """,
@@ -198,7 +201,7 @@ class PostgresAgentsRepository(PostgresRepository):
             }
         ):
             self._cursor().execute(
-                f"INSERT INTO agents ({_AGENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO agents ({_AGENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     agent.agent_id,
                     agent.user_id,
@@ -208,6 +211,7 @@ class PostgresAgentsRepository(PostgresRepository):
                     agent.prompt_version,
                     agent.created_at,
                     agent.deleted_at,
+                    agent.extraction_prompt_id,
                 ),
             )
 
@@ -243,13 +247,14 @@ class PostgresAgentsRepository(PostgresRepository):
 
 
 def save_agent(cursor: psycopg.Cursor[DictRow], agent: Agent) -> None:
-    """An agent's change (name, prompt, link, deletion); Conflict when its channel has another agent."""
+    """An agent's change (name, prompts, link, deletion); Conflict when its channel has another agent."""
     with conflicts(
         {"agents_one_per_channel": (f"channel {agent.phone_number_id} already has an agent", "phone_number_id")}
     ):
         cursor.execute(
             """
-            UPDATE agents SET phone_number_id = %s, name = %s, prompt_id = %s, prompt_version = %s, deleted_at = %s
+            UPDATE agents SET phone_number_id = %s, name = %s, prompt_id = %s, prompt_version = %s, deleted_at = %s,
+                              extraction_prompt_id = %s
             WHERE agent_id = %s AND user_id = %s
             """,
             (
@@ -258,6 +263,7 @@ def save_agent(cursor: psycopg.Cursor[DictRow], agent: Agent) -> None:
                 agent.prompt_id,
                 agent.prompt_version,
                 agent.deleted_at,
+                agent.extraction_prompt_id,
                 agent.agent_id,
                 agent.user_id,
             ),

@@ -11,9 +11,13 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from adapters.crypto import FernetTokenCipher
 from adapters.postgres.conversations import PostgresConversationsRepository
 from adapters.postgres.credits import PostgresCreditsRepository
+from adapters.postgres.extractions import PostgresExtractionsRepository
 from adapters.postgres.messages import PostgresMessagesRepository
+from adapters.postgres.notifications import PostgresNotificationsRepository
 from adapters.postgres.seats import PostgresSeatsRepository
 from adapters.postgres.tenancy import PostgresAgentsRepository, PostgresChannelsRepository, PostgresUsersRepository
+from adapters.postgres.webhooks import PostgresWebhooksRepository
+from application.ports.lead_storage import ExtractionsRepository, NotificationsRepository, WebhooksRepository
 from application.ports.repositories import (
     AgentsRepository,
     ChannelsRepository,
@@ -32,8 +36,8 @@ class PostgresUnitOfWork:
     The connection is taken from the pool on entry and given back on exit, so a unit of work holds
     a connection only while its block runs; the same instance can be entered again afterwards.
     The transaction begins with the first statement (psycopg's default); after `commit()` the next
-    statement begins a new one. Channel access tokens are encrypted with `cipher` on the way in and
-    decrypted on the way out.
+    statement begins a new one. Channel access tokens and webhook secrets are encrypted with `cipher` on
+    the way in and decrypted on the way out.
     """
 
     def __init__(self, pool: ConnectionPool, *, cipher: FernetTokenCipher) -> None:
@@ -47,6 +51,9 @@ class PostgresUnitOfWork:
         self.conversations: ConversationsRepository = PostgresConversationsRepository(self._connection)
         self.messages: MessagesRepository = PostgresMessagesRepository(self._connection)
         self.seats: SeatsRepository = PostgresSeatsRepository(self._connection)
+        self.extractions: ExtractionsRepository = PostgresExtractionsRepository(self._connection)
+        self.notifications: NotificationsRepository = PostgresNotificationsRepository(self._connection)
+        self.webhooks: WebhooksRepository = PostgresWebhooksRepository(self._connection, cipher=cipher)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None:
