@@ -6,6 +6,9 @@ ALTER TABLE agents ADD COLUMN IF NOT EXISTS extraction_prompt_id text;
 -- A conversation's extraction state (domain/extraction.py, LeadActivity): read up to which message, claimed
 -- by a worker until when, how many tries failed since the last success and why.
 ALTER TABLE conversations ADD COLUMN IF NOT EXISTS extracted_through_sequence_no integer NOT NULL DEFAULT 0;
+-- Conversations from before this release count as read: upgrading must not send every old conversation to
+-- OpenAI at once (a bill nobody asked for). Each is read after its next message, with its whole history.
+UPDATE conversations SET extracted_through_sequence_no = last_sequence_no WHERE extracted_through_sequence_no = 0;
 ALTER TABLE conversations ADD COLUMN IF NOT EXISTS extraction_claimed_until timestamptz;
 ALTER TABLE conversations ADD COLUMN IF NOT EXISTS extraction_attempts integer NOT NULL DEFAULT 0;
 ALTER TABLE conversations ADD COLUMN IF NOT EXISTS extraction_failure text;

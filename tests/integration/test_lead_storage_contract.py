@@ -350,7 +350,11 @@ def test_a_failure_is_kept_with_its_reason_and_retried_once_its_wait_is_over(lea
     route = _seed(storage.uow)
     conversation_id = _writes(storage, route, "ann", NOW)
     _claim(storage)
-    _change_activity(storage, conversation_id, lambda a: a.failed("OpenAI timed out", SWEEP, retryable=True))
+    _change_activity(
+        storage,
+        conversation_id,
+        lambda a: a.failed("OpenAI timed out", SWEEP, retryable=True, through=a.last_sequence_no),
+    )
 
     with storage.uow() as uow:
         failed = uow.extractions.activity(conversation_id)
