@@ -114,12 +114,12 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _lead_system(make_system: Callable[..., System], **overrides: str) -> System:
-    return make_system(
-        EXTRACTION_INTERVAL="1000",
-        OUTGOING_WEBHOOK_ALLOW_PRIVATE="true",
-        OUTGOING_WEBHOOK_RETRY_MS="300",
-        **overrides,
-    )
+    settings = {
+        "EXTRACTION_INTERVAL": "1000",
+        "OUTGOING_WEBHOOK_ALLOW_PRIVATE": "true",
+        "OUTGOING_WEBHOOK_RETRY_MS": "300",
+    }
+    return make_system(**{**settings, **overrides})
 
 
 def _extractions(system: System, tenant: Tenant, **params: Any) -> list[dict[str, Any]]:
@@ -208,30 +208,47 @@ def test_an_extraction_answered_with_invalid_fields_keeps_what_was_valid(
 def test_two_worker_groups_run_each_extraction_once(
     make_system: Callable[..., System], openai_standin: StandInOpenAI, clean_database: str
 ) -> None:
-    """Two `mcagent worker` groups, as on two hosts: two sweepers and two background workers. Twenty
-    conversations fall due at once, and each is also queued three more times by hand: one OpenAI call each."""
+    """Two `mcagent worker` groups, as on two hosts: two sweepers and two background workers. Each of twenty
+    conversations is also queued three times at once by hand, on top of what the sweepers find. Whatever
+    runs when, no reading is made twice: one OpenAI call per stored reading, and every conversation read
+    up to its last message."""
     openai_standin.latency_ms = 300
     system = _lead_system(make_system, EXTRACTION_INTERVAL="2000")
-    with running(system, workers=False):
-        tenants = [system.provision(phone_number_id=f"pn-two-{n}") for n in range(2)]
-        customers = [(tenants[n % 2], f"1555999{n:04d}") for n in range(20)]
-        for n, (tenant, customer) in enumerate(customers):
-            system.send_text(tenant, customer, f"Hello, I'm customer {n}", wamid=f"wamid.two-{n}")
+    with running(system, concurrency=1):
         second = ServiceProcess("workers-b", _worker_argv(), dict(system.env), system.log_dir)
-        system.start_workers(concurrency=1)
         try:
-            wait_for(lambda: _answered(clean_database) == 20, timeout=60, what="20 replies")
-            with psycopg.connect(clean_database) as conn:
-                ids = [row[0] for row in conn.execute("SELECT conversation_id FROM conversations")]
-            jobs = RqBackgroundJobs(redis_client(system.redis.url), system.env["QUEUE_NAME"], 60)
-            for conversation_id in ids * 3:
+            tenants = [system.provision(phone_number_id=f"pn-two-{n}") for n in range(2)]
+            for n in range(20):
+                system.send_text(tenants[n % 2], f"1555999{n:04d}", f"Hello, I'm customer {n}", wamid=f"wamid.two-{n}")
+            wait_for(lambda: _answered(clean_database) == 20, timeout=90, what="20 replies")
+            jobs = RqBackgroundJobs(redis_client(system.redis.url, socket_timeout_s=2.0), system.env["QUEUE_NAME"], 60)
+            for conversation_id in [c for c, _ in _last_messages(clean_database)] * 3:
                 jobs.enqueue_extraction(conversation_id)
-            wait_for(lambda: _stored_extractions(clean_database) == 20, timeout=60, what="20 extractions")
-            time.sleep(4)  # two more sweeps of both groups, and the jobs queued by hand
+            wait_for(lambda: _all_read(clean_database), timeout=90, what="every conversation read to its end")
+            time.sleep(5)  # more sweeps of both groups: they find nothing new
         finally:
             second.stop()
-        assert _stored_extractions(clean_database) == 20
-        assert len(openai_standin.calls("extractions")) == 20
+        with psycopg.connect(clean_database) as conn:
+            readings = conn.execute("SELECT conversation_id, through_sequence_no FROM extractions").fetchall()
+        assert _all_read(clean_database)
+        assert len(openai_standin.calls("extractions")) == len(readings), readings
+        assert {c for c, _ in readings} == {c for c, _ in _last_messages(clean_database)}
+
+
+def _last_messages(database_url: str) -> list[tuple[int, int]]:
+    with psycopg.connect(database_url) as conn:
+        return [
+            (int(c), int(n)) for c, n in conn.execute("SELECT conversation_id, last_sequence_no FROM conversations")
+        ]
+
+
+def _all_read(database_url: str) -> bool:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM conversations c WHERE NOT EXISTS (SELECT 1 FROM extractions e"
+            " WHERE e.conversation_id = c.conversation_id AND e.through_sequence_no = c.last_sequence_no)"
+        ).fetchone()
+    return row is not None and row[0] == 0
 
 
 def _worker_argv() -> list[str]:
@@ -245,10 +262,4 @@ def _answered(database_url: str) -> int:
         row = conn.execute(
             "SELECT count(*) FROM messages WHERE direction = 'inbound' AND status = 'answered'"
         ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _stored_extractions(database_url: str) -> int:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM extractions").fetchone()
     return int(row[0]) if row else 0
