@@ -63,6 +63,7 @@ from application.use_cases.add_channel import AddChannel
 from application.use_cases.apply_customer_deletion import ApplyCustomerDeletion
 from application.use_cases.apply_delivery_report import ApplyDeliveryReport
 from application.use_cases.authenticate import Authenticate
+from application.use_cases.configure_webhook import ConfigureWebhook
 from application.use_cases.control_conversation_bot import ControlConversationBot
 from application.use_cases.create_agent import CreateAgent
 from application.use_cases.create_user import CreateUser
@@ -71,6 +72,8 @@ from application.use_cases.delete_channel import DeleteChannel
 from application.use_cases.deliver_webhook import DeliverWebhook
 from application.use_cases.extract_lead import ExtractLead
 from application.use_cases.handle_inbound_message import HandleInboundMessage
+from application.use_cases.lead_queries import LeadQueries
+from application.use_cases.manage_notifications import ManageNotifications
 from application.use_cases.notify_account_events import NotifyAccountEvents
 from application.use_cases.process_pending_messages import ProcessPendingMessages, TurnPolicy
 from application.use_cases.read_visitor_timeline import ReadVisitorTimeline
@@ -284,6 +287,9 @@ class Container(containers.DeclarativeContainer):
     create_agent = providers.Singleton(CreateAgent, uow, routes, ids, clock)
     top_up_credits = providers.Singleton(TopUpCredits, uow, balance_cache, clock)
     tenant_queries = providers.Singleton(TenantQueries, uow, balance_cache)
+    lead_queries = providers.Singleton(LeadQueries, uow)
+    manage_notifications = providers.Singleton(ManageNotifications, uow, clock)
+    configure_webhook = providers.Singleton(ConfigureWebhook, uow, ids, clock)
     relink_agent = providers.Singleton(
         RelinkAgent, uow, routes, queue, clock, ordering=settings.provided.ordering_scope
     )

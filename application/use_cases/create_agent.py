@@ -20,6 +20,8 @@ class CreateAgentCommand:
     prompt_id: str
     phone_number_id: str | None = None
     prompt_version: str | None = None
+    #: The OpenAI prompt that reads its conversations for lead data; None: the built-in instructions.
+    extraction_prompt_id: str | None = None
 
 
 class CreateAgent:
@@ -39,7 +41,7 @@ class CreateAgent:
             prompt_id=Agent.check_prompt_id(command.prompt_id),
             prompt_version=Agent.check_prompt_version(command.prompt_version),
             created_at=self._clock.now(),
-        )
+        ).extract_with(command.extraction_prompt_id)
         with self._uow() as uow:
             if phone_number_id is None:
                 if uow.users.get(command.user_id) is None:

@@ -1,4 +1,5 @@
-"""A tenant changes an agent: its name or prompt (next turn on), or the channel it answers (RelinkAgent).
+"""A tenant changes an agent: its name, prompt or extraction prompt (next turn on), or the channel it answers
+(RelinkAgent).
 
 Linking an agent to a channel another agent holds unlinks that one, in one transaction; every agent
 leaving a channel archives its active conversations there (see `domain.relink` for what happens to
@@ -44,6 +45,8 @@ class RelinkAgentCommand:
     prompt_version: str | Keep | None = UNCHANGED
     #: None: unlink the agent from its channel.
     phone_number_id: str | Keep | None = UNCHANGED
+    #: None: the built-in extraction instructions.
+    extraction_prompt_id: str | Keep | None = UNCHANGED
 
 
 class RelinkAgent:
@@ -72,6 +75,8 @@ class RelinkAgent:
                 prompt_id=_given(command.prompt_id, agent.prompt_id),
                 prompt_version=_given(command.prompt_version, agent.prompt_version),
             )
+            if not isinstance(command.extraction_prompt_id, Keep):
+                after = after.extract_with(command.extraction_prompt_id)
             holder = None
             target = command.phone_number_id
             if not isinstance(target, Keep):

@@ -285,7 +285,13 @@ API_ROUTES: tuple[tuple[str, str, dict[str, Any] | None, bool], ...] = (
     (
         "POST",
         "/users/{user}/agents",
-        {"name": "Sales", "prompt_id": "pmpt_fuzz", "phone_number_id": "106540352242001", "prompt_version": "2"},
+        {
+            "name": "Sales",
+            "prompt_id": "pmpt_fuzz",
+            "phone_number_id": "106540352242001",
+            "prompt_version": "2",
+            "extraction_prompt_id": "pmpt_leads",
+        },
         False,
     ),
     ("GET", "/users/{user}/credits", None, False),
@@ -299,7 +305,13 @@ API_ROUTES: tuple[tuple[str, str, dict[str, Any] | None, bool], ...] = (
     (
         "PATCH",
         "/users/{user}/agents/agt_fuzz",
-        {"name": "Support", "prompt_id": "pmpt_fuzz", "prompt_version": None, "phone_number_id": "106540352242001"},
+        {
+            "name": "Support",
+            "prompt_id": "pmpt_fuzz",
+            "prompt_version": None,
+            "phone_number_id": "106540352242001",
+            "extraction_prompt_id": None,
+        },
         False,
     ),
     ("DELETE", "/users/{user}/agents/agt_fuzz", None, False),
@@ -312,6 +324,25 @@ API_ROUTES: tuple[tuple[str, str, dict[str, Any] | None, bool], ...] = (
     ("DELETE", "/users/{user}/phone_numbers/106540352242999", None, False),
     ("PATCH", "/users/{user}/conversations/1", {"bot": "paused", "resume_after_minutes": 30}, False),
     ("POST", "/users/{user}/conversations/1/messages", {"text": "Hello, this is Ana.", "pause": True}, False),
+    ("GET", "/users/{user}/extractions", None, False),
+    ("GET", "/users/{user}/conversations/1/extractions", None, False),
+    ("GET", "/users/{user}/notifications", None, False),
+    ("GET", "/users/{user}/notifications/unread-count", None, False),
+    ("POST", "/users/{user}/notifications/read-all", None, False),
+    ("GET", "/users/{user}/notifications/1", None, False),
+    ("PATCH", "/users/{user}/notifications/1", {"read": True}, False),
+    ("GET", "/users/{user}/notification-settings", None, False),
+    (
+        "PATCH",
+        "/users/{user}/notification-settings",
+        {"hot_lead": {"urgency": 3, "engagement": None}, "credits_low_at": 20},
+        False,
+    ),
+    ("PUT", "/users/{user}/webhook", {"url": "https://crm.example.com/hooks/mcagent"}, False),
+    ("GET", "/users/{user}/webhook", None, False),
+    ("POST", "/users/{user}/webhook/rotate-secret", None, False),
+    ("GET", "/users/{user}/webhook/deliveries", None, False),
+    ("DELETE", "/users/{user}/webhook", None, False),
 )
 
 #: The messages listing's parameters, each with a value that reads.
@@ -340,10 +371,42 @@ CONVERSATION_PARAMETERS = {
 #: The ledger pages' parameters, each with a value that reads.
 LEDGER_PARAMETERS = {"cursor": "10", "limit": "5"}
 
+#: The leads listing's parameters (the history of one conversation reads the cursor and limit only).
+EXTRACTION_PARAMETERS = {
+    "channel": "whatsapp",
+    "phone_number_id": "106540352242922",
+    "min_urgency": "3",
+    "min_budget": "2",
+    "min_fit": "1",
+    "min_engagement": "2",
+    "has_demo": "true",
+    "since": "2025-01-01T00:00:00Z",
+    "until": "2030-01-01T00:00:00+02:00",
+    "cursor": "10",
+    "limit": "5",
+}
+
+#: The notifications listing's parameters.
+NOTIFICATION_PARAMETERS = {
+    "kind": "hot_lead",
+    "read": "false",
+    "conversation_id": "1",
+    "since": "2025-01-01T00:00:00Z",
+    "until": "2030-01-01T00:00:00+02:00",
+    "cursor": "u10",
+    "limit": "5",
+}
+
+#: The webhook delivery log's parameters.
+DELIVERY_PARAMETERS = {"status": "given_up", "notification_id": "1", "cursor": "10", "limit": "5"}
+
 _PARAMETERS_OF = {
     "/messages": MESSAGE_PARAMETERS,
     "/conversations": CONVERSATION_PARAMETERS,
     "/credits/ledger": LEDGER_PARAMETERS,
+    "/extractions": EXTRACTION_PARAMETERS,
+    "/notifications": NOTIFICATION_PARAMETERS,
+    "/webhook/deliveries": DELIVERY_PARAMETERS,
 }
 
 _ODD_PARAMETER_VALUES = (

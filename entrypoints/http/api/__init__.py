@@ -10,8 +10,11 @@ from entrypoints.http.api.agents import agents
 from entrypoints.http.api.channels import channels
 from entrypoints.http.api.conversations import conversations
 from entrypoints.http.api.credits import credits
+from entrypoints.http.api.extractions import extractions
 from entrypoints.http.api.messages import messages
+from entrypoints.http.api.notifications import notifications
 from entrypoints.http.api.users import users
+from entrypoints.http.api.webhooks import webhooks
 
 
 class EntityIdConverter(BaseConverter):
@@ -24,5 +27,5 @@ class EntityIdConverter(BaseConverter):
 
 def register_api(app: Flask) -> None:
     app.url_map.converters["id"] = EntityIdConverter
-    for blueprint in (users, channels, agents, credits, messages, conversations):
+    for blueprint in (users, channels, agents, credits, messages, conversations, extractions, notifications, webhooks):
         app.register_blueprint(blueprint)

@@ -20,12 +20,14 @@ agents = Blueprint("agents", __name__)
 @frozen
 class UpdateAgentRequest:
     """PATCH body: a key absent leaves the field as it is; `phone_number_id: null` unlinks the agent,
-    `prompt_version: null` means the prompt's latest version. `name` and `prompt_id` cannot be null."""
+    `prompt_version: null` means the prompt's latest version, `extraction_prompt_id: null` the built-in
+    extraction instructions. `name` and `prompt_id` cannot be null."""
 
     name: str | None = field(default=None, metadata=_bounded(limits.AGENT_NAME))
     prompt_id: str | None = field(default=None, metadata=_bounded(limits.PROMPT_ID))
     prompt_version: str | None = field(default=None, metadata=_bounded(limits.PROMPT_VERSION))
     phone_number_id: str | None = field(default=None, metadata=_bounded(limits.CHANNEL_ID))
+    extraction_prompt_id: str | None = field(default=None, metadata=_bounded(limits.PROMPT_ID))
 
     def command(self, user_id: str, agent_id: str, given: frozenset[str]) -> RelinkAgentCommand:
         for required in ("name", "prompt_id"):
@@ -38,6 +40,7 @@ class UpdateAgentRequest:
             prompt_id=self.prompt_id if self.prompt_id is not None else UNCHANGED,
             prompt_version=self.prompt_version if "prompt_version" in given else UNCHANGED,
             phone_number_id=self.phone_number_id if "phone_number_id" in given else UNCHANGED,
+            extraction_prompt_id=self.extraction_prompt_id if "extraction_prompt_id" in given else UNCHANGED,
         )
 
 

@@ -14,6 +14,7 @@ Responses are built here too, and only here, so that secrets cannot leak by acci
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -27,6 +28,7 @@ from flask import request
 
 from application.ports.repositories import MessageQuery, Page
 from application.use_cases.add_channel import AddChannelCommand
+from application.use_cases.configure_webhook import ConfiguredWebhook
 from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreatedUser, CreateUserCommand
 from application.use_cases.tenant_queries import CreditsView
@@ -36,10 +38,12 @@ from domain.channels import BotState, ChannelType
 from domain.credits import Credits, LedgerEntry
 from domain.messages import Direction, Message, MessageStatus
 from domain.tenancy import Agent, Channel, User
+from domain.webhooks import WebhookEndpoint
 from entrypoints.http.errors import ApiError
 from entrypoints.http.json_input import NotJson, parse_json
 
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=enum.Enum)
 
 JsonObject = dict[str, Any]
 
@@ -97,6 +101,7 @@ class CreateAgentRequest:
     prompt_id: str = field(metadata=_bounded(limits.PROMPT_ID))
     phone_number_id: str | None = field(default=None, metadata=_bounded(limits.CHANNEL_ID))
     prompt_version: str | None = field(default=None, metadata=_bounded(limits.PROMPT_VERSION))
+    extraction_prompt_id: str | None = field(default=None, metadata=_bounded(limits.PROMPT_ID))
 
     def command(self, user_id: str) -> CreateAgentCommand:
         return CreateAgentCommand(
@@ -105,6 +110,7 @@ class CreateAgentRequest:
             prompt_id=self.prompt_id,
             phone_number_id=self.phone_number_id,
             prompt_version=self.prompt_version,
+            extraction_prompt_id=self.extraction_prompt_id,
         )
 
 
@@ -336,6 +342,41 @@ def _direction_param(args: Mapping[str, str]) -> Direction | None:
     return Direction(value)
 
 
+def time_range(args: Mapping[str, str]) -> tuple[datetime | None, datetime | None]:
+    """`since` and `until`, each optional; `until` later than `since` when both are given."""
+    since = _time_param(args, "since")
+    until = _time_param(args, "until")
+    if since is not None and until is not None and until <= since:
+        raise _bad_param("until", "until must be later than since")
+    return since, until
+
+
+def bool_param(args: Mapping[str, str], name: str) -> bool | None:
+    """`true` or `false`, as written; anything else (`1`, `yes`, `True`) is the caller's mistake."""
+    value = args.get(name)
+    if value is None:
+        return None
+    if value not in ("true", "false"):
+        raise _bad_param(name, f"{name} must be true or false, got {_shown(value)}")
+    return value == "true"
+
+
+def choice_param(args: Mapping[str, str], name: str, choices: type[_E]) -> _E | None:
+    """One of an enumeration's values."""
+    value = args.get(name)
+    if value is None:
+        return None
+    allowed = [member.value for member in choices]
+    if value not in allowed:
+        raise _bad_param(name, f"{name} must be one of {', '.join(allowed)}, got {_shown(value)}")
+    return choices(value)
+
+
+def page_size(args: Mapping[str, str]) -> int:
+    limit = _int_param(args, "limit", minimum=1, maximum=MAX_PAGE_SIZE)
+    return DEFAULT_PAGE_SIZE if limit is None else limit
+
+
 #: The query-string helpers, for the listings of other resources' blueprints.
 bad_param = _bad_param
 text_param = _text_param
@@ -360,6 +401,9 @@ _responses.register_unstructure_hook(datetime, datetime.isoformat)
 _responses.register_unstructure_hook(User, make_dict_unstructure_fn(User, _responses, api_key_hash=override(omit=True)))
 _responses.register_unstructure_hook(
     Channel, make_dict_unstructure_fn(Channel, _responses, access_token=override(omit=True))
+)
+_responses.register_unstructure_hook(
+    WebhookEndpoint, make_dict_unstructure_fn(WebhookEndpoint, _responses, secret=override(omit=True))
 )
 
 
@@ -424,3 +468,17 @@ def ledger_page_json(page: Page[LedgerEntry]) -> JsonObject:
 
 def retried_message_json(message: Message, *, retried: bool) -> JsonObject:
     return {**message_json(message), "retried": retried}
+
+
+def webhook_json(endpoint: WebhookEndpoint) -> JsonObject:
+    """The webhook as it is shown whenever asked: never its secret."""
+    body: JsonObject = _responses.unstructure(endpoint)
+    return body
+
+
+def configured_webhook_json(configured: ConfiguredWebhook) -> JsonObject:
+    """The webhook, with its secret only when this call made one (creation, rotation): shown that once."""
+    body = webhook_json(configured.endpoint)
+    if configured.new_secret is not None:
+        body["secret"] = configured.new_secret
+    return body

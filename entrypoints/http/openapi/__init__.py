@@ -20,17 +20,32 @@ from entrypoints.http.openapi import (
     channels,
     conversations,
     credits,
+    extractions,
     handoff,
     messages,
+    notifications,
     service,
     users,
     webchat,
+    webhooks,
 )
 from entrypoints.http.openapi.components import components
 from entrypoints.http.openapi.schemas import JsonSchema
 from entrypoints.settings import Settings
 
-_RESOURCES = (users, channels, agents, credits, messages, conversations, handoff, webchat)
+_RESOURCES = (
+    users,
+    channels,
+    agents,
+    credits,
+    messages,
+    conversations,
+    handoff,
+    extractions,
+    notifications,
+    webhooks,
+    webchat,
+)
 
 #: How responses name the correlation id header until it is given the configured name.
 _CORRELATION_HEADER = "X-Correlation-Id"
@@ -50,7 +65,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "title": "Multi-Channel AI Agent",
             "version": "1",
             "description": (
-                "The management API of the service (tenants, channels, agents, credits, messages, conversations), "
+                "The management API of the service (tenants, channels, agents, credits, messages, conversations, "
+                "leads, notifications and the outgoing webhook), "
                 "Meta's webhook, the web chat widget's public endpoints and the health checks. "
                 "Every error has the same body (`Error`)."
             ),

@@ -18,7 +18,8 @@ def _update_agent_request() -> JsonSchema:
             "Every key is optional: an absent key leaves the field as it is. `phone_number_id: null` unlinks "
             "the agent, another channel of the tenant moves it there (relink: the channel's active "
             "conversations are archived, and an agent on that channel is unlinked); `prompt_version: null` "
-            "follows the prompt's latest version. `name` and `prompt_id` cannot be null."
+            "follows the prompt's latest version; `extraction_prompt_id: null` reads leads with the built-in "
+            "instructions. `name` and `prompt_id` cannot be null."
         ),
     )
     for never_null in ("name", "prompt_id"):
@@ -30,10 +31,18 @@ SCHEMAS: dict[str, JsonSchema] = {
     "Agent": entity_schema(
         Agent,
         omit=("deleted_at",),
-        description="An OpenAI dashboard prompt, answering the channel `phone_number_id` (null: linked to none).",
+        description=(
+            "An OpenAI dashboard prompt, answering the channel `phone_number_id` (null: linked to none). "
+            "`extraction_prompt_id` is the dashboard prompt that reads its conversations for lead data "
+            "(null: the built-in instructions)."
+        ),
     ),
     "CreateAgentRequest": request_schema(
-        CreateAgentRequest, description="`prompt_id` is an OpenAI prompt id (`pmpt_…`); the channel is the tenant's."
+        CreateAgentRequest,
+        description=(
+            "`prompt_id` and `extraction_prompt_id` (optional) are OpenAI prompt ids (`pmpt_…`); the channel is "
+            "the tenant's."
+        ),
     ),
     "UpdateAgentRequest": _update_agent_request(),
     "AgentList": closed({"agents": {"type": "array", "items": ref("Agent")}}),
