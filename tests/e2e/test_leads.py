@@ -125,14 +125,14 @@ def _lead_system(make_system: Callable[..., System], **overrides: str) -> System
 def _extractions(system: System, tenant: Tenant, **params: Any) -> list[dict[str, Any]]:
     answer = system.api("GET", f"/users/{tenant.user_id}/extractions", tenant.api_key, params=params)
     assert answer.status_code == 200, answer.text
-    items: list[dict[str, Any]] = answer.json()["items"]
+    items: list[dict[str, Any]] = answer.json()["extractions"]
     return items
 
 
 def _notifications(system: System, tenant: Tenant, **params: Any) -> list[dict[str, Any]]:
     answer = system.api("GET", f"/users/{tenant.user_id}/notifications", tenant.api_key, params=params)
     assert answer.status_code == 200, answer.text
-    items: list[dict[str, Any]] = answer.json()["items"]
+    items: list[dict[str, Any]] = answer.json()["notifications"]
     return items
 
 
@@ -174,17 +174,27 @@ def test_a_quiet_conversation_becomes_a_lead_the_business_is_told_of_through_a_s
         event_ids = [post["headers"]["X-Mcagent-Event-Id"] for post in receiver.posts]
         assert len(event_ids) == 4 and len(set(event_ids)) == 3
         assert not receiver.rejected
-        log = system.api("GET", f"/users/{tenant.user_id}/webhook/deliveries", tenant.api_key).json()["items"]
+        log = system.api("GET", f"/users/{tenant.user_id}/webhook/deliveries", tenant.api_key).json()["deliveries"]
         assert sorted(len(d["attempts"]) for d in log) == [1, 1, 2]
         assert {d["status"] for d in log} == {"delivered"}
 
-        # Nothing new in the conversation: no second extraction, however many sweeps pass.
+        # Once the conversation is read to its end, no sweep reads it again while nothing new is said.
+        wait_for(lambda: _read_to_the_end(system, tenant, lead["conversation_id"]), timeout=30, what="read to its end")
+        readings = len(openai_standin.calls("extractions"))
         time.sleep(3)
-        assert len(openai_standin.calls("extractions")) == 1
+        assert len(openai_standin.calls("extractions")) == readings
         history = system.api(
             "GET", f"/users/{tenant.user_id}/conversations/{lead['conversation_id']}/extractions", tenant.api_key
-        ).json()["items"]
-        assert len(history) == 1
+        ).json()["extractions"]
+        assert len(history) == readings
+
+
+def _read_to_the_end(system: System, tenant: Tenant, conversation_id: int) -> bool:
+    conversation = system.api("GET", f"/users/{tenant.user_id}/conversations/{conversation_id}", tenant.api_key).json()
+    history = system.api(
+        "GET", f"/users/{tenant.user_id}/conversations/{conversation_id}/extractions", tenant.api_key
+    ).json()["extractions"]
+    return bool(history) and history[0]["through_sequence_no"] == conversation["last_sequence_no"]
 
 
 def test_an_extraction_answered_with_invalid_fields_keeps_what_was_valid(

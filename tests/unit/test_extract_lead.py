@@ -19,6 +19,7 @@ from application.use_cases.deliver_webhook import DeliverWebhook, DeliverWebhook
 from application.use_cases.extract_lead import ExtractLead, ExtractLeadCommand
 from application.use_cases.notify_account_events import NotifyAccountEvents
 from application.use_cases.process_pending_messages import TurnPolicy
+from application.use_cases.relink_agent import RelinkAgent, RelinkAgentCommand
 from application.use_cases.schedule_extractions import ScheduleExtractions
 from domain.channels import BotState
 from domain.credits import LEAD_EXTRACTION
@@ -190,11 +191,9 @@ def test_the_extraction_reads_the_conversation_from_our_database_with_the_agents
 
 def test_an_agent_with_its_own_extraction_prompt_is_read_with_it(app: App) -> None:
     leads = Leads(app)
-    with app.uow() as uow:
-        agent = uow.agents.get(app.user.user_id, app.agent.agent_id)
-        assert agent is not None
-        app.store.tables.agents[agent.agent_id] = agent.extract_with("pmpt_leads")
-        uow.commit()
+    RelinkAgent(app.uow, app.routes, app.queue, app.clock, app.ordering)(
+        RelinkAgentCommand(app.user.user_id, app.agent.agent_id, extraction_prompt_id="pmpt_leads")
+    )
     _talk(app, "Hi")
 
     leads.extract(ExtractLeadCommand(leads.conversation_id()))

@@ -130,6 +130,9 @@ def test_deleting_the_webhook_is_204_then_it_is_not_found(api: Api, tenant: Tena
         ({"url": "https://crm.shop.example/hooks#top"}, "url"),
         ({"url": "https://crm.shop.example/" + "x" * 2_048}, "url"),
         ({"url": "https://crm.shop.example/\x00"}, "url"),
+        ({"url": "http://["}, "url"),
+        ({"url": "https://[zz]/"}, "url"),
+        ({"url": "https://x:99999/"}, "url"),
     ],
 )
 def test_a_bad_url_is_422_naming_it_and_nothing_is_configured(
