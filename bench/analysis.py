@@ -212,6 +212,55 @@ def reply_figures(
     }
 
 
+@dataclass(frozen=True)
+class ExtractionCounts:
+    """What the run's lead extraction left in the database, over the measured window."""
+
+    extractions: int  # `extractions` rows stored
+    conversations_read: int  # distinct conversations among them
+    notifications_by_kind: dict[str, int]  # `notifications` created
+    conversations_failing: int  # conversations whose last reading failed, at the end (not in the window)
+
+
+def extraction_figures(
+    counts: ExtractionCounts,
+    *,
+    answered: int,
+    workers_cpu_s: float,
+    role_cpu_s: dict[str, float],
+    roles_whole_window: bool,
+) -> dict[str, Any]:
+    """The report's `extraction` entry: what was read, and the worker group's CPU split by role.
+
+    `role_cpu_s` has the CPU of the worker supervisor's children that could be told apart (`background`:
+    the background worker, whose work is the extractions; `sweeper`, which finds them due); `others` is the
+    rest of the group: the reply workers, the supervisor, and the sweeper when it was not told apart. With
+    no background worker told apart, only the group's CPU is reported, as in `cpu`."""
+    per = max(1, answered)
+    extractions = counts.extractions
+    out: dict[str, Any] = {
+        "extractions_stored": extractions,
+        "conversations_read": counts.conversations_read,
+        "notifications_created": sum(counts.notifications_by_kind.values()),
+        "notifications_by_kind": counts.notifications_by_kind,
+        "conversations_failing_at_end": counts.conversations_failing,
+        "extractions_per_message": round(extractions / per, 4),
+    }
+    if "background" not in role_cpu_s:
+        out["cpu_split"] = "worker group only: the background worker could not be told apart"
+        out["worker_cpu_ms_per_message"] = {"workers": round(1000 * workers_cpu_s / per, 3)}
+        return out
+    split = {name: round(1000 * cpu_s / per, 3) for name, cpu_s in sorted(role_cpu_s.items())}
+    split["others"] = round(1000 * (workers_cpu_s - sum(role_cpu_s.values())) / per, 3)
+    out["cpu_split"] = "per process" if roles_whole_window else "per process, but a followed process died"
+    out["worker_cpu_ms_per_message"] = split
+    out["background_cpu_s"] = round(role_cpu_s["background"], 2)
+    out["background_cpu_ms_per_extraction"] = (
+        round(1000 * role_cpu_s["background"] / extractions, 2) if extractions else None
+    )
+    return out
+
+
 def timeseries(
     results: Results,
     answered_at: dict[int, float],

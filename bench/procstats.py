@@ -86,6 +86,27 @@ def descendants(roots: Iterable[int], stats: dict[int, ProcStat]) -> set[int]:
     return found
 
 
+def children_by_start(pid: int, stats: dict[int, ProcStat]) -> list[int]:
+    """The direct children of `pid`, oldest first (the order a supervisor started them in)."""
+    return [stat.pid for stat in sorted((s for s in stats.values() if s.ppid == pid), key=lambda s: s.start)]
+
+
+def supervisor_roles(children: list[int], rq_queues: dict[int, list[str]], background_queue: str) -> dict[str, int]:
+    """Which of the worker supervisor's children is the background worker and which the sweeper.
+
+    `rq_queues` is every registered RQ worker's pid and queues. The background worker is the child serving
+    `background_queue`; the sweeper is the one child that is no RQ worker at all. A role that does not
+    come out as exactly one process is left out, so a process is never counted under a wrong name."""
+    background = [pid for pid in children if background_queue in rq_queues.get(pid, [])]
+    sweeper = [pid for pid in children if pid not in rq_queues]
+    roles: dict[str, int] = {}
+    if len(background) == 1:
+        roles["background"] = background[0]
+    if len(sweeper) == 1:
+        roles["sweeper"] = sweeper[0]
+    return roles
+
+
 def pss_bytes(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
@@ -203,6 +224,9 @@ class ProcessMonitor:
         self.postgres = Group("postgres")  # our database's backends + the cluster's own processes
         self.postgres_all = Group("postgres_all")  # every postgres process (other databases too)
         self.harness = Group("harness")
+        # Processes of the worker tree followed on their own (`follow`): part of `workers`.
+        self.roles: dict[str, Group] = {}
+        self.role_pids: dict[str, int] = {}
         self.samples: list[Sample] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -234,6 +258,15 @@ class ProcessMonitor:
                 if len(self.errors) < 20:
                     self.errors.append(repr(error))
 
+    def follow(self, role_pids: dict[str, int]) -> None:
+        """Account each named process (and its descendants) apart as well, from the next sample on; call
+        before `mark_baseline`. A followed process that dies takes its CPU out of its role's count (it goes
+        to the supervisor's): its group's `alive` at the end tells whether the figure covers the window."""
+        with self._lock:
+            self.role_pids = dict(role_pids)
+            self.roles = {name: Group(name) for name in role_pids}
+        self.sample()
+
     def mark_baseline(self) -> None:
         with self._lock:
             for group in (
@@ -244,6 +277,7 @@ class ProcessMonitor:
                 self.postgres,
                 self.postgres_all,
                 self.harness,
+                *self.roles.values(),
             ):
                 group.mark_baseline()
             self._machine_baseline = self._machine_last
@@ -287,6 +321,8 @@ class ProcessMonitor:
             self.postgres.observe(postgres_ours, with_pss=False)
             self.postgres_all.observe(postgres_all, with_pss=False)
             self.harness.observe(harness, with_pss=False)
+            for name, group in self.roles.items():
+                group.observe([stats[pid] for pid in descendants([self.role_pids[name]], stats)], with_pss=False)
             self._machine_last = machine_ticks()
             self.peak_postgres_backends = max(self.peak_postgres_backends, backends)
             self.samples.append(

@@ -25,10 +25,18 @@ import psycopg
 import redis
 import requests
 
+from adapters.rq.background import background_queue_name
 from bench import mix, profiling
-from bench.analysis import ReplyLog, ingest_figures, reply_figures, timeseries
+from bench.analysis import (
+    ExtractionCounts,
+    ReplyLog,
+    extraction_figures,
+    ingest_figures,
+    reply_figures,
+    timeseries,
+)
 from bench.load import Results, Schedule, Step, accepted_status, build_delivery, build_schedule, drive
-from bench.procstats import ProcessMonitor
+from bench.procstats import ProcessMonitor, all_stats, children_by_start, supervisor_roles
 from bench.system import (
     ROOT,
     Database,
@@ -319,7 +327,8 @@ def run_once(
                 stack.callback(workers.stop, 45)
             redis_client = redis.Redis(host="127.0.0.1", port=redis_port, socket_timeout=2)
             stack.callback(redis_client.close)
-            queue_key = f"rq:queue:{env.get('QUEUE_NAME', 'mcagent')}"
+            queue_name = env.get("QUEUE_NAME", "mcagent")
+            queue_key = f"rq:queue:{queue_name}"
 
             provision(base_url, args, channels)
             widgets = [channels.ids[n] for n in range(args.numbers) if channels.type_of(n) == mix.WEBCHAT]
@@ -352,7 +361,17 @@ def run_once(
             )
             monitor.start()
             stack.callback(monitor.stop)
+            if workers is not None:
+                # After the warm-up, so that every RQ worker has registered in Redis.
+                roles = supervisor_roles(
+                    children_by_start(workers.pid, all_stats()),
+                    rq_worker_queues(redis_client),
+                    background_queue_name(queue_name),
+                )
+                out["worker_roles"] = roles
+                monitor.follow(roles)
             monitor.mark_baseline()
+            window_from = datetime.now(UTC)
 
             profiler: profiling.Profiler | None = None
             if args.profile:
@@ -389,6 +408,7 @@ def run_once(
             if profiler is not None:
                 out["profile"] = profiler.finish()
             monitor.stop()
+            window_to = datetime.now(UTC)
             # Stopped before counting, so that the count needs no connection slot the service holds.
             for name in ("workers", "web"):
                 if name in services:
@@ -397,6 +417,17 @@ def run_once(
                 out["database"] = database_figures(database, results)
             except psycopg.Error as error:
                 out["database"] = {"error": repr(error)}
+            if workers is not None:
+                try:
+                    out["extraction"] = extraction_figures(
+                        extraction_counts(database, window_from, window_to),
+                        answered=out["e2e"]["messages_answered"],
+                        workers_cpu_s=monitor.workers.cpu_s(),
+                        role_cpu_s={name: group.cpu_s() for name, group in monitor.roles.items()},
+                        roles_whole_window=all(group.alive for group in monitor.roles.values()),
+                    )
+                except psycopg.Error as error:
+                    out["extraction"] = {"error": repr(error)}
             out["log_warnings"] = {name: log_summary(service.log_path) for name, service in services.items()}
         except KeyboardInterrupt:
             raise
@@ -654,6 +685,34 @@ def database_figures(database: Database, results: Results) -> dict[str, Any]:
     accepted = sum(1 for status in results.status if status == 200)
     figures["durable_equals_accepted"] = measured == accepted
     return figures
+
+
+def extraction_counts(database: Database, since: datetime, until: datetime) -> ExtractionCounts:
+    """Lead extraction's rows created between `since` and `until` (the CPU's window)."""
+    window = "created_at >= %s AND created_at < %s"
+    extractions, conversations = database.query(
+        f"SELECT count(*), count(DISTINCT conversation_id) FROM extractions WHERE {window}", (since, until)
+    )[0]
+    notifications = database.query(
+        f"SELECT kind, count(*) FROM notifications WHERE {window} GROUP BY kind ORDER BY kind", (since, until)
+    )
+    failing = database.query("SELECT count(*) FROM conversations WHERE extraction_failure IS NOT NULL")[0][0]
+    return ExtractionCounts(
+        extractions=extractions,
+        conversations_read=conversations,
+        notifications_by_kind=dict(notifications),
+        conversations_failing=failing,
+    )
+
+
+def rq_worker_queues(client: redis.Redis) -> dict[int, list[str]]:
+    """pid → queues of every RQ worker registered in the run's Redis (RQ's `rq:workers` set and worker hashes)."""
+    found: dict[int, list[str]] = {}
+    for key in client.smembers("rq:workers"):
+        pid, queues = client.hmget(key, ["pid", "queues"])
+        if pid:
+            found[int(pid)] = (queues.decode() if isinstance(queues, bytes) else queues or "").split(",")
+    return found
 
 
 def machine_info() -> dict[str, Any]:

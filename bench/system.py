@@ -104,9 +104,9 @@ class Database:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
 
-    def query(self, statement: str) -> list[tuple[Any, ...]]:
+    def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.url, autocommit=True) as conn:
-            return list(conn.execute(statement.encode()).fetchall())
+            return list(conn.execute(statement.encode(), params).fetchall())
 
 
 def _start_listening(name: str, argv: list[str], log_dir: Path, port: int, timeout: float) -> tuple[Service, int]:
