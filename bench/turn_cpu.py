@@ -2,6 +2,9 @@
 
     python -m bench.turn_cpu [--messages 400] [--profile] [KEY=VALUE ...]
 
+Then the CPU of one lead extraction (`ExtractLead`) of each of those conversations (a customer's message and
+the agent's reply), the same way.
+
 Real PostgreSQL (a fresh database, dropped at the end) and Redis db 12, the stand-ins in their own
 processes, so `time.process_time()` counts this process only: the webhook's use case per message
 (`HandleInboundMessage`) and the worker's per turn (`ProcessPendingMessages`, a new customer each
@@ -29,6 +32,7 @@ from adapters.postgres.migrations import apply_migrations
 from application.use_cases.add_channel import AddChannelCommand
 from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreateUserCommand
+from application.use_cases.extract_lead import ExtractLeadCommand
 from application.use_cases.handle_inbound_message import HandleInbound
 from application.use_cases.process_pending_messages import ProcessScope
 from application.use_cases.top_up_credits import TopUpCommand
@@ -112,7 +116,7 @@ def _measure(args: argparse.Namespace, database_url: str, ai_port: int, graph_po
     for n in range(warm):
         handle(HandleInbound(messages[n]))
         process(ProcessScope(f"conversation:{n + 1}"))
-    profiles = [cProfile.Profile(time.process_time), cProfile.Profile(time.process_time)]
+    profiles = [cProfile.Profile(time.process_time) for _ in range(3)]
     started = time.process_time()
     with _profiled(profiles[0], args.profile):
         for message in messages[warm:]:
@@ -123,14 +127,26 @@ def _measure(args: argparse.Namespace, database_url: str, ai_port: int, graph_po
         for n in range(warm, total):
             process(ProcessScope(f"conversation:{n + 1}"))
     done = time.process_time()
+    extract = container.extract_lead()
+    for n in range(warm):
+        extract(ExtractLeadCommand(n + 1))
+    read_from = time.process_time()
+    with _profiled(profiles[2], args.profile):
+        for n in range(warm, total):
+            extract(ExtractLeadCommand(n + 1))
+    read = time.process_time()
     count = total - warm
     print(f"HandleInboundMessage: {1000 * (ingested - started) / count:.2f} ms CPU per message")
     print(
         f"ProcessPendingMessages: {1000 * (done - ingested) / count:.2f} ms CPU per turn"
         f"{' (under the profiler)' if args.profile else ''}"
     )
+    print(
+        f"ExtractLead: {1000 * (read - read_from) / count:.2f} ms CPU per reading"
+        f"{' (under the profiler)' if args.profile else ''}"
+    )
     if args.profile:
-        for label, profile in zip(("ingest", "turn"), profiles, strict=True):
+        for label, profile in zip(("ingest", "turn", "extraction"), profiles, strict=True):
             print(f"===== {label}")
             pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
     container.shutdown_resources()

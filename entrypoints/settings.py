@@ -161,7 +161,7 @@ class Settings:
             extraction_interval_ms=reader.integer("EXTRACTION_INTERVAL", 600_000, minimum=1_000),
             credits_per_extraction=reader.integer("CREDITS_PER_EXTRACTION", 0, minimum=0),
             extraction_model=reader.text("EXTRACTION_MODEL", "gpt-4.1-mini") or "gpt-4.1-mini",
-            background_worker_threads=reader.integer("BACKGROUND_WORKER_THREADS", 4, minimum=1),
+            background_worker_threads=reader.integer("BACKGROUND_WORKER_THREADS", 16, minimum=1),
             outgoing_webhook_timeout_ms=reader.integer("OUTGOING_WEBHOOK_TIMEOUT", 5_000, minimum=100),
             # Tests and a business receiving on its own network allow it; the default keeps the service from
             # being pointed at the operator's private network through a webhook URL.

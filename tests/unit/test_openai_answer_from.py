@@ -11,7 +11,8 @@ from adapters.openai.extractor import answer_from
 from application.ports.leads import ExtractionFailed
 
 
-def response(*content: dict[str, Any], **fields: Any) -> Response:
+def response(*content: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A Responses API answer as OpenAI sends it (checked against the SDK's own model of one)."""
     data: dict[str, Any] = {
         "id": "resp_1",
         "object": "response",
@@ -31,7 +32,8 @@ def response(*content: dict[str, Any], **fields: Any) -> Response:
         },
     }
     data.update(fields)
-    return Response.model_validate(data)
+    Response.model_validate(data)
+    return data
 
 
 def text(value: str) -> dict[str, Any]:
