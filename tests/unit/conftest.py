@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from dependency_injector import providers
 
 from adapters.memory.message_store import InMemoryMessageStore
 from adapters.memory.rejected_deliveries import InMemoryRejectedDeliveries
 from adapters.memory.services import (
+    FixedClock,
     InMemoryBalanceCache,
     InMemoryJobQueue,
     InMemoryLocks,
@@ -50,7 +52,13 @@ from domain.credits import Credits, LedgerEntry
 from domain.messages import Direction, InboundMessage, Message, OrderingScope
 from domain.tenancy import Agent, Channel, User
 from domain.turns import Turn
+from entrypoints.container import build_container
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
 from tests.unit.fakes import CrashingSender, HookedClock, OneSenderForEveryType, ScriptedAI
+
+if TYPE_CHECKING:
+    from tests.unit.test_http_api import Api, Tenant
 
 ADMIN_KEY = "admin-key-for-tests"
 PHONE_NUMBER_ID = "pn_100"
@@ -301,3 +309,28 @@ def make_app() -> MakeApp:
 @pytest.fixture
 def app(make_app: MakeApp) -> App:
     return make_app()
+
+
+# --- the HTTP app on the in-memory adapters, and tenants on it (tests/unit/test_http_*.py) ------------
+
+
+@pytest.fixture
+def api() -> Iterator[Api]:
+    """The web app on dev mode's in-memory adapters, with a FixedClock the test moves."""
+    from tests.unit.test_http_api import Api
+
+    container = build_container(Settings.from_env({}, dev=True))
+    clock = FixedClock()
+    container.clock.override(providers.Object(clock))
+    yield Api(create_app(container).test_client(), container, clock)
+    container.clock.reset_override()
+
+
+@pytest.fixture
+def tenant(api: Api) -> Tenant:
+    return api.create_tenant("owner@shop.example")
+
+
+@pytest.fixture
+def other(api: Api) -> Tenant:
+    return api.create_tenant("rival@elsewhere.example")

@@ -3,32 +3,12 @@ every read, and checked like the other prompt ids (embedded container)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dependency_injector import providers
 
-from adapters.memory.services import FixedClock
 from domain import limits
-from entrypoints.container import build_container
-from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
 from tests.unit.test_http_api import Api, Tenant, _error, _json
-
-
-@pytest.fixture
-def api() -> Iterator[Api]:
-    container = build_container(Settings.from_env({}, dev=True))
-    clock = FixedClock()
-    container.clock.override(providers.Object(clock))
-    yield Api(create_app(container).test_client(), container, clock)
-    container.clock.reset_override()
-
-
-@pytest.fixture
-def tenant(api: Api) -> Tenant:
-    return api.create_tenant("owner@shop.example")
 
 
 def _create(api: Api, tenant: Tenant, **extra: object) -> dict[str, Any]:

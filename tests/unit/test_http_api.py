@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from attrs import frozen
-from dependency_injector import providers
 from flask.testing import FlaskClient
 from freezegun import freeze_time
 from werkzeug.test import TestResponse
@@ -117,25 +115,6 @@ def _error(response: TestResponse, status: int, code: str, field: str | None = N
     assert error["correlation_id"] == response.headers["x-correlation-id"]
     assert datetime.fromisoformat(error["timestamp"]).tzinfo is not None
     return error
-
-
-@pytest.fixture
-def api() -> Iterator[Api]:
-    container = build_container(Settings.from_env({}, dev=True))
-    clock = FixedClock()
-    container.clock.override(providers.Object(clock))
-    yield Api(create_app(container).test_client(), container, clock)
-    container.clock.reset_override()
-
-
-@pytest.fixture
-def tenant(api: Api) -> Tenant:
-    return api.create_tenant("owner@shop.example")
-
-
-@pytest.fixture
-def other(api: Api) -> Tenant:
-    return api.create_tenant("rival@elsewhere.example")
 
 
 # --- users -------------------------------------------------------------------------------------

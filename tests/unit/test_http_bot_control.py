@@ -7,9 +7,7 @@ from typing import Any
 import pytest
 
 from application.ports.services import DeliveryFailed
-from tests.unit.test_http_api import ACCESS_TOKEN, Api, Tenant, _error, _json, api, other, tenant
-
-__all__ = ["api", "other", "tenant"]
+from tests.unit.test_http_api import ACCESS_TOKEN, Api, Tenant, _error, _json
 
 
 def _conversation(api: Api, tenant: Tenant) -> int:

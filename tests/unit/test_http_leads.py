@@ -4,19 +4,13 @@ OpenAPI document by the test client."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from dependency_injector import providers
 
-from adapters.memory.services import FixedClock
 from adapters.memory.unit_of_work import InMemoryUnitOfWork
 from domain.extraction import FIELDS, NOT_STATED, Extraction, LeadFields
-from entrypoints.container import build_container
-from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
 from tests.unit.test_http_api import Api, Tenant, _error, _json
 
 LEAD_KEYS = {
@@ -30,25 +24,6 @@ LEAD_KEYS = {
     "credits_charged",
     "created_at",
 }
-
-
-@pytest.fixture
-def api() -> Iterator[Api]:
-    container = build_container(Settings.from_env({}, dev=True))
-    clock = FixedClock()
-    container.clock.override(providers.Object(clock))
-    yield Api(create_app(container).test_client(), container, clock)
-    container.clock.reset_override()
-
-
-@pytest.fixture
-def tenant(api: Api) -> Tenant:
-    return api.create_tenant("owner@shop.example")
-
-
-@pytest.fixture
-def other(api: Api) -> Tenant:
-    return api.create_tenant("rival@elsewhere.example")
 
 
 def conversation(api: Api, phone_number_id: str, customer: str) -> int:

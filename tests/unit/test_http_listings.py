@@ -3,22 +3,16 @@ through Flask's test client on the embedded (in-memory) container."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 from attrs import evolve
-from dependency_injector import providers
 
-from adapters.memory.services import FixedClock
 from application.ports.services import DeliveryFailed
 from application.use_cases.handle_inbound_message import HandleInbound
 from application.use_cases.process_pending_messages import ProcessScope
 from domain.messages import Direction, InboundMessage, Message, MessageStatus
-from entrypoints.container import build_container
-from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
 from tests.unit.test_http_api import Api, Tenant, _error, _json
 
 CONVERSATION_KEYS = {
@@ -36,25 +30,6 @@ CONVERSATION_KEYS = {
     "last_customer_message_at",
     "last_sequence_no",
 }
-
-
-@pytest.fixture
-def api() -> Iterator[Api]:
-    container = build_container(Settings.from_env({}, dev=True))
-    clock = FixedClock()
-    container.clock.override(providers.Object(clock))
-    yield Api(create_app(container).test_client(), container, clock)
-    container.clock.reset_override()
-
-
-@pytest.fixture
-def tenant(api: Api) -> Tenant:
-    return api.create_tenant("owner@shop.example")
-
-
-@pytest.fixture
-def other(api: Api) -> Tenant:
-    return api.create_tenant("rival@elsewhere.example")
 
 
 @pytest.fixture

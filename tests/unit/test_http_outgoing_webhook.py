@@ -4,42 +4,17 @@ delivery log with its attempts, filters and cursor. Each answer is checked again
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from dependency_injector import providers
 
-from adapters.memory.services import FixedClock
 from adapters.memory.unit_of_work import InMemoryUnitOfWork
 from domain.webhooks import SECRET_PREFIX, WebhookAttempt, WebhookDelivery, sign, signature_matches
-from entrypoints.container import build_container
-from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
 from tests.unit.test_http_api import Api, Tenant, _error, _json
 
 URL = "https://crm.shop.example/hooks/mcagent"
 WEBHOOK_KEYS = {"user_id", "url", "created_at", "secret_rotated_at"}
-
-
-@pytest.fixture
-def api() -> Iterator[Api]:
-    container = build_container(Settings.from_env({}, dev=True))
-    clock = FixedClock()
-    container.clock.override(providers.Object(clock))
-    yield Api(create_app(container).test_client(), container, clock)
-    container.clock.reset_override()
-
-
-@pytest.fixture
-def tenant(api: Api) -> Tenant:
-    return api.create_tenant("owner@shop.example")
-
-
-@pytest.fixture
-def other(api: Api) -> Tenant:
-    return api.create_tenant("rival@elsewhere.example")
 
 
 def _put(api: Api, tenant: Tenant, body: object) -> Any:

@@ -2,36 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from dependency_injector import providers
-
-from adapters.memory.services import FixedClock
-from entrypoints.container import build_container
-from entrypoints.http.app import create_app
-from entrypoints.settings import Settings
 from tests.unit.test_http_api import Api, Tenant, _error, _json
-
-
-@pytest.fixture
-def api() -> Iterator[Api]:
-    container = build_container(Settings.from_env({}, dev=True))
-    clock = FixedClock()
-    container.clock.override(providers.Object(clock))
-    yield Api(create_app(container).test_client(), container, clock)
-    container.clock.reset_override()
-
-
-@pytest.fixture
-def tenant(api: Api) -> Tenant:
-    return api.create_tenant("owner@shop.example")
-
-
-@pytest.fixture
-def other(api: Api) -> Tenant:
-    return api.create_tenant("rival@elsewhere.example")
 
 
 def _agent_without_channel(api: Api, tenant: Tenant, name: str = "Support") -> dict[str, Any]:
