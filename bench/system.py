@@ -104,7 +104,8 @@ class Database:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
 
-    def query(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def query(self, statement: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of one statement; without `params` a `%` in it is a plain character (LIKE patterns)."""
         with psycopg.connect(self.url, autocommit=True) as conn:
             return list(conn.execute(statement.encode(), params).fetchall())
 
