@@ -8,7 +8,7 @@ from attrs import evolve, frozen
 
 from domain.channels import BotState, ChannelPolicy
 from domain.errors import InvalidTransition, RetryRefused
-from domain.messages import Direction, InboundMessage, Message
+from domain.messages import Direction, InboundMessage, Message, Sender
 
 #: Why a reply part is not sent (stored as its failure reason).
 CHANNEL_REMOVED = "channel_removed"
@@ -130,14 +130,22 @@ class Conversation:
     def window_open(self, policy: ChannelPolicy, now: datetime) -> bool:
         return policy.window_open(self.last_customer_message_at, now)
 
-    def send_refusal(self, policy: ChannelPolicy | None, now: datetime) -> str | None:
+    def send_refusal(self, policy: ChannelPolicy | None, now: datetime, *, by_person: bool = False) -> str | None:
         """Why a reply may not be sent to the customer now (None: it may). `policy` is None when the
-        channel is gone."""
+        channel is gone. The AI's reply is held to the service window; a person's (`by_person`) to the
+        channel's human window, which may last longer (Instagram's 7 days with the human-agent tag)."""
         if policy is None:
             return CHANNEL_REMOVED
-        if not self.window_open(policy, now):
+        window_open = policy.human_window_open if by_person else policy.window_open
+        if not window_open(self.last_customer_message_at, now):
             return OUTSIDE_SERVICE_WINDOW
         return None
+
+    def needs_human_tag(self, part: Message, policy: ChannelPolicy, now: datetime) -> bool:
+        """Whether a reply part sent now goes out with the platform's human-agent tag: a person's part once
+        the service window is over and the human window is not; the AI's never (it is not sent outside
+        the service window at all)."""
+        return part.sender is Sender.HUMAN and policy.needs_human_tag(self.last_customer_message_at, now)
 
     def retry(
         self,
@@ -154,10 +162,11 @@ class Conversation:
 
         Only an active conversation's messages are retried: an archived one takes no new messages, and
         a retry would be one. A retry must be able to succeed now: the reply must be allowed out (the
-        channel is there and the customer's service window is open), and a customer's message needs an
-        agent to answer it. A part of a reply the worker is still sending is the worker's: it settles
-        the part's neighbours from what it read, and would take a part found `sending` for one a stopped
-        worker left. Refusals are `RetryRefused`, and nothing changes.
+        channel is there and the customer's window is open: the service window for the AI's reply and
+        for a customer's message the AI is to answer, the human window for a person's reply), and a
+        customer's message needs an agent to answer it. A part of a reply the worker is still sending
+        is the worker's: it settles the part's neighbours from what it read, and would take a part found
+        `sending` for one a stopped worker left. Refusals are `RetryRefused`, and nothing changes.
         """
         if message.conversation_id != self.conversation_id:
             raise InvalidTransition(f"message {message.message_id} is not in conversation {self.conversation_id}")
@@ -169,7 +178,7 @@ class Conversation:
                 CONVERSATION_ARCHIVED,
                 f"conversation {self.conversation_id} is archived: its messages are not retried",
             )
-        refusal = self.send_refusal(policy, now)
+        refusal = self.send_refusal(policy, now, by_person=message.sender is Sender.HUMAN)
         if refusal is None and message.direction is Direction.INBOUND and not has_agent:
             refusal = NO_AGENT_NOW
         if (

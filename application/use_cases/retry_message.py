@@ -1,5 +1,6 @@
 """Another chance for a failed message, on a tenant's request: a customer's message is answered after
-all, in the conversation's order; a reply part the channel refused is sent once more, now."""
+all, in the conversation's order; a reply part the channel refused is sent once more, now (a person's
+part within the channel's human window, with the human-agent tag past the service window)."""
 
 from __future__ import annotations
 
@@ -111,11 +112,15 @@ class RetryMessage:
 
     def _send_again(self, part: Message, conversation: Conversation, route: Route) -> Message:
         """The one more send attempt of a part the retry claimed: sent, or failed with the channel's code.
-        A refusal the channel asks to be tried again later fails it too (nothing went out): the tenant
-        may retry it again, which a part left pending in a finished turn would never be."""
+        A person's part past the service window goes with the platform's human-agent tag, judged at the
+        send. A refusal the channel asks to be tried again later fails it too (nothing went out): the
+        tenant may retry it again, which a part left pending in a finished turn would never be."""
+        human_agent = conversation.needs_human_tag(part, route.channel.policy, self._clock.now())
         try:
             sender = self._senders.for_type(route.channel.type)
-            platform_message_id = sender.send_text(route.channel, conversation.customer_id, part.text or "")
+            platform_message_id = sender.send_text(
+                route.channel, conversation.customer_id, part.text or "", human_agent=human_agent
+            )
         except DeliveryFailed as failure:
             log.warning(
                 "retry_delivery_failed",

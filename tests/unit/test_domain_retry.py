@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from domain.channels import ChannelType, policy_for
 from domain.conversations import (
     CHANNEL_REMOVED,
     CONVERSATION_ARCHIVED,
@@ -14,7 +15,7 @@ from domain.conversations import (
     REPLY_IN_PROGRESS,
 )
 from domain.errors import RetryRefused
-from domain.messages import DELIVERY_OUTCOME_UNKNOWN, NOT_RETRYABLE, Direction, MessageStatus
+from domain.messages import DELIVERY_OUTCOME_UNKNOWN, NOT_RETRYABLE, Direction, Message, MessageStatus, Sender
 from tests.unit.domain_builders import NOW, a_conversation, a_message, a_part, a_route
 
 LATER = NOW + timedelta(minutes=5)
@@ -143,3 +144,71 @@ def test_a_part_of_a_reply_the_worker_is_still_sending_is_left_to_the_worker() -
 
     assert refused.value.code == REPLY_IN_PROGRESS
     assert a_conversation().retry(part, POLICY, LATER, has_agent=True, open_turn_id=8) is not None
+
+
+# --- a person's reply part: the channel's human window, and the human-agent tag ---------------------
+
+
+def _failed_part_by(sender: Sender) -> Message:
+    return a_part(4, MessageStatus.FAILED, sender=sender, failure_reason="131000 service unavailable")
+
+
+@pytest.mark.parametrize(
+    ("channel", "written_ago", "tagged"),
+    [
+        (ChannelType.INSTAGRAM, timedelta(hours=23), False),
+        (ChannelType.INSTAGRAM, timedelta(hours=25), True),
+        (ChannelType.INSTAGRAM, timedelta(days=6, hours=23), True),
+        (ChannelType.WHATSAPP, timedelta(hours=23), False),
+        (ChannelType.WEBCHAT, timedelta(days=30), False),
+    ],
+)
+def test_a_persons_failed_part_is_retried_within_the_human_window_tagged_after_the_service_window(
+    channel: ChannelType, written_ago: timedelta, tagged: bool
+) -> None:
+    policy = policy_for(channel)
+    conversation = a_conversation(last_customer_message_at=NOW - written_ago)
+    part = _failed_part_by(Sender.HUMAN)
+
+    retried = conversation.retry(part, policy, NOW, has_agent=True)
+
+    assert retried is not None and retried.status is MessageStatus.SENDING
+    assert conversation.needs_human_tag(retried, policy, NOW) is tagged
+
+
+@pytest.mark.parametrize(
+    ("channel", "sender", "written_ago"),
+    [
+        (ChannelType.INSTAGRAM, Sender.HUMAN, timedelta(days=8)),
+        (ChannelType.INSTAGRAM, Sender.AI, timedelta(hours=25)),
+        (ChannelType.WHATSAPP, Sender.HUMAN, timedelta(hours=25)),
+    ],
+)
+def test_a_part_is_not_retried_once_its_senders_window_is_over(
+    channel: ChannelType, sender: Sender, written_ago: timedelta
+) -> None:
+    conversation = a_conversation(last_customer_message_at=NOW - written_ago)
+
+    with pytest.raises(RetryRefused) as refused:
+        conversation.retry(_failed_part_by(sender), policy_for(channel), NOW, has_agent=True)
+
+    assert refused.value.code == OUTSIDE_SERVICE_WINDOW
+
+
+def test_the_ais_part_never_goes_with_the_human_agent_tag() -> None:
+    instagram = policy_for(ChannelType.INSTAGRAM)
+    three_days = a_conversation(last_customer_message_at=NOW - timedelta(days=3))
+
+    assert three_days.needs_human_tag(_failed_part_by(Sender.AI), instagram, NOW) is False
+    assert three_days.needs_human_tag(_failed_part_by(Sender.HUMAN), instagram, NOW) is True
+
+
+@pytest.mark.parametrize("sender", [Sender.AI, Sender.HUMAN])
+def test_on_web_chat_any_part_is_retried_any_time_untagged(sender: Sender) -> None:
+    webchat = policy_for(ChannelType.WEBCHAT)
+    a_year = a_conversation(last_customer_message_at=NOW - timedelta(days=365))
+
+    retried = a_year.retry(_failed_part_by(sender), webchat, NOW, has_agent=True)
+
+    assert retried is not None and retried.status is MessageStatus.SENDING
+    assert a_year.needs_human_tag(retried, webchat, NOW) is False

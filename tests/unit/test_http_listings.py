@@ -433,6 +433,34 @@ def test_a_retry_outside_the_service_window_is_409_and_sends_nothing(api: Api, c
     assert _message(api, part_id).status is MessageStatus.FAILED
 
 
+def test_a_persons_instagram_reply_retried_after_24_hours_goes_with_the_human_agent_tag(
+    api: Api, tenant: Tenant
+) -> None:
+    account = "17841400000000042"
+    channel = {"type": "instagram", "phone_number_id": account, "external_number": "@shop", "access_token": "IGtoken"}
+    added = api.client.post(f"/users/{tenant.user_id}/phone_numbers", json=channel, headers=tenant.headers)
+    assert added.status_code == 201, added.json
+    api.create_agent(tenant, account)
+    api.receive(account, "IGSID42", "open on Sunday?")
+    conversation_id = _get(api, tenant, "/messages")["messages"][0]["conversation_id"]
+    sender = api.container.recording_sender()
+    sender.failures.append(DeliveryFailed("Service unavailable", code="2"))
+    refused = api.client.post(
+        f"/users/{tenant.user_id}/conversations/{conversation_id}/messages",
+        json={"text": "Maria here: yes, from 10 to 4."},
+        headers=tenant.headers,
+    )
+    assert refused.status_code == 502
+    api.clock.advance(hours=25)
+
+    response = _retry(api, tenant, _json(refused)["error"]["message_id"])
+
+    assert response.status_code == 200
+    body = _json(response)
+    assert (body["retried"], body["status"], body["sender"]) == (True, "sent", "human")
+    assert [(sent.text, sent.human_agent) for sent in sender.sent] == [("Maria here: yes, from 10 to 4.", True)]
+
+
 def test_another_tenants_or_an_unknown_message_is_404_on_retry(api: Api, chatty: Tenant, other: Tenant) -> None:
     theirs = _get(api, other, "/messages")["messages"][0]["message_id"]
     _store(api).messages[theirs] = evolve(_message(api, theirs), status=MessageStatus.FAILED, failure_reason="x")

@@ -1,5 +1,6 @@
 """Instagram's windows: the AI answers within 24 hours of the customer's last message; a person from the
-team may answer for 7 days, after the first 24 hours with Meta's HUMAN_AGENT tag; beyond, nothing goes out."""
+team may answer for 7 days, after the first 24 hours with Meta's HUMAN_AGENT tag; beyond, nothing goes out.
+A person's failed reply retried by the tenant follows the same rule."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from datetime import timedelta
 
 import pytest
 
+from application.ports.services import DeliveryFailed
 from application.use_cases.add_channel import AddChannelCommand
 from application.use_cases.create_agent import CreateAgentCommand
+from application.use_cases.retry_message import RetryMessage, RetryMessageCommand, RetryOutcome
 from application.use_cases.send_human_reply import SendHumanReply, SendHumanReplyCommand
 from domain.channels import ChannelType, policy_for
-from domain.errors import OutsideServiceWindow
+from domain.errors import ChannelRefused, OutsideServiceWindow, RetryRefused
 from domain.handoff import human_reply
 from domain.messages import DELETED_BY_CUSTOMER, Direction, MessageStatus, Sender
 from tests.unit.conftest import App
@@ -74,6 +77,65 @@ def _instagram_conversation(app: App, written_ago: timedelta) -> int:
 def _reply(app: App, conversation_id: int) -> None:
     command = SendHumanReplyCommand(app.user.user_id, conversation_id, "Maria here: yes, from 10 to 4.")
     SendHumanReply(app.uow, app.turn_store, app.senders, app.clock)(command)
+
+
+def _failed_reply(app: App, conversation_id: int) -> int:
+    """A person's reply that Meta refused (a temporary error): stored failed, to be retried."""
+    app.sender.failures.append(DeliveryFailed("Service unavailable", code="2"))
+    with pytest.raises(ChannelRefused) as refused:
+        _reply(app, conversation_id)
+    assert app.store.tables.messages[refused.value.message_id].status is MessageStatus.FAILED
+    return refused.value.message_id
+
+
+def _retry(app: App, message_id: int) -> RetryOutcome:
+    retry = RetryMessage(
+        app.uow, app.message_store, app.turn_store, app.routes, app.senders, app.queue, app.clock, ordering=app.ordering
+    )
+    return retry(RetryMessageCommand(app.user.user_id, message_id))
+
+
+@pytest.mark.parametrize(("later", "tagged"), [(timedelta(hours=21), False), (timedelta(hours=23), True)])
+def test_a_persons_failed_reply_is_retried_with_the_tag_once_24_hours_have_passed(
+    app: App, later: timedelta, tagged: bool
+) -> None:
+    conversation_id = _instagram_conversation(app, timedelta(hours=2))
+    message_id = _failed_reply(app, conversation_id)
+    app.clock.advance(seconds=later.total_seconds())
+
+    outcome = _retry(app, message_id)
+
+    assert (outcome.retried, outcome.message.status, outcome.message.sender) == (True, MessageStatus.SENT, Sender.HUMAN)
+    [sent] = [s for s in app.sender.sent if s.recipient_id == "IGSID42"]
+    assert (sent.text, sent.human_agent) == ("Maria here: yes, from 10 to 4.", tagged)
+
+
+def test_a_persons_failed_reply_is_not_retried_once_7_days_have_passed(app: App) -> None:
+    conversation_id = _instagram_conversation(app, timedelta(days=3))
+    message_id = _failed_reply(app, conversation_id)
+    app.clock.advance(days=4)
+
+    with pytest.raises(RetryRefused) as refused:
+        _retry(app, message_id)
+
+    assert refused.value.code == "outside_service_window"
+    assert [s for s in app.sender.sent if s.recipient_id == "IGSID42"] == []
+    assert app.store.tables.messages[message_id].status is MessageStatus.FAILED
+
+
+def test_the_ais_failed_reply_is_not_retried_once_24_hours_have_passed(app: App) -> None:
+    _instagram_conversation(app, timedelta(hours=2))
+    app.sender.failures.append(DeliveryFailed("Service unavailable", code="2"))
+    app.drain()
+    [part] = [m for m in app.outbound_messages() if m.phone_number_id == ACCOUNT]
+    assert (part.sender, part.status) == (Sender.AI, MessageStatus.FAILED)
+    app.clock.advance(hours=23)
+
+    with pytest.raises(RetryRefused) as refused:
+        _retry(app, part.message_id)
+
+    assert refused.value.code == "outside_service_window"
+    assert [s for s in app.sender.sent if s.recipient_id == "IGSID42"] == []
 
 
 def test_a_persons_reply_three_days_later_goes_out_with_the_human_agent_tag(app: App) -> None:

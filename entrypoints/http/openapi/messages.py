@@ -95,8 +95,10 @@ PATHS: dict[str, JsonSchema] = {
             error_statuses=COMMON_ERRORS,
             description=(
                 "A failed customer's message is queued to be answered again; a failed reply part is sent "
-                "again within the request. Idempotent: a message that is not failed is left as it is "
-                "(`retried: false`). No body (one sent is ignored)."
+                "again within the request: the AI's within the service window, a person's within the "
+                "channel's human window (Instagram: 7 days, with the HUMAN_AGENT tag after 24 hours). "
+                "Idempotent: a message that is not failed is left as it is (`retried: false`). No body "
+                "(one sent is ignored)."
             ),
         )
     },
