@@ -328,7 +328,7 @@ def run_once(
             redis_client = redis.Redis(host="127.0.0.1", port=redis_port, socket_timeout=2)
             stack.callback(redis_client.close)
             queue_name = env.get("QUEUE_NAME", "mcagent")
-            queue_key = f"rq:queue:{queue_name}"
+            queue_key = f"mcagent:due:{queue_name}"  # scopes waiting for a drainer (adapters/rq/queue.py)
 
             provision(base_url, args, channels)
             widgets = [channels.ids[n] for n in range(args.numbers) if channels.type_of(n) == mix.WEBCHAT]

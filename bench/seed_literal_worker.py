@@ -4,7 +4,8 @@
 
 WORKER_CONCURRENCY processes, each an RQ forking `Worker` on QUEUE_NAME: every job runs in a new
 process (RQ's work horse) that builds its own container (pools, clients, connections) and then runs
-the product's job function, `entrypoints.worker.jobs.process_scope`. That per-job cost is what
+the product's job function, `entrypoints.worker.jobs.drain_scopes`, limited to one scope per job (the
+seed's one job per message). That per-job cost is what
 `python -m bench.run --config both` sets against the product's worker, which builds its container once
 per process and runs jobs on threads. One more process runs the product's recovery sweeper, so that
 recovery behaves as under `mcagent worker`; the product's supervisor keeps them all (restart on death,
@@ -53,6 +54,7 @@ class SeedLiteralWorker(Worker):
             log.exception("work_horse_start_failed")
             os._exit(1)
         jobs.bind(container)
+        jobs.SCOPES_PER_DRAINER = 1
         super().main_work_horse(job, queue)
 
 

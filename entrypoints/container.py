@@ -94,7 +94,7 @@ from application.webchat_access import WidgetAccess
 from domain.channels import ChannelType
 from entrypoints.settings import Settings
 
-JOB_FUNCTION = "entrypoints.worker.jobs.process_scope"
+JOB_FUNCTION = "entrypoints.worker.jobs.drain_scopes"
 
 
 def _postgres_pool(settings: Settings) -> Iterator[ConnectionPool | None]:
@@ -184,7 +184,7 @@ class Container(containers.DeclarativeContainer):
             RqJobQueue,
             connection=redis,
             queue_name=settings.provided.queue_name,
-            job_function=JOB_FUNCTION,
+            drain_function=JOB_FUNCTION,
             job_timeout_s=providers.Callable(
                 lambda s: int((s.openai_timeout_ms * (s.openai_max_retries + 1)) / 1000) + 300, settings
             ),

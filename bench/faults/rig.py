@@ -270,7 +270,7 @@ def _drive_and_count(stack: ExitStack, rig: Rig, scenario: Scenario, options: Op
         redis_pid=None,
         harness_pids=[os.getpid()],
         database_name=rig.database.name,
-        queue_depth=lambda: queue.llen(f"rq:queue:{rig.queue_name}"),
+        queue_depth=lambda: queue.llen(f"mcagent:due:{rig.queue_name}"),
     )
     monitor.start()
     stack.callback(monitor.stop)

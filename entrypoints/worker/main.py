@@ -55,6 +55,7 @@ def run_workers(settings: Settings) -> None:
                 settings.queue_name,
                 on_start=lambda: _start_container(settings),
                 threads=settings.worker_threads,
+                on_stop=jobs.STOPPING.set,
             )
 
     # Child 0 is the sweeper, child 1 the background worker (extractions, webhooks: never in a reply's

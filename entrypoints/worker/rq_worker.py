@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import FrameType
 
 import structlog
 from redis.client import Pipeline
@@ -50,6 +51,13 @@ class _LeanBookkeeping(SimpleWorker):
     _last_beat: tuple[float, int | None] | None = None
     _written_state: str | None = None
     _suspension_checked_at: float | None = None
+    #: Told of a warm shutdown before RQ waits for the jobs under way: long jobs (drainers) end sooner.
+    on_stop: Callable[[], None] | None = None
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        if self.on_stop is not None:
+            self.on_stop()
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def check_for_suspension(self, burst: bool) -> None:
         checked = self._suspension_checked_at
@@ -138,11 +146,13 @@ def run_rq_worker(
     burst: bool = False,
     maintenance_interval_s: int = 60,
     threads: int = 1,
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
     """Work on `queue_name` until SIGTERM/SIGINT (the jobs under way finish first) or, in burst mode, until empty.
 
     `on_start` runs once, in this process, before the first job: the place to build the container, so
-    that pools and clients are opened after the supervisor forked. Maintenance (freeing the registries of
+    that pools and clients are opened after the supervisor forked. `on_stop` runs when a warm shutdown is
+    asked for, before the jobs under way are waited for. Maintenance (freeing the registries of
     workers that died) runs every `maintenance_interval_s` instead of RQ's 10 minutes.
     """
     if on_start is not None:
@@ -155,4 +165,5 @@ def run_rq_worker(
         )
     else:
         worker = InProcessWorker([queue_name], connection=connection, maintenance_interval=maintenance_interval_s)
+    worker.on_stop = on_stop
     worker.work(burst=burst)

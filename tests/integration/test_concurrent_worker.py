@@ -1,4 +1,5 @@
-"""The threaded RQ worker: many slow jobs at once in one process, and a warm shutdown that waits for them."""
+"""The threaded RQ worker: many slow scopes at once in one process (drainers fan out to the backlog), and a
+warm shutdown that waits for the scopes under way."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from pytest_mock import MockerFixture
 
 from adapters.rq.queue import RqJobQueue
 from entrypoints.worker.rq_worker import run_rq_worker
-from tests.support.jobs_for_tests import RAN_KEY
+from tests.support.jobs_for_tests import RAN_KEY, RECORD, RECORD_SLOWLY, STOPPING
 
 QUEUE = "test-concurrent"
-RECORD_SLOWLY = "tests.support.jobs_for_tests.record_scope_slowly"
 
 
 def _ran(client: redis.Redis) -> list[str]:
@@ -25,44 +25,59 @@ def _ran(client: redis.Redis) -> list[str]:
 
 def _worker(redis_url: str, *, threads: int, burst: bool) -> multiprocessing.process.BaseProcess:
     process = multiprocessing.get_context("fork").Process(
-        target=run_rq_worker, args=(redis_url, QUEUE), kwargs={"on_start": None, "burst": burst, "threads": threads}
+        target=run_rq_worker,
+        args=(redis_url, QUEUE),
+        kwargs={"on_start": None, "burst": burst, "threads": threads, "on_stop": STOPPING.set},
     )
     process.start()
     return process
 
 
-def test_one_process_runs_as_many_slow_jobs_at_once_as_it_has_threads(client: redis.Redis, redis_url: str) -> None:
+def _finished(client: redis.Redis) -> list[str]:
+    return sorted(entry for entry in _ran(client) if entry.startswith("finished:"))
+
+
+def _run_until_finished(client: redis.Redis, redis_url: str, *, threads: int, scopes: int) -> float:
+    """Seconds a (non-burst) worker took to finish `scopes` slow scopes; the worker is then stopped."""
+    started = time.monotonic()
+    worker = _worker(redis_url, threads=threads, burst=False)
+    try:
+        while len(_finished(client)) < scopes and time.monotonic() - started < 30:
+            time.sleep(0.02)
+        elapsed = time.monotonic() - started
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGTERM)
+        worker.join(15)
+    finally:
+        worker.kill()
+    assert worker.exitcode == 0
+    return elapsed
+
+
+def test_one_process_runs_as_many_slow_scopes_at_once_as_it_has_threads(client: redis.Redis, redis_url: str) -> None:
     queue = RqJobQueue(client, QUEUE, RECORD_SLOWLY, job_timeout_s=30)
     for n in range(8):
         queue.enqueue_scope(f"conversation:{n}")
 
-    started = time.monotonic()
-    worker = _worker(redis_url, threads=8, burst=True)
-    worker.join(30)
-    elapsed = time.monotonic() - started
+    elapsed = _run_until_finished(client, redis_url, threads=8, scopes=8)
 
-    assert worker.exitcode == 0
-    finished = sorted(entry for entry in _ran(client) if entry.startswith("finished:"))
-    assert finished == sorted(f"finished:conversation:{n}" for n in range(8))
-    assert elapsed < 4, f"8 one-second jobs on 8 threads took {elapsed:.1f} s: they did not overlap"
+    assert _finished(client) == sorted(f"finished:conversation:{n}" for n in range(8))
+    assert elapsed < 4, f"8 one-second scopes on 8 threads took {elapsed:.1f} s: the drainers did not fan out"
     assert client.keys("rq:job:*") == []
 
 
-def test_a_worker_never_runs_more_jobs_at_once_than_it_has_threads(client: redis.Redis, redis_url: str) -> None:
+def test_a_worker_never_runs_more_scopes_at_once_than_it_has_threads(client: redis.Redis, redis_url: str) -> None:
     queue = RqJobQueue(client, QUEUE, RECORD_SLOWLY, job_timeout_s=30)
     for n in range(4):
         queue.enqueue_scope(f"conversation:{n}")
 
-    started = time.monotonic()
-    worker = _worker(redis_url, threads=2, burst=True)
-    worker.join(30)
+    elapsed = _run_until_finished(client, redis_url, threads=2, scopes=4)
 
-    assert worker.exitcode == 0
-    assert time.monotonic() - started >= 2.0, "4 one-second jobs on 2 threads need two rounds"
-    assert len([entry for entry in _ran(client) if entry.startswith("finished:")]) == 4
+    assert elapsed >= 2.0, "4 one-second scopes on 2 threads need two rounds"
+    assert len(_finished(client)) == 4
 
 
-def test_sigterm_lets_every_job_under_way_finish(client: redis.Redis, redis_url: str) -> None:
+def test_sigterm_lets_every_scope_under_way_finish(client: redis.Redis, redis_url: str) -> None:
     queue = RqJobQueue(client, QUEUE, RECORD_SLOWLY, job_timeout_s=30)
     for n in range(3):
         queue.enqueue_scope(f"conversation:{n}")
@@ -90,7 +105,7 @@ def test_a_busy_worker_writes_its_heartbeat_every_few_seconds_not_around_every_j
     from rq import Worker as RqWorker
     from rq.worker import BaseWorker
 
-    queue = RqJobQueue(client, QUEUE, "tests.support.jobs_for_tests.record_scope", job_timeout_s=30)
+    queue = RqJobQueue(client, QUEUE, RECORD, job_timeout_s=30)
     for n in range(30):
         queue.enqueue_scope(f"conversation:{n}")
     written = mocker.spy(BaseWorker, "heartbeat")
@@ -108,8 +123,8 @@ def test_a_busy_worker_writes_its_heartbeat_every_few_seconds_not_around_every_j
         for call in written.call_args_list
         if call.kwargs.get("pipeline", (*call.args, None, None, None)[2]) is None
     ]
-    # RQ on its own writes three stand-alone heartbeats around every job: 90 here.
-    assert len(stand_alone) <= 3, f"{len(stand_alone)} stand-alone heartbeats for 30 jobs"
+    # RQ on its own writes three stand-alone heartbeats around every job (a drainer is a job).
+    assert len(stand_alone) <= 3, f"{len(stand_alone)} stand-alone heartbeats for 30 scopes"
     assert client.keys("rq:job:*") == []
 
 
@@ -117,7 +132,7 @@ def test_a_busy_worker_writes_its_heartbeat_every_few_seconds_not_around_every_j
 def test_a_suspended_queue_is_left_alone_until_resumed(client: redis.Redis, redis_url: str, threads: int) -> None:
     from rq.suspension import resume, suspend
 
-    queue = RqJobQueue(client, QUEUE, "tests.support.jobs_for_tests.record_scope", job_timeout_s=30)
+    queue = RqJobQueue(client, QUEUE, RECORD, job_timeout_s=30)
     for n in range(3):
         queue.enqueue_scope(f"conversation:{n}")
     suspend(client)

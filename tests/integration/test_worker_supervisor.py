@@ -17,7 +17,7 @@ from adapters.redis.client import redis_client
 from adapters.rq.queue import RqJobQueue
 from entrypoints.worker.rq_worker import run_rq_worker
 from entrypoints.worker.supervisor import Supervisor
-from tests.support.jobs_for_tests import RAN_KEY
+from tests.support.jobs_for_tests import RAN_KEY, RECORD
 
 STARTED = "test:supervisor:started"
 STOPPED = "test:supervisor:stopped"
@@ -144,7 +144,7 @@ def test_a_child_that_keeps_dying_is_restarted_ever_more_slowly(client: redis.Re
 
 
 def test_supervised_rq_workers_share_the_queue_and_stop_on_sigterm(client: redis.Redis, redis_url: str) -> None:
-    queue = RqJobQueue(client, "test-scopes", "tests.support.jobs_for_tests.record_scope", job_timeout_s=30)
+    queue = RqJobQueue(client, "test-scopes", RECORD, job_timeout_s=30)
     for n in range(20):
         queue.enqueue_scope(f"conversation:{n}")
 
