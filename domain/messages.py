@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from attrs import evolve, frozen
 
 from domain.errors import InvalidTransition, RetryRefused
+
+if TYPE_CHECKING:  # conversations are made of messages: the import the other way would be a cycle
+    from domain.conversations import Conversation
 
 #: Why a reply part is failed without a send attempt: a worker stopped during its send, so it may have
 #: gone out. It is never sent again, not even on request: the customer could read it twice.
@@ -153,8 +157,9 @@ class InboundMessage:
 
 @frozen
 class BusinessEcho:
-    """A message the business sent to a customer from its own app (WhatsApp Business app, coexistence), as
-    the channel echoed it: a person's reply, stored once (by its platform id) and sent already."""
+    """A message the account sent to a customer, as the channel echoed it. From the business's own app
+    (WhatsApp Business app, coexistence; the Instagram app) it is a person's reply, stored once (by its
+    platform id) and sent already. Instagram echoes our own sends too: those are already stored."""
 
     phone_number_id: str
     platform_message_id: str
@@ -163,6 +168,24 @@ class BusinessEcho:
     text: str | None
     sent_at: datetime
     raw: dict[str, object]
+
+    def is_our_send_in_flight(self, part: Message, conversation: Conversation) -> bool:
+        """Whether this echo is `part` of `conversation`, a reply we are sending to that customer right now.
+
+        The channel may echo our send before we have stored the platform id it answered with, so the echo
+        cannot be known by its id yet: an echo with the very text of a part being sent to that customer on
+        that channel is ours. The business typing, at that very moment, the same text from its own app
+        cannot be told apart, and is taken for ours."""
+        return (
+            self.text is not None
+            and conversation.is_active
+            and conversation.customer_id == self.customer_id
+            and part.conversation_id == conversation.conversation_id
+            and part.phone_number_id == self.phone_number_id
+            and part.direction is Direction.OUTBOUND
+            and part.status is MessageStatus.SENDING
+            and part.text == self.text
+        )
 
 
 @frozen

@@ -64,7 +64,7 @@ class InMemoryMessageStore:
             )
             return _keep(t, message, inbound.platform_message_id)
 
-    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound:
+    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound | None:
         if route.agent is None:
             raise ValueError(f"channel {route.channel.phone_number_id} has no agent to record a conversation with")
         texts = [echo.platform_message_id, echo.customer_id, echo.content_type, echo.text]
@@ -76,6 +76,8 @@ class InMemoryMessageStore:
                 return seen
             agent_id = route.agent.agent_id
             found = _active(t, agent_id, echo.customer_id)
+            if found is not None and any(echo.is_our_send_in_flight(m, found) for m in t.messages.values()):
+                return None
             if found is None:
                 found = Conversation.start(
                     t.next_id("conversations"),

@@ -78,15 +78,26 @@ UNION ALL
 # `Conversation.echo` (and `Conversation.start` for a conversation the business begins) in one statement,
 # as `_RECORD_INBOUND` does for a customer's message: numbered next, and taken over (`take_over`: paused
 # until resumed, a pause in place kept as it is). The message is stored `sent`: it reached the customer.
-_RECORD_ECHO = (
-    """
-WITH conversation AS (
+# `in_flight` is `BusinessEcho.is_our_send_in_flight` over the parts of the customer's active conversation
+# (found through the few `sending` messages of the user): an echo of one of them is our own send, stored
+# already, and neither stored nor pausing. In the same statement, so in the same snapshot as the check
+# of the platform id: the worker's `sent` with that id is either seen (a duplicate) or not yet, and then
+# the part is still seen `sending`, since it was committed so before the send. A stored platform id wins.
+_RECORD_ECHO: LiteralString = """
+WITH in_flight AS (
+    SELECT m.message_id FROM messages m JOIN conversations c ON c.conversation_id = m.conversation_id
+    WHERE m.user_id = %(user_id)s AND m.status = 'sending' AND m.direction = 'outbound'
+      AND m.phone_number_id = %(phone_number_id)s AND m.text = %(text)s
+      AND c.agent_id = %(agent_id)s AND c.customer_id = %(customer_id)s AND c.is_active
+    LIMIT 1
+), stored AS (
+    SELECT message_id, conversation_id, sequence_no FROM messages
+    WHERE phone_number_id = %(phone_number_id)s AND platform_message_id = %(platform_message_id)s
+), conversation AS (
     INSERT INTO conversations AS c (
         user_id, agent_id, phone_number_id, customer_id, last_sequence_no, created_at, last_message_at, bot)
     SELECT %(user_id)s, %(agent_id)s, %(phone_number_id)s, %(customer_id)s, 1, %(now)s, %(now)s, 'paused'
-    WHERE NOT EXISTS (
-        SELECT 1 FROM messages
-        WHERE phone_number_id = %(phone_number_id)s AND platform_message_id = %(platform_message_id)s)
+    WHERE NOT EXISTS (SELECT 1 FROM stored) AND NOT EXISTS (SELECT 1 FROM in_flight)
     ON CONFLICT (agent_id, customer_id) WHERE is_active DO UPDATE SET
         last_sequence_no = c.last_sequence_no + 1,
         last_message_at = greatest(c.last_message_at, excluded.last_message_at),
@@ -103,12 +114,12 @@ WITH conversation AS (
     ON CONFLICT (phone_number_id, platform_message_id) WHERE platform_message_id IS NOT NULL DO NOTHING
     RETURNING message_id, conversation_id, sequence_no
 )
-SELECT message_id, conversation_id, sequence_no, false AS duplicate FROM inserted
+SELECT message_id, conversation_id, sequence_no, false AS duplicate, false AS own_send FROM inserted
 UNION ALL
+SELECT message_id, conversation_id, sequence_no, true, false FROM stored WHERE NOT EXISTS (SELECT 1 FROM inserted)
+UNION ALL
+SELECT NULL, NULL, NULL, false, true FROM in_flight WHERE NOT EXISTS (SELECT 1 FROM stored)
 """
-    + _EXISTING_INBOUND
-    + "AND NOT EXISTS (SELECT 1 FROM inserted)"
-)
 
 #: What PostgreSQL (or psycopg, before sending) refuses for what a message holds, as opposed to being away:
 #: NUL or a lone surrogate in a text (psycopg cannot even encode the latter), JSON it cannot read, a
@@ -177,7 +188,7 @@ class PostgresMessageStore(PostgresStore):
             return None  # neither stored nor found: the agent no longer holds the channel
         return entity(row, RecordedInbound)
 
-    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound:
+    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound | None:
         if route.agent is None:
             raise ValueError(f"channel {route.channel.phone_number_id} has no agent to record a conversation with")
         params = {
@@ -201,6 +212,8 @@ class PostgresMessageStore(PostgresStore):
             raise MessageNotStorable(_refusal(error)) from error
         if row is None:
             raise RuntimeError(f"echo {echo.platform_message_id} was neither stored nor found")
+        if row.get("own_send"):
+            return None
         return entity(row, RecordedInbound)
 
     def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:

@@ -44,11 +44,14 @@ class MessageStore(Protocol):
         database cannot be reached.
         """
 
-    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound:
+    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound | None:
         """Store a message the business sent from its own app as an outbound `human` message, `sent`, in the
         active conversation of (agent, customer), opening one if there is none, and take the conversation
         over (`Conversation.echo`). A platform id already stored for the channel changes nothing and comes
-        back with `duplicate=True`. Requires `route.agent`; raises as `record_inbound` does."""
+        back with `duplicate=True`. None, and nothing stored or paused, when the echo is of a part of that
+        conversation being sent right now (`BusinessEcho.is_our_send_in_flight`), decided with the store
+        as one change, so that no part's outcome falls between the check and the insert. Requires
+        `route.agent`; raises as `record_inbound` does."""
 
     def outbound(self, phone_number_id: str, platform_message_id: str) -> Message | None:
         """Our message with that platform id on that channel; None for none (or an inbound one)."""

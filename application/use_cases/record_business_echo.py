@@ -1,6 +1,10 @@
-"""The business wrote to a customer from its own WhatsApp Business app (coexistence): the channel echoes
-the message to us. It is stored once as a person's reply in the customer's conversation, and the bot of
-that conversation pauses, so the AI does not talk over the person."""
+"""The business wrote to a customer from its own app (WhatsApp Business app in coexistence, the Instagram
+app): the channel echoes the message to us. It is stored once as a person's reply in the customer's
+conversation, and the bot of that conversation pauses, so the AI does not talk over the person.
+
+Instagram echoes our own sends as well. One already stored under its platform id is a duplicate; one
+that comes before the worker stored that id is known by being the very text of a part we are sending to
+that customer right now, and is left alone: the part is stored already, and it is not a person's reply."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ class RecordEcho:
 class EchoOutcome(enum.StrEnum):
     STORED = "echo_stored"
     DUPLICATE = "echo_duplicate"
+    OWN_SEND = "echo_own_send"
     UNKNOWN_CHANNEL = "echo_unknown_channel"
     NO_AGENT = "echo_no_agent"
     REJECTED = "echo_rejected"
@@ -61,6 +66,16 @@ class RecordBusinessEcho:
                 )
             )
             return EchoOutcome.REJECTED
+        if recorded is None:
+            log.info(
+                "echo_ignored",
+                extra={
+                    "reason": "own_send_in_flight",
+                    "phone_number_id": echo.phone_number_id,
+                    "platform_message_id": echo.platform_message_id,
+                },
+            )
+            return EchoOutcome.OWN_SEND
         if recorded.duplicate:
             return EchoOutcome.DUPLICATE
         log.info(

@@ -8,6 +8,7 @@ import pytest
 from attrs import evolve
 
 from application.ports.pipeline import Work
+from application.ports.repositories import MessageQuery
 from domain.channels import BotState
 from domain.conversations import Conversation
 from domain.errors import Conflict
@@ -19,6 +20,7 @@ from tests.integration.test_repository_contract import (
     TWO_PARTS,
     Storage,
     _record,
+    _replying,
     _scope,
     _seed,
     _sent_part,
@@ -248,6 +250,56 @@ def test_an_echo_is_stored_once_as_a_sent_human_message_that_takes_the_conversat
         BotState.PAUSED,
         None,
     )
+
+
+def test_an_echo_of_a_part_being_sent_is_our_own_send_neither_stored_nor_pausing(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    _, [part] = _replying(storage, route, "hi")
+    assert part.status is S.SENDING  # claimed and committed, the channel not answered yet
+
+    recorded = storage.messages.record_echo(route, _echo("mid.ours", customer_id="customer-1", text="hi"), NOW)
+
+    assert recorded is None
+    conversation = _conversation_of(storage, part.conversation_id)
+    assert (conversation.bot, conversation.last_sequence_no) == (BotState.ACTIVE, 2)
+    with storage.uow() as uow:
+        stored = uow.messages.list("user-1", MessageQuery(limit=10)).items
+    assert [m.direction for m in stored] == [Direction.OUTBOUND, Direction.INBOUND]  # the part and the question
+
+
+def test_an_echo_with_the_text_of_a_part_no_longer_in_flight_is_the_business_typing_it(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    part = _sent_part(storage, route, "mid.ours")
+
+    typed = storage.messages.record_echo(route, _echo("mid.typed", customer_id="customer-1", text="hi"), NOW)
+
+    assert typed is not None
+    assert (typed.conversation_id, typed.sequence_no, typed.duplicate) == (part.conversation_id, 3, False)
+    assert storage.peek.message(typed.message_id).sender is Sender.HUMAN
+    assert _conversation_of(storage, part.conversation_id).bot is BotState.PAUSED
+
+
+def test_an_echo_whose_id_the_worker_stored_is_a_duplicate_of_the_part(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    part = _sent_part(storage, route, "mid.ours")
+
+    again = storage.messages.record_echo(route, _echo("mid.ours", customer_id="customer-1", text="hi"), NOW)
+
+    assert again is not None
+    assert (again.message_id, again.duplicate) == (part.message_id, True)
+    assert _conversation_of(storage, part.conversation_id).bot is BotState.ACTIVE
+
+
+def test_a_part_being_sent_to_one_customer_does_not_hide_an_echo_to_another_with_its_text(storage: Storage) -> None:
+    route = _seed(storage.uow)
+    _, [part] = _replying(storage, route, "hi")
+
+    other = storage.messages.record_echo(route, _echo("mid.typed", customer_id="customer-2", text="hi"), NOW)
+
+    assert other is not None
+    assert other.conversation_id != part.conversation_id
+    assert _conversation_of(storage, other.conversation_id).bot is BotState.PAUSED
+    assert _conversation_of(storage, part.conversation_id).bot is BotState.ACTIVE
 
 
 def test_an_echo_keeps_a_timed_pause_in_place_and_opens_a_paused_conversation_for_a_new_customer(

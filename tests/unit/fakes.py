@@ -135,7 +135,7 @@ class RefusingMessageStore:
             raise MessageNotStorable("54000 index row requires 10016 bytes, maximum size is 8191")
         return self.inner.record_inbound(route, inbound, now)
 
-    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound:
+    def record_echo(self, route: Route, echo: BusinessEcho, now: datetime) -> RecordedInbound | None:
         if self.down:
             raise StorageUnavailable("the database connection failed: connection refused")
         return self.inner.record_echo(route, echo, now)

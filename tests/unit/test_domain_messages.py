@@ -1,15 +1,27 @@
 """Rules of messages: what a customer's message is stored as, a reply part's one send attempt, the
-channel's delivery reports, and ordering scope keys."""
+channel's delivery reports, the channel's echo of a part we are sending, and ordering scope keys."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from attrs import evolve
 
+from domain.conversations import Conversation
 from domain.errors import InvalidTransition
-from domain.messages import DeliveryReport, InboundMessage, MessageStatus, OrderingScope, ScopeKey
-from tests.unit.domain_builders import NOW, a_message, a_part
+from domain.messages import (
+    BusinessEcho,
+    DeliveryReport,
+    Direction,
+    InboundMessage,
+    Message,
+    MessageStatus,
+    OrderingScope,
+    ScopeKey,
+)
+from tests.unit.domain_builders import CHANNEL, CUSTOMER, NOW, a_conversation, a_message, a_part
 
 S = MessageStatus
 LATER = NOW + timedelta(minutes=1)
@@ -198,3 +210,46 @@ def test_an_answerable_message_is_stored_waiting_and_another_skipped_with_its_re
     assert (_inbound("hi", None).status, _inbound("hi", None).failure_reason) == (S.RECEIVED, None)
     skipped = _inbound(None, "unsupported_type:image")
     assert (skipped.status, skipped.failure_reason) == (S.SKIPPED, "unsupported_type:image")
+
+
+# --- the channel's echo of a part we are sending --------------------------------------------------------
+
+TEXT = "We ship to Spain, yes."
+
+
+def _echo(text: str | None = TEXT, **changes: Any) -> BusinessEcho:
+    return evolve(BusinessEcho(CHANNEL, "mid.echo", CUSTOMER, "text", text, NOW, {}), **changes)
+
+
+def _part(status: MessageStatus = S.SENDING, **changes: Any) -> Message:
+    return a_part(4, status, **{"text": TEXT, **changes})
+
+
+def test_an_echo_with_the_text_of_a_part_being_sent_to_that_customer_is_our_own_send() -> None:
+    assert _echo().is_our_send_in_flight(_part(), a_conversation())
+
+
+@pytest.mark.parametrize(
+    ("echo", "part", "conversation"),
+    [
+        pytest.param(_echo(), _part(S.PENDING), a_conversation(), id="part not being sent yet"),
+        pytest.param(_echo(), _part(S.SENT), a_conversation(), id="part sent already, known by its id"),
+        pytest.param(_echo(), _part(S.FAILED), a_conversation(), id="part failed"),
+        pytest.param(_echo("We ship to Spain."), _part(), a_conversation(), id="other text"),
+        pytest.param(_echo(None), _part(text=None), a_conversation(), id="no text"),
+        pytest.param(_echo(customer_id="15550002"), _part(), a_conversation(), id="to another customer"),
+        pytest.param(_echo(phone_number_id="pn_2"), _part(), a_conversation(), id="on another channel"),
+        pytest.param(_echo(), _part(conversation_id=2), a_conversation(), id="part of another conversation"),
+        pytest.param(_echo(), _part(), a_conversation(is_active=False), id="archived conversation"),
+        pytest.param(
+            _echo(),
+            a_message(4, direction=Direction.INBOUND, status=S.SENDING, text=TEXT),
+            a_conversation(),
+            id="a message from the customer",
+        ),
+    ],
+)
+def test_an_echo_is_not_our_send_in_flight_unless_all_of_it_matches(
+    echo: BusinessEcho, part: Message, conversation: Conversation
+) -> None:
+    assert not echo.is_our_send_in_flight(part, conversation)

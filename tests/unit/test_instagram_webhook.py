@@ -4,6 +4,7 @@ documented shape is recorded and skipped (or logged), echoes of the business's o
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,13 +12,18 @@ from typing import Any
 
 import pytest
 from attrs import evolve
+from dependency_injector import providers
 from flask.testing import FlaskClient
 
+from adapters.memory.services import RecordingSender
 from application.use_cases.add_channel import AddChannelCommand
 from application.use_cases.create_agent import CreateAgentCommand
 from application.use_cases.create_user import CreateUserCommand
+from application.use_cases.process_pending_messages import ProcessScope
+from application.use_cases.top_up_credits import TopUpCommand
 from domain.channels import ChannelType
 from domain.messages import MessageStatus
+from domain.tenancy import Channel
 from entrypoints.container import Container, build_container
 from entrypoints.http.app import create_app
 from entrypoints.http.meta.envelope import parse_delivery
@@ -146,6 +152,69 @@ def test_an_echo_of_our_own_send_is_recognised_by_its_mid_and_ignored(
     assert answer.status_code == 200
     [conversation] = container.memory_store().tables.conversations.values()
     assert (len(_messages(container)), conversation.last_sequence_no) == before
+
+
+def _event(message: dict[str, Any], *, sender: str, recipient: str) -> bytes:
+    """One Instagram message event, timed now: a reply is only sent inside the customer's window."""
+    at = int(datetime.now(UTC).timestamp() * 1000)
+    event = {"sender": {"id": sender}, "recipient": {"id": recipient}, "timestamp": at, "message": message}
+    return json.dumps({"object": "instagram", "entry": [{"id": ACCOUNT, "time": at, "messaging": [event]}]}).encode()
+
+
+class _EchoingChannel(RecordingSender):
+    """Instagram as it may behave: the echo of a send reaches the webhook before the send is answered,
+    so before the worker has stored the part's platform id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.client: FlaskClient | None = None
+        self.echo_answers: list[Any] = []
+
+    def send_text(self, channel: Channel, recipient_id: str, text: str, *, human_agent: bool = False) -> str:
+        mid = super().send_text(channel, recipient_id, text, human_agent=human_agent)
+        assert self.client is not None
+        echo = _event(
+            {"mid": mid, "text": text, "is_echo": True}, sender=channel.phone_number_id, recipient=recipient_id
+        )
+        self.echo_answers.append(_post(self.client, echo))
+        return mid
+
+
+def test_the_echo_of_our_reply_racing_the_worker_does_not_pause_the_conversation(
+    client: FlaskClient, container: Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="application.use_cases.record_business_echo")
+    channel = _EchoingChannel()
+    channel.client = client
+    container.recording_sender.override(providers.Object(channel))
+    container.top_up_credits()(TopUpCommand(next(iter(container.memory_store().tables.users)), 10))
+    queue, process = container.queue(), container.process_pending_messages()
+
+    def customer_writes(mid: str, text: str) -> None:
+        answer = _post(client, _event({"mid": mid, "text": text}, sender="IGSID000111", recipient=ACCOUNT))
+        assert answer.status_code == 200
+        while queue.jobs:
+            process(ProcessScope(queue.jobs.popleft()))
+
+    customer_writes("mid.question", "Do you ship to Spain?")
+
+    [echoed] = channel.echo_answers
+    assert (echoed.status_code, echoed.json["echoes"]) == (200, 1)
+    [ignored] = [r for r in caplog.records if r.getMessage() == "echo_ignored"]
+    assert getattr(ignored, "reason", None) == "own_send_in_flight"
+    question, reply = _messages(container)
+    assert (question.text, reply.sender, reply.status) == ("Do you ship to Spain?", "ai", "sent")
+    assert reply.platform_message_id == channel.sent[0].platform_message_id  # stored once the send was answered
+    [conversation] = container.memory_store().tables.conversations.values()
+    assert (conversation.bot, conversation.last_sequence_no) == ("active", 2)
+
+    customer_writes("mid.again", "And to Portugal?")
+
+    _, answer = channel.sent
+    assert (answer.recipient_id, answer.text.endswith("You said: And to Portugal?")) == ("IGSID000111", True)
+    assert len(channel.echo_answers) == 2
+    [conversation] = container.memory_store().tables.conversations.values()
+    assert conversation.bot == "active"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,11 @@ milliseconds. What becomes of each event:
 - attachments, story replies, story mentions, unsupported media, messages to oneself (`is_self`) and any
   message in `standby[]` (another app controls the thread) are stored and skipped with a reason;
 - `is_echo` (sent by the account): a `BusinessEcho`; one of our own sends is recognised by its `mid`
-  when it is stored, and the business's own messages from the Instagram app pause the conversation;
+  once the worker stored it, and before that (the echo can beat Graph's answer to the worker) by being
+  the very text of a part being sent to that customer (`BusinessEcho.is_our_send_in_flight`). The
+  business's own messages from the Instagram app pause the conversation; the one it cannot tell apart,
+  the business typing exactly the text of a reply being sent to that customer at that moment, is
+  taken for ours;
 - `is_deleted`: a `CustomerDeletion`: the stored message is skipped as `deleted_by_customer` if it still
   waits for an answer; one not stored yet is stored so, under its `mid`, and never answered;
 - reactions, reads, edits, referrals and other standby events: logged as ignored, with the kind.
