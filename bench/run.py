@@ -439,7 +439,7 @@ def run_once(
                         )
                     )
                 except psycopg.Error as error:
-                    out["cpu"]["turns"] = {"error": repr(error)}
+                    out["cpu"]["turns_error"] = repr(error)
                 try:
                     out["extraction"] = extraction_figures(
                         extraction_counts(database, window_from, window_to),
