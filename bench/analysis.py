@@ -261,6 +261,43 @@ def extraction_figures(
     return out
 
 
+#: The fields of the service's `mcagent:io_counts` hash (IO_COUNTS) the report turns into figures per message.
+IO_COUNTS = ("redis_round_trips", "pg_statements")
+#: The report's name of each role counted by the service (the hash's field prefixes).
+IO_ROLES = {"web": "web", "workers": "worker"}
+
+
+def io_figures(before: dict[str, int], after: dict[str, int], *, per: int) -> dict[str, Any]:
+    """The report's `io` entry: the Redis round trips and PostgreSQL statements the service counted between
+    two readings of its hash, in all and per message (`per`), split web / workers where that role counted.
+
+    A role that never flushed (no worker processes, or a worker that does not count) is left out, not 0."""
+    per = max(1, per)
+    out: dict[str, Any] = {}
+    if not any(name in after for name in IO_COUNTS):
+        out["note"] = "the service counted nothing: IO_COUNTS not set, or not honoured by this code"
+        return out
+    roles = [name for name, prefix in IO_ROLES.items() if any(f"{prefix}:{count}" in after for count in IO_COUNTS)]
+    for count in IO_COUNTS:
+        total = after.get(count, 0) - before.get(count, 0)
+        out[count] = total
+        split = {"all": round(total / per, 2)}
+        for name in roles:
+            field = f"{IO_ROLES[name]}:{count}"
+            split[name] = round((after.get(field, 0) - before.get(field, 0)) / per, 2)
+        out[f"{count}_per_message"] = split
+    return out
+
+
+def turn_figures(turns: int, *, answered: int, workers_cpu_s: float) -> dict[str, Any]:
+    """AI turns started in the measured window, messages answered per turn and the worker group's CPU per turn."""
+    return {
+        "turns": turns,
+        "messages_per_turn": round(answered / turns, 2) if turns else None,
+        "worker_cpu_ms_per_turn": round(1000 * workers_cpu_s / turns, 2) if turns else None,
+    }
+
+
 def timeseries(
     results: Results,
     answered_at: dict[int, float],

@@ -25,6 +25,7 @@ import psycopg
 import redis
 import requests
 
+from adapters.io_counts import COUNTS_KEY, FLUSH_EVERY_S
 from adapters.rq.background import background_queue_name
 from bench import mix, profiling
 from bench.analysis import (
@@ -32,8 +33,10 @@ from bench.analysis import (
     ReplyLog,
     extraction_figures,
     ingest_figures,
+    io_figures,
     reply_figures,
     timeseries,
+    turn_figures,
 )
 from bench.load import Results, Schedule, Step, accepted_status, build_delivery, build_schedule, drive
 from bench.procstats import ProcessMonitor, all_stats, children_by_start, supervisor_roles
@@ -227,6 +230,9 @@ def service_env(
         "WORKER_THREADS": str(args.worker_threads),
         "DATABASE_POOL_SIZE": str(args.pool_size),
         "LOG_LEVEL": "warning",
+        # The service counts its Redis round trips and PostgreSQL statements (the report's `io`);
+        # `--env IO_COUNTS=false` runs without, to measure what counting costs.
+        "IO_COUNTS": "true",
         **CONFIGS[config],
     }
     if config == "seed-literal":
@@ -372,6 +378,7 @@ def run_once(
                 monitor.follow(roles)
             monitor.mark_baseline()
             window_from = datetime.now(UTC)
+            io_before = io_counts(redis_client)
 
             profiler: profiling.Profiler | None = None
             if args.profile:
@@ -404,6 +411,11 @@ def run_once(
                     channels=channels,
                 )
             )
+            out["io"] = io_figures(
+                io_before,
+                io_counts_flushed(redis_client),
+                per=out["ingest"]["accepted_200"] if args.ingest_only else out["e2e"]["messages_answered"],
+            )
             out["service_alive_at_end"] = {name: service.alive() for name, service in services.items()}
             if profiler is not None:
                 out["profile"] = profiler.finish()
@@ -418,6 +430,16 @@ def run_once(
             except psycopg.Error as error:
                 out["database"] = {"error": repr(error)}
             if workers is not None:
+                try:
+                    out["cpu"].update(
+                        turn_figures(
+                            turns_started(database, window_from, window_to),
+                            answered=out["e2e"]["messages_answered"],
+                            workers_cpu_s=monitor.workers.cpu_s(),
+                        )
+                    )
+                except psycopg.Error as error:
+                    out["cpu"]["turns_error"] = repr(error)
                 try:
                     out["extraction"] = extraction_figures(
                         extraction_counts(database, window_from, window_to),
@@ -703,6 +725,26 @@ def extraction_counts(database: Database, since: datetime, until: datetime) -> E
         notifications_by_kind=dict(notifications),
         conversations_failing=failing,
     )
+
+
+def turns_started(database: Database, since: datetime, until: datetime) -> int:
+    """AI turns started between `since` and `until` (the CPU's window)."""
+    rows = database.query("SELECT count(*) FROM turns WHERE created_at >= %s AND created_at < %s", (since, until))
+    return int(rows[0][0])
+
+
+def io_counts(client: redis.Redis) -> dict[str, int]:
+    """The service's `mcagent:io_counts` hash (IO_COUNTS): what its processes have flushed so far."""
+    return {
+        name.decode() if isinstance(name, bytes) else name: int(value)
+        for name, value in client.hgetall(COUNTS_KEY).items()
+    }
+
+
+def io_counts_flushed(client: redis.Redis) -> dict[str, int]:
+    """The hash once every process has flushed what it counted until now (they flush every FLUSH_EVERY_S)."""
+    time.sleep(FLUSH_EVERY_S + 0.5)
+    return io_counts(client)
 
 
 def rq_worker_queues(client: redis.Redis) -> dict[int, list[str]]:

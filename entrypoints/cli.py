@@ -124,6 +124,7 @@ def _dev(settings: Settings, host: str) -> int:
     from entrypoints.container import build_container
     from entrypoints.dev import register_dev, seed_demo_tenant, start_embedded_worker
     from entrypoints.http.app import create_app
+    from entrypoints.io_counting import WEB, io_counts_for
     from entrypoints.logging_setup import configure_logging
 
     configure_logging(settings.log_level, "console")
@@ -131,7 +132,7 @@ def _dev(settings: Settings, host: str) -> int:
         _migrate()
         # Real Postgres/Redis/RQ: the workers run as in production, beside the dev server.
         multiprocessing.get_context("fork").Process(target=_worker, args=(settings,), daemon=True).start()
-    container = build_container(settings)
+    container = build_container(settings, io_counts_for(settings, WEB))
     container.init_resources()
     app = create_app(container)
     demo = seed_demo_tenant(container, run="" if settings.embedded else f"-{os.getpid()}")

@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from adapters.circuit import Circuit, InMemoryCircuitBoard, RedisCircuitBoard
 from adapters.crypto import FernetTokenCipher
+from adapters.io_counts import IoCounts
 from adapters.memory.message_store import InMemoryMessageStore
 from adapters.memory.rejected_deliveries import InMemoryRejectedDeliveries
 from adapters.memory.services import (
@@ -97,23 +98,25 @@ from entrypoints.settings import Settings
 JOB_FUNCTION = "entrypoints.worker.jobs.drain_scopes"
 
 
-def _postgres_pool(settings: Settings) -> Iterator[ConnectionPool | None]:
+def _postgres_pool(settings: Settings, io_counts: IoCounts | None) -> Iterator[ConnectionPool | None]:
     if settings.database_url is None:
         yield None
         return
-    pool = open_pool(settings.database_url, settings.database_pool_size, settings.database_timeout_ms / 1000)
+    pool = open_pool(
+        settings.database_url, settings.database_pool_size, settings.database_timeout_ms / 1000, io_counts=io_counts
+    )
     try:
         yield pool
     finally:
         pool.close()
 
 
-def _redis(settings: Settings) -> Iterator[redis.Redis | None]:
+def _redis(settings: Settings, io_counts: IoCounts | None) -> Iterator[redis.Redis | None]:
     if settings.redis_url is None:
         yield None
         return
     # Short timeouts: a cache or lock call that waits long on a sick Redis hurts more than a miss.
-    client = redis_client(settings.redis_url, socket_timeout_s=2.0)
+    client = redis_client(settings.redis_url, socket_timeout_s=2.0, io_counts=io_counts)
     try:
         yield client
     finally:
@@ -150,12 +153,14 @@ def _rate_limit_store(settings: Settings) -> str:
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     mode = providers.Callable(_mode, settings)
+    # The process's IO_COUNTS counter (entrypoints/io_counting.py), given by the entry point; None: not counting.
+    io_counts: providers.Object[IoCounts | None] = providers.Object(None)
 
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(RandomIds)
 
-    postgres_pool = providers.Resource(_postgres_pool, settings)
-    redis = providers.Resource(_redis, settings)
+    postgres_pool = providers.Resource(_postgres_pool, settings, io_counts)
+    redis = providers.Resource(_redis, settings, io_counts)
     # Channel access tokens at rest, in PostgreSQL and the Redis route cache (in memory they stay clear).
     token_cipher = providers.Singleton(FernetTokenCipher, settings.provided.token_encryption_keys)
     channel_tokens = providers.Singleton(PostgresChannelTokens, postgres_pool, cipher=token_cipher)
@@ -268,7 +273,7 @@ class Container(containers.DeclarativeContainer):
     visitor_signals = providers.Selector(
         mode,
         embedded=providers.Singleton(InProcessSignals),
-        production=providers.Singleton(RedisSignals, redis, settings.provided.redis_url),
+        production=providers.Singleton(RedisSignals, redis, settings.provided.redis_url, io_counts=io_counts),
     )
     webchat_sender = providers.Singleton(WebchatSender, visitor_signals, ids)
     # Embedded dev mode has no Meta account: replies are recorded (and shown on the dev page) instead.
@@ -358,7 +363,9 @@ class Container(containers.DeclarativeContainer):
     )
     send_human_reply = providers.Singleton(SendHumanReply, uow, turn_store, senders, clock)
     visitor_tokens = providers.Singleton(SignedVisitorTokens, settings.provided.token_encryption_keys)
-    rate_limits = providers.Singleton(WindowRateLimits, providers.Callable(_rate_limit_store, settings))
+    rate_limits = providers.Singleton(
+        WindowRateLimits, providers.Callable(_rate_limit_store, settings), io_counts=io_counts
+    )
     widget_access = providers.Singleton(WidgetAccess, routes, visitor_tokens, clock)
     start_visitor_session = providers.Singleton(
         StartVisitorSession,
@@ -456,6 +463,6 @@ class Container(containers.DeclarativeContainer):
     notify_account_events = providers.Singleton(NotifyAccountEvents, uow, notifier, schedule_webhook_deliveries, clock)
 
 
-def build_container(settings: Settings) -> Container:
-    container = Container(settings=settings)
+def build_container(settings: Settings, io_counts: IoCounts | None = None) -> Container:
+    container = Container(settings=settings, io_counts=io_counts)
     return container

@@ -89,6 +89,8 @@ class Settings:
     webchat_stream_seconds: int
     webchat_max_streams: int
     port: int
+    #: Count Redis round trips and PostgreSQL statements into a Redis hash (the benchmark reads it).
+    io_counts: bool
 
     @property
     def embedded(self) -> bool:
@@ -181,6 +183,7 @@ class Settings:
             webchat_stream_seconds=reader.integer("WEBCHAT_STREAM_SECONDS", 25, minimum=1),
             webchat_max_streams=reader.integer("WEBCHAT_MAX_STREAMS", 4, minimum=0),
             port=reader.integer("PORT", 8000, minimum=1),
+            io_counts=reader.boolean("IO_COUNTS", False),
         )
         if settings.worker_max_processes < settings.worker_concurrency:
             reader.problem("WORKER_MAX_PROCESSES: must be at least WORKER_CONCURRENCY")

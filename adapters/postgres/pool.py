@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any, Self
+
 import psycopg
-from psycopg import Connection
+from psycopg import Connection, Cursor
 from psycopg_pool import ConnectionPool, PoolTimeout
+
+from adapters.io_counts import IoCounts
 
 #: Connections kept open while idle; the rest are opened on demand up to `size`.
 _MIN_IDLE = 2
@@ -16,7 +21,29 @@ def _configure(conn: Connection) -> None:
     conn.commit()
 
 
-def open_pool(database_url: str, size: int, timeout_s: float) -> ConnectionPool:
+def counting_cursor_class(io_counts: IoCounts) -> type[Cursor[Any]]:
+    """Cursors that count each statement they run (IO_COUNTS).
+
+    `Connection.execute` runs on such a cursor too, so every statement the adapters send is counted,
+    and `_configure`'s `SET TIME ZONE` once per new connection. The BEGIN and COMMIT or ROLLBACK that
+    psycopg sends around a transaction are not statements of ours and are not counted.
+    """
+
+    class CountingCursor(Cursor[Any]):
+        def execute(self, *args: Any, **kwargs: Any) -> Self:
+            io_counts.pg_statements()
+            return super().execute(*args, **kwargs)
+
+        def executemany(self, query: Any, params_seq: Iterable[Any], **kwargs: Any) -> None:
+            # The statement runs once per set of parameters.
+            sets = list(params_seq)
+            io_counts.pg_statements(len(sets))
+            super().executemany(query, sets, **kwargs)
+
+    return CountingCursor
+
+
+def open_pool(database_url: str, size: int, timeout_s: float, *, io_counts: IoCounts | None = None) -> ConnectionPool:
     """Open a pool of at most `size` connections; a checkout waits at most `timeout_s` seconds.
 
     psycopg-pool runs background threads, so call this after the web server forks its workers.
@@ -24,7 +51,8 @@ def open_pool(database_url: str, size: int, timeout_s: float) -> ConnectionPool:
     the pipeline runs. A connection found broken is discarded when it is given
     back, so after a PostgreSQL restart each stale connection fails one transaction, which the
     callers already survive (the webhook answers 503, a job is picked up again by the sweep), and
-    connections idle for `max_idle` are replaced by the pool anyway.
+    connections idle for `max_idle` are replaced by the pool anyway. With `io_counts` the connections'
+    cursors count their statements there (IO_COUNTS).
     """
     return ConnectionPool(
         database_url,
@@ -32,6 +60,7 @@ def open_pool(database_url: str, size: int, timeout_s: float) -> ConnectionPool:
         max_size=size,
         timeout=timeout_s,
         configure=_configure,
+        kwargs=None if io_counts is None else {"cursor_factory": counting_cursor_class(io_counts)},
         name="mcagent",
         open=True,
     )

@@ -14,13 +14,19 @@ from limits import RateLimitItemPerMinute
 from limits.storage import Storage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
+from adapters.io_counts import IoCounts
+from adapters.redis.client import connection_options
+
 log = logging.getLogger(__name__)
 
 
 class WindowRateLimits:
-    def __init__(self, storage_uri: str) -> None:
-        # `limits` builds its own Redis client from the URI; it connects on first use, after the fork.
-        storage = storage_from_string(storage_uri, key_prefix="mcagent:ratelimit", socket_timeout=2)
+    def __init__(self, storage_uri: str, *, io_counts: IoCounts | None = None) -> None:
+        # `limits` builds its own Redis client from the URI, passing the options on to redis-py; it connects
+        # on first use, after the fork. `io_counts` is for a Redis URI only (IO_COUNTS).
+        storage = storage_from_string(
+            storage_uri, key_prefix="mcagent:ratelimit", socket_timeout=2, **connection_options(storage_uri, io_counts)
+        )
         assert isinstance(storage, Storage)  # the synchronous storages, for a synchronous URI
         self._storage = storage
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)

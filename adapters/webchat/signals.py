@@ -16,6 +16,8 @@ from collections import defaultdict
 
 import redis
 
+from adapters.io_counts import IoCounts
+from adapters.redis.client import connection_options
 from application.ports.webchat import Signal
 
 log = logging.getLogger(__name__)
@@ -98,10 +100,11 @@ class InProcessSignals:
 class RedisSignals(InProcessSignals):
     """Publishes with the shared client; listens, from the first watch on, on a connection of its own."""
 
-    def __init__(self, client: redis.Redis, listener_url: str | None) -> None:
+    def __init__(self, client: redis.Redis, listener_url: str | None, *, io_counts: IoCounts | None = None) -> None:
         super().__init__()
         self._client = client
         self._listener_url = listener_url
+        self._io_counts = io_counts
         self._listener: threading.Thread | None = None
         self._listening = threading.Event()
         self._start_mutex = threading.Lock()
@@ -133,7 +136,12 @@ class RedisSignals(InProcessSignals):
         assert self._listener_url is not None
         pause = 0.1
         while True:
-            client = redis.Redis.from_url(self._listener_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+            client = redis.Redis.from_url(
+                self._listener_url,
+                socket_timeout=5.0,
+                socket_connect_timeout=2.0,
+                **connection_options(self._listener_url, self._io_counts),
+            )
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                 pubsub.psubscribe(f"{_CHANNEL_PREFIX}*")

@@ -16,6 +16,7 @@ from entrypoints.http.openapi_route import contract
 from entrypoints.http.services import serve_from
 from entrypoints.http.webchat import allow_streams, webchat
 from entrypoints.http.webhook import webhook_blueprint
+from entrypoints.io_counting import WEB, io_counts_for
 from entrypoints.logging_setup import bind_correlation_id, configure_logging
 from entrypoints.schema_check import refuse_unless_current_schema
 from entrypoints.settings import Settings
@@ -30,7 +31,7 @@ def create_app(container: Container | None = None) -> Flask:
         settings = Settings.from_env()
         configure_logging(settings.log_level, settings.log_format)
         refuse_unless_current_schema(settings)
-        container = build_container(settings)
+        container = build_container(settings, io_counts_for(settings, WEB))
         container.init_resources()
     settings = container.settings()
     app = Flask(__name__)

@@ -8,8 +8,10 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+from adapters.io_counts import IoCounts
 from adapters.rq.background import background_queue_name
 from entrypoints.container import Container, build_container
+from entrypoints.io_counting import WORKER, flush_io_counts, io_counts_for
 from entrypoints.logging_setup import configure_logging
 from entrypoints.schema_check import wait_for_current_schema
 from entrypoints.settings import Settings
@@ -40,23 +42,29 @@ def run_workers(settings: Settings) -> None:
 
     def child(index: int) -> None:
         configure_logging(settings.log_level, settings.log_format)
-        if index == SWEEPER:
-            run_sweeper(settings)
-        elif index == BACKGROUND:
-            run_rq_worker(
-                _required(settings.redis_url),
-                background_queue_name(settings.queue_name),
-                on_start=lambda: _start_container(settings),
-                threads=settings.background_worker_threads,
-            )
-        else:
-            run_rq_worker(
-                _required(settings.redis_url),
-                settings.queue_name,
-                on_start=lambda: _start_container(settings),
-                threads=settings.worker_threads,
-                on_stop=jobs.STOPPING.set,
-            )
+        io_counts = io_counts_for(settings, WORKER)
+        try:
+            if index == SWEEPER:
+                run_sweeper(settings, io_counts=io_counts)
+            elif index == BACKGROUND:
+                run_rq_worker(
+                    _required(settings.redis_url),
+                    background_queue_name(settings.queue_name),
+                    on_start=lambda: _start_container(settings, io_counts),
+                    threads=settings.background_worker_threads,
+                    io_counts=io_counts,
+                )
+            else:
+                run_rq_worker(
+                    _required(settings.redis_url),
+                    settings.queue_name,
+                    on_start=lambda: _start_container(settings, io_counts),
+                    threads=settings.worker_threads,
+                    io_counts=io_counts,
+                    on_stop=jobs.STOPPING.set,
+                )
+        finally:
+            flush_io_counts()  # multiprocessing ends the child with os._exit: no atexit
 
     # Child 0 is the sweeper, child 1 the background worker (extractions, webhooks: never in a reply's
     # way); the pool of reply workers is children 2..n+1 and is what scales.
@@ -86,17 +94,17 @@ def _scaler(settings: Settings) -> Callable[[int], int] | None:
     return scale
 
 
-def _start_container(settings: Settings) -> None:
-    container = build_container(settings)
+def _start_container(settings: Settings, io_counts: IoCounts | None) -> None:
+    container = build_container(settings, io_counts)
     container.init_resources()
     jobs.bind(container)
 
 
-def run_sweeper(settings: Settings, stop: threading.Event | None = None) -> None:
+def run_sweeper(settings: Settings, stop: threading.Event | None = None, *, io_counts: IoCounts | None = None) -> None:
     """Every RECOVERY_INTERVAL_MS, queue stalled work again. One sweeper at a time does the work
     (a lock only its holder can release); the others wait their turn, so losing a machine loses nothing."""
     stop = stop or _stop_on_sigterm()
-    container = build_container(settings)
+    container = build_container(settings, io_counts)
     container.init_resources()
     locks = container.locks()
     sweeps = sweeps_of(container)

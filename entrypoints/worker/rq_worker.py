@@ -24,6 +24,7 @@ from rq.job import Job
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import SimpleWorker
 
+from adapters.io_counts import IoCounts
 from adapters.redis.client import redis_client
 
 #: RQ raises the socket timeout of its own connection to cover its blocking dequeue; this bounds the rest.
@@ -147,17 +148,19 @@ def run_rq_worker(
     maintenance_interval_s: int = 60,
     threads: int = 1,
     on_stop: Callable[[], None] | None = None,
+    io_counts: IoCounts | None = None,
 ) -> None:
     """Work on `queue_name` until SIGTERM/SIGINT (the jobs under way finish first) or, in burst mode, until empty.
 
     `on_start` runs once, in this process, before the first job: the place to build the container, so
     that pools and clients are opened after the supervisor forked. `on_stop` runs when a warm shutdown is
     asked for, before the jobs under way are waited for. Maintenance (freeing the registries of
-    workers that died) runs every `maintenance_interval_s` instead of RQ's 10 minutes.
+    workers that died) runs every `maintenance_interval_s` instead of RQ's 10 minutes. With `io_counts`,
+    RQ's own round trips (dequeue, job bookkeeping) are counted there too (IO_COUNTS).
     """
     if on_start is not None:
         on_start()
-    connection = redis_client(redis_url, socket_timeout_s=_WORKER_SOCKET_TIMEOUT_S)
+    connection = redis_client(redis_url, socket_timeout_s=_WORKER_SOCKET_TIMEOUT_S, io_counts=io_counts)
     worker: SimpleWorker
     if threads > 1:
         worker = ConcurrentWorker(

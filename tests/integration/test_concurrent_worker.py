@@ -33,6 +33,15 @@ def _worker(redis_url: str, *, threads: int, burst: bool) -> multiprocessing.pro
     return process
 
 
+def _only_queued_jobs_left(client: redis.Redis) -> bool:
+    """result_ttl=0: a drainer that ran leaves nothing in Redis. A burst worker may stop with drainers still
+    queued (the fan-out queued them as it ended): those stay, for the next worker."""
+    from rq import Queue
+
+    queued = {f"rq:job:{job_id}".encode() for job_id in Queue(QUEUE, connection=client).job_ids}
+    return set(client.keys("rq:job:*")) <= queued
+
+
 def _finished(client: redis.Redis) -> list[str]:
     return sorted(entry for entry in _ran(client) if entry.startswith("finished:"))
 
@@ -63,7 +72,7 @@ def test_one_process_runs_as_many_slow_scopes_at_once_as_it_has_threads(client: 
 
     assert _finished(client) == sorted(f"finished:conversation:{n}" for n in range(8))
     assert elapsed < 4, f"8 one-second scopes on 8 threads took {elapsed:.1f} s: the drainers did not fan out"
-    assert client.keys("rq:job:*") == []
+    assert _only_queued_jobs_left(client)
 
 
 def test_a_worker_never_runs_more_scopes_at_once_than_it_has_threads(client: redis.Redis, redis_url: str) -> None:
@@ -125,7 +134,7 @@ def test_a_busy_worker_writes_its_heartbeat_every_few_seconds_not_around_every_j
     ]
     # RQ on its own writes three stand-alone heartbeats around every job (a drainer is a job).
     assert len(stand_alone) <= 3, f"{len(stand_alone)} stand-alone heartbeats for 30 scopes"
-    assert client.keys("rq:job:*") == []
+    assert _only_queued_jobs_left(client)
 
 
 @pytest.mark.parametrize("threads", [1, 4])
