@@ -59,7 +59,7 @@ class _RedisJsonCache:
             return None
         return self._decode(key, raw, entity_type)
 
-    def _decode(self, key: str, raw: bytes, entity_type: type[Entity]) -> Entity | None:
+    def _decode(self, key: str, raw: bytes | str, entity_type: type[Entity]) -> Entity | None:
         try:
             return _converter.loads(raw, entity_type)
         except (ValueError, cattrs.BaseValidationError) as error:
@@ -95,7 +95,7 @@ class RedisRouteCache(_RedisJsonCache):
         # The last entry read per key, as Redis held it and as decoded: the same bytes decode to the same
         # route, so reading them again skips the JSON, the structuring and the token's decryption (a fifth of
         # the webhook's CPU). Redis is still asked every time: a change is seen on the next read.
-        self._decoded: dict[str, tuple[bytes, Route]] = {}
+        self._decoded: dict[str, tuple[bytes | str, Route]] = {}
 
     def get(self, phone_number_id: str) -> Route | None:
         key = _route_key(phone_number_id)
