@@ -63,6 +63,23 @@ def test_route_is_stored_as_readable_json(client: redis.Redis) -> None:
     assert b'"created_at": "2026-03-01T09:30:15.123456+00:00"' in stored
 
 
+def test_a_route_changed_by_another_process_is_read_as_changed_and_the_same_bytes_are_not_decoded_again(
+    client: redis.Redis,
+) -> None:
+    reader = RedisRouteCache(client, ttl_s=300, cipher=TEST_CIPHER)
+    writer = RedisRouteCache(client, ttl_s=300, cipher=TEST_CIPHER)  # another web or worker process
+    writer.put(ROUTE)
+    first = reader.get("pn_123")
+    assert first == ROUTE
+    assert reader.get("pn_123") is first, "the same bytes again: the decoded route is reused"
+
+    paused = Route(channel=ROUTE.channel, agent=None)
+    writer.put(paused)
+    assert reader.get("pn_123") == paused
+    writer.invalidate("pn_123")
+    assert reader.get("pn_123") is None
+
+
 def test_invalidated_route_is_a_miss(client: redis.Redis) -> None:
     cache = RedisRouteCache(client, ttl_s=300, cipher=TEST_CIPHER)
     cache.put(ROUTE)

@@ -180,3 +180,21 @@ def test_unreachable_redis_means_no_lock_and_nobody_holding_it() -> None:
 
     assert locks.acquire(KEY) is None
     assert not locks.is_held(KEY)
+
+
+def test_many_held_locks_are_renewed_together_and_only_the_one_taken_over_is_lost(
+    client: redis.Redis, make_locks: Callable[[int], RedisLocks]
+) -> None:
+    locks = make_locks(300)
+    handles = [locks.acquire(f"{KEY}-{n}") for n in range(50)]
+    assert all(handle is not None for handle in handles)
+    held = [handle for handle in handles if handle is not None]
+    # Someone else's lock now (its holder's expired, say): the next renewal must not extend it.
+    client.set(held[7].key, "someone-else", px=60_000)
+
+    time.sleep(0.8)  # well past the TTL: only the renewals keep them
+
+    assert _eventually(lambda: held[7].lost, within_s=1.0)
+    assert client.get(held[7].key) == b"someone-else"
+    assert [handle.key for handle in held if handle.lost] == [held[7].key]
+    assert all(client.get(handle.key) == handle.token.encode() for handle in held if handle is not held[7])
