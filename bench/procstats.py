@@ -199,7 +199,7 @@ class ProcessMonitor:
         self,
         *,
         service_roots: list[int],
-        supervisor_pid: int | None,
+        supervisor_pids: list[int],
         web_pid: int | None,
         redis_pid: int | None,
         harness_pids: list[int],
@@ -209,7 +209,7 @@ class ProcessMonitor:
         pss_every: int = 4,
     ) -> None:
         self.service_roots = service_roots
-        self.supervisor_pid = supervisor_pid
+        self.supervisor_pids = supervisor_pids
         self.web_pid = web_pid
         self.redis_pid = redis_pid
         self.harness_pids = harness_pids
@@ -219,14 +219,17 @@ class ProcessMonitor:
         self.pss_every = pss_every
         self.service = Group("service")
         self.web = Group("web")  # gunicorn and its workers: part of `service`
-        self.workers = Group("workers")  # `mcagent worker` and its pool: part of `service`
+        self.workers = Group("workers")  # every `mcagent worker` and its pool: part of `service`
+        # Each supervisor's tree apart (`--worker-groups`), in the order of `supervisor_pids`: parts of `workers`.
+        self.worker_groups = [Group(f"workers-{number}") for number in range(1, len(supervisor_pids) + 1)]
         self.redis = Group("redis")
         self.postgres = Group("postgres")  # our database's backends + the cluster's own processes
         self.postgres_all = Group("postgres_all")  # every postgres process (other databases too)
         self.harness = Group("harness")
-        # Processes of the worker tree followed on their own (`follow`): part of `workers`.
+        # Processes of the worker trees followed on their own (`follow`), by role: part of `workers`.
         self.roles: dict[str, Group] = {}
-        self.role_pids: dict[str, int] = {}
+        self.role_pids: dict[str, list[int]] = {}
+        self._role_pids_alive: dict[str, bool] = {}
         self.samples: list[Sample] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -258,14 +261,19 @@ class ProcessMonitor:
                 if len(self.errors) < 20:
                     self.errors.append(repr(error))
 
-    def follow(self, role_pids: dict[str, int]) -> None:
-        """Account each named process (and its descendants) apart as well, from the next sample on; call
-        before `mark_baseline`. A followed process that dies takes its CPU out of its role's count (it goes
-        to the supervisor's): its group's `alive` at the end tells whether the figure covers the window."""
+    def follow(self, role_pids: dict[str, list[int]]) -> None:
+        """Account the processes of each role (one per worker group, and their descendants) apart as well,
+        from the next sample on; call before `mark_baseline`. A followed process that dies takes its CPU out
+        of its role's count (it goes to its supervisor's): `roles_whole_window` says whether that happened."""
         with self._lock:
-            self.role_pids = dict(role_pids)
+            self.role_pids = {name: list(pids) for name, pids in role_pids.items()}
             self.roles = {name: Group(name) for name in role_pids}
+            self._role_pids_alive = {name: True for name in role_pids}
         self.sample()
+
+    def roles_whole_window(self) -> bool:
+        """Every followed process was alive at every sample since `follow`."""
+        return all(self._role_pids_alive.values())
 
     def mark_baseline(self) -> None:
         with self._lock:
@@ -277,6 +285,7 @@ class ProcessMonitor:
                 self.postgres,
                 self.postgres_all,
                 self.harness,
+                *self.worker_groups,
                 *self.roles.values(),
             ):
                 group.mark_baseline()
@@ -287,9 +296,10 @@ class ProcessMonitor:
         with_pss = self._count % self.pss_every == 0
         self._count += 1
         service_pids = descendants(self.service_roots, stats)
-        worker_pids = descendants([self.supervisor_pid], stats) if self.supervisor_pid else set()
+        group_pids = [descendants([pid], stats) for pid in self.supervisor_pids]
+        worker_pids = set().union(*group_pids)
         web_pids = descendants([self.web_pid], stats) if self.web_pid else set()
-        supervisor_children = sum(1 for s in stats.values() if s.ppid == self.supervisor_pid)
+        supervisor_children = sum(1 for s in stats.values() if s.ppid in self.supervisor_pids)
         postgres_ours: list[ProcStat] = []
         postgres_all: list[ProcStat] = []
         backends = 0
@@ -317,12 +327,16 @@ class ProcessMonitor:
             self.service.observe([stats[pid] for pid in service_pids], with_pss=with_pss)
             self.web.observe([stats[pid] for pid in web_pids], with_pss=False)
             self.workers.observe([stats[pid] for pid in worker_pids], with_pss=False)
+            for group, pids in zip(self.worker_groups, group_pids, strict=True):
+                group.observe([stats[pid] for pid in pids], with_pss=False)
             self.redis.observe([stats[self.redis_pid]] if self.redis_pid in stats else [], with_pss=with_pss)
             self.postgres.observe(postgres_ours, with_pss=False)
             self.postgres_all.observe(postgres_all, with_pss=False)
             self.harness.observe(harness, with_pss=False)
             for name, group in self.roles.items():
-                group.observe([stats[pid] for pid in descendants([self.role_pids[name]], stats)], with_pss=False)
+                group.observe([stats[pid] for pid in descendants(self.role_pids[name], stats)], with_pss=False)
+                if any(pid not in stats for pid in self.role_pids[name]):
+                    self._role_pids_alive[name] = False
             self._machine_last = machine_ticks()
             self.peak_postgres_backends = max(self.peak_postgres_backends, backends)
             self.samples.append(

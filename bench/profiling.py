@@ -90,8 +90,10 @@ class Profiler:
             if path.exists():
                 summary["files"][name] = str(path)
                 summary["top"][name] = top_functions(path)
-                if name in STEPS:
-                    summary.setdefault("by_step_pct", {})[name] = step_shares(path, STEPS[name])
+                # `workers-2` is the second worker group (`--worker-groups`): the workers' steps.
+                steps = STEPS.get(name.partition("-")[0])
+                if steps is not None:
+                    summary.setdefault("by_step_pct", {})[name] = step_shares(path, steps)
             else:
                 summary["problems"].append(f"no profile for {name} (see {self.out_dir / 'logs'})")
         return summary

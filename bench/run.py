@@ -38,6 +38,15 @@ from bench.analysis import (
     timeseries,
     turn_figures,
 )
+from bench.groups import (
+    SCALING_CHOICES,
+    Shape,
+    group_split,
+    roles_across_groups,
+    scaling_comparison,
+    scaling_shapes,
+    service_names,
+)
 from bench.load import Results, Schedule, Step, accepted_status, build_delivery, build_schedule, drive
 from bench.procstats import ProcessMonitor, all_stats, children_by_start, supervisor_roles
 from bench.system import (
@@ -107,6 +116,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     system.add_argument("--web-keepalive", type=int, default=10, help="gunicorn --keep-alive seconds")
     system.add_argument("--workers", type=int, default=2, help="WORKER_CONCURRENCY (worker processes)")
     system.add_argument("--worker-threads", type=int, default=100, help="WORKER_THREADS (jobs at once per process)")
+    system.add_argument(
+        "--worker-groups",
+        type=int,
+        default=1,
+        help="independent `mcagent worker` supervisors, as if on as many hosts; --workers and --worker-threads "
+        "are per group",
+    )
+    system.add_argument(
+        "--scaling",
+        choices=SCALING_CHOICES,
+        help="the same load on one worker group, then on two sharing its threads (split), two of them each "
+        "(double), or both (all); one report with a comparison",
+    )
     system.add_argument("--pool-size", type=int, default=6, help="DATABASE_POOL_SIZE per process")
     system.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra service env")
     system.add_argument("--web-env", action="append", default=[], metavar="KEY=VALUE", help="extra env, gunicorn only")
@@ -142,6 +164,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.channel_types = list(mix.CHANNEL_TYPES)
     if (args.channel_costs or args.channel_types != [mix.WHATSAPP]) and (args.config == "both" or args.ingest_only):
         parser.error("--channels / --channel-costs run the default configuration, with workers")
+    if args.worker_groups < 1:
+        parser.error("--worker-groups: at least 1")
+    if args.ingest_only and (args.worker_groups > 1 or args.scaling):
+        parser.error("--ingest-only starts no workers: no --worker-groups or --scaling")
+    if args.scaling and (args.worker_groups > 1 or args.config == "both" or args.channel_costs):
+        parser.error("--scaling sets the worker groups of its runs: no --worker-groups, --config both, --channel-costs")
+    try:
+        args.shapes = (
+            scaling_shapes(args.scaling, args.workers, args.worker_threads)
+            if args.scaling
+            else [Shape(args.worker_groups, args.workers, args.worker_threads)]
+        )
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -164,23 +200,23 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started = datetime.now(UTC)
     names = ["default", "seed-literal"] if args.config == "both" else [args.config]
-    # Each run: its configuration and the channel types of its numbers.
-    plan = [(name, args.channel_types) for name in names]
+    # Each run: its configuration, the channel types of its numbers and its worker groups.
+    plan = [(name, args.channel_types, shape) for name in names for shape in args.shapes]
     if args.channel_costs:
-        plan = [(args.config, [kind]) for kind in args.channel_types]
+        plan = [(args.config, [kind], args.shapes[0]) for kind in args.channel_types]
     report: dict[str, Any] = {
         "benchmark": "mcagent webhook → worker → AI stand-in → Graph stand-in",
         "date": started.isoformat(timespec="seconds"),
         "command": " ".join(["python", "-m", "bench.run", *(argv if argv is not None else sys.argv[1:])]),
         "machine": {**machine_info(), "postgres": postgres_version(args.database_admin_url)},
         "code": code_info(),
-        "options": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
+        "options": {key: _option(value) for key, value in vars(args).items()},
         "runs": [],
     }
     exit_code = 0
     try:
-        for name, channel_types in plan:
-            run = run_once(args, name, started, channel_types)
+        for name, channel_types, shape in plan:
+            run = run_once(args, name, started, channel_types, shape)
             report["runs"].append(run)
             if run.get("error"):
                 exit_code = 1
@@ -191,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = [mix.cost_row(run["channels"][0], run) for run in report["runs"]]
         report["channel_costs"] = rows
         print(mix.cost_table(rows), file=sys.stderr)
+    elif args.scaling:
+        report["comparison"] = scaling_comparison(report["runs"])
     elif len(report["runs"]) == 2:
         rates = [run.get("e2e", {}).get("replies_per_s") for run in report["runs"]]
         if all(isinstance(rate, int | float) and rate for rate in rates):
@@ -204,6 +242,14 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
     return exit_code
+
+
+def _option(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list) and value and isinstance(value[0], Shape):
+        return [shape.label for shape in value]
+    return value
 
 
 def service_env(
@@ -262,18 +308,32 @@ def _renice(pid: int, value: int) -> bool:
 
 
 def run_once(
-    args: argparse.Namespace, config: str, started: datetime, channel_types: list[str] | None = None
+    args: argparse.Namespace,
+    config: str,
+    started: datetime,
+    channel_types: list[str] | None = None,
+    shape: Shape | None = None,
 ) -> dict[str, Any]:
-    """One configuration, from a fresh database and redis to the figures; everything started is stopped."""
+    """One configuration, from a fresh database and redis to the figures; everything started is stopped.
+
+    `shape` (default: `--worker-groups` of `--workers` × `--worker-threads`) says how many worker groups,
+    each of how many processes and threads."""
+    shape = shape or Shape(args.worker_groups, args.workers, args.worker_threads)
+    args = argparse.Namespace(**{**vars(args), "workers": shape.workers, "worker_threads": shape.threads})
     channel_types = channel_types or [mix.WHATSAPP]
     mixed = channel_types != [mix.WHATSAPP]
     suffix = f"{'-ingest' if args.ingest_only else ''}{'-' + '-'.join(channel_types) if mixed else ''}"
+    if shape.groups > 1 or args.scaling:
+        suffix += f"-{shape.slug}"
     run_dir = RESULTS / f"{started.strftime('%Y%m%d-%H%M%S')}-{config}{suffix}"
     log_dir = run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     sent_log = run_dir / "graph-sent.jsonl"
     out: dict[str, Any] = {"config": config, "ingest_only": args.ingest_only, "results_dir": str(run_dir)}
     out["channels"] = channel_types
+    if not args.ingest_only:
+        out["worker_groups"] = shape.groups
+        out["worker_shape"] = shape.label
     channels = mix.Channels(channel_types, args.numbers)
     services: dict[str, Service] = {}
     with ExitStack() as stack:
@@ -324,13 +384,16 @@ def run_once(
             wait_for(lambda: _healthy(base_url, web), timeout=60, what=f"gunicorn (log: {web.log_path})")
             if not web.alive():
                 raise RuntimeError(f"gunicorn exited: {web.tail()}")
-            workers: Service | None = None
+            # One supervisor per worker group, each with its own environment copy and process tree.
+            workers: list[Service] = []
             if not args.ingest_only:
                 argv = seed_literal_worker_argv() if config == "seed-literal" else worker_argv()
                 out["worker_command"] = " ".join(["python", *argv[1:]])
-                workers = Service("workers", argv, {**full_env, **_pairs(args.worker_env)}, log_dir)
-                services["workers"] = workers
-                stack.callback(workers.stop, 45)
+                for name in service_names(shape.groups):
+                    group = Service(name, argv, {**full_env, **_pairs(args.worker_env)}, log_dir)
+                    workers.append(group)
+                    services[name] = group
+                    stack.callback(group.stop, 45)
             redis_client = redis.Redis(host="127.0.0.1", port=redis_port, socket_timeout=2)
             stack.callback(redis_client.close)
             queue_name = env.get("QUEUE_NAME", "mcagent")
@@ -357,8 +420,8 @@ def run_once(
                 build=channels.build_delivery,
             )
             monitor = ProcessMonitor(
-                service_roots=[pid for pid in (web.pid, workers.pid if workers else None) if pid],
-                supervisor_pid=workers.pid if workers else None,
+                service_roots=[web.pid, *(group.pid for group in workers)],
+                supervisor_pids=[group.pid for group in workers],
                 web_pid=web.pid,
                 redis_pid=redis_service.pid,
                 harness_pids=[os.getpid(), ai_service.pid, graph_service.pid],
@@ -367,13 +430,16 @@ def run_once(
             )
             monitor.start()
             stack.callback(monitor.stop)
-            if workers is not None:
-                # After the warm-up, so that every RQ worker has registered in Redis.
-                roles = supervisor_roles(
-                    children_by_start(workers.pid, all_stats()),
-                    rq_worker_queues(redis_client),
-                    background_queue_name(queue_name),
-                )
+            group_roles: list[dict[str, int]] = []
+            if workers:
+                # After the warm-up and every group's registration: one group may have answered it all.
+                out["worker_groups_registered"] = registered(workers, redis_client, timeout=args.warmup_timeout)
+                stats, rq_queues = all_stats(), rq_worker_queues(redis_client)
+                group_roles = [
+                    supervisor_roles(children_by_start(group.pid, stats), rq_queues, background_queue_name(queue_name))
+                    for group in workers
+                ]
+                roles = roles_across_groups(group_roles)
                 out["worker_roles"] = roles
                 monitor.follow(roles)
             monitor.mark_baseline()
@@ -382,7 +448,7 @@ def run_once(
 
             profiler: profiling.Profiler | None = None
             if args.profile:
-                targets = {"web": web.pid, **({"workers": workers.pid} if workers else {})}
+                targets = {"web": web.pid, **{group.name: group.pid for group in workers}}
                 delay = max(0.0, min(schedule.duration_s / 3, schedule.duration_s - args.profile_seconds))
                 profiler = profiling.Profiler(targets, run_dir, seconds=args.profile_seconds, rate=args.profile_rate)
                 profiler.start_after(delay, monitor)
@@ -417,19 +483,26 @@ def run_once(
                 per=out["ingest"]["accepted_200"] if args.ingest_only else out["e2e"]["messages_answered"],
             )
             out["service_alive_at_end"] = {name: service.alive() for name, service in services.items()}
+            if workers:
+                out["worker_group_split"] = group_split(
+                    [group.name for group in workers],
+                    cpu_s=[group.cpu_s() for group in monitor.worker_groups],
+                    answered=out["e2e"]["messages_answered"],
+                    roles=group_roles,
+                    processes_at_end=[group.alive for group in monitor.worker_groups],
+                )
             if profiler is not None:
                 out["profile"] = profiler.finish()
             monitor.stop()
             window_to = datetime.now(UTC)
             # Stopped before counting, so that the count needs no connection slot the service holds.
-            for name in ("workers", "web"):
-                if name in services:
-                    services[name].stop(45)
+            for service in [*workers, web]:
+                service.stop(45)
             try:
                 out["database"] = database_figures(database, results)
             except psycopg.Error as error:
                 out["database"] = {"error": repr(error)}
-            if workers is not None:
+            if workers:
                 try:
                     out["cpu"].update(
                         turn_figures(
@@ -446,7 +519,7 @@ def run_once(
                         answered=out["e2e"]["messages_answered"],
                         workers_cpu_s=monitor.workers.cpu_s(),
                         role_cpu_s={name: group.cpu_s() for name, group in monitor.roles.items()},
-                        roles_whole_window=all(group.alive for group in monitor.roles.values()),
+                        roles_whole_window=monitor.roles_whole_window(),
                     )
                 except psycopg.Error as error:
                     out["extraction"] = {"error": repr(error)}
@@ -513,7 +586,7 @@ def warm_up(
     base_url: str,
     args: argparse.Namespace,
     replies: ReplyLog,
-    workers: Service | None,
+    workers: list[Service],
     channels: mix.Channels | None = None,
 ) -> dict[str, Any]:
     """One message per number from a customer outside the measured set: opens pools and caches, proves the path."""
@@ -534,7 +607,7 @@ def warm_up(
             statuses.append(accepted_status(delivery, answer.status_code))
     if any(status != 200 for status in statuses):
         raise RuntimeError(f"warm-up deliveries were not accepted: {statuses}")
-    if workers is None:
+    if not workers:
         return {"messages": args.numbers, "answered": None}
     wanted = {("w", n, 1) for n in range(args.numbers)}
     deadline = time.monotonic() + args.warmup_timeout
@@ -543,16 +616,31 @@ def warm_up(
         replies.poll()
         if wanted <= replies.answered:
             break
-        if not workers.alive():
-            raise RuntimeError(f"the workers exited: {workers.tail()}")
+        for group in workers:
+            if not group.alive():
+                raise RuntimeError(f"{group.name} exited: {group.tail()}")
         time.sleep(0.1)
     answered = len(wanted & replies.answered)
     if answered < len(wanted):
         raise RuntimeError(
-            f"warm-up: {answered}/{len(wanted)} answered in {args.warmup_timeout} s; worker log: {workers.tail()}"
+            f"warm-up: {answered}/{len(wanted)} answered in {args.warmup_timeout} s; worker log: {workers[0].tail()}"
         )
     time.sleep(0.5)
     return {"messages": len(wanted), "answered": answered, "seconds": round(time.monotonic() - began, 2)}
+
+
+def registered(workers: list[Service], client: redis.Redis, *, timeout: float) -> bool:
+    """Wait until every supervisor has children and all but one of them (the sweeper) are registered RQ
+    workers in Redis; False when `timeout` passes first (roles not told apart are then left out)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats, rq_queues = all_stats(), rq_worker_queues(client)
+        children = [children_by_start(group.pid, stats) for group in workers]
+        if all(len(pids) >= 2 and sum(1 for pid in pids if pid not in rq_queues) <= 1 for pids in children):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
 
 
 def wait_for_replies(

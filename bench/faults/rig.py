@@ -231,7 +231,7 @@ def _start(
     shape = argparse.Namespace(numbers=options.numbers, tenants=0, warmup_timeout=60.0)
     provision(base_url, shape)
     replies = ReplyLog(sent_log)
-    warm_up(base_url, shape, replies, workers)
+    warm_up(base_url, shape, replies, [workers])
     return Rig(
         postgres=postgres,
         database=database,
@@ -265,7 +265,7 @@ def _drive_and_count(stack: ExitStack, rig: Rig, scenario: Scenario, options: Op
     stack.callback(queue.close)
     monitor = ProcessMonitor(
         service_roots=[rig.web.pid, rig.workers.pid],
-        supervisor_pid=rig.workers.pid,
+        supervisor_pids=[rig.workers.pid],
         web_pid=rig.web.pid,
         redis_pid=None,
         harness_pids=[os.getpid()],
