@@ -326,8 +326,21 @@ def test_clear_refusal_does_not_trigger_a_look_for_a_landed_reply(
 def test_call_still_running_when_retried_meets_the_lock_and_its_late_reply_is_recovered(
     make_responder: MakeResponder, standin: StandInOpenAI, conversation: str
 ) -> None:
-    standin.fail_next(Failure.slow(delay_s=1.5))
-    responder = make_responder(timeout_ms=200, max_retries=20, backoff_base_ms=50, backoff_max_ms=200, sleep=time.sleep)
+    # The first call is held by "OpenAI" past the client's timeout; it lands while the client waits between
+    # its retries (the third wait), not at a moment of the machine's choosing: between a look into the
+    # conversation and the ask that follows it, a landing would make a second answer, which nothing can
+    # tell apart beforehand (the call's own answer never arrives).
+    hold = standin.hold()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 3:
+            hold.release()
+            standin.wait_until(lambda: len(standin.transcript(conversation)) == 2, timeout=10, what="the late reply")
+        time.sleep(seconds)
+
+    responder = make_responder(timeout_ms=200, max_retries=20, backoff_base_ms=50, backoff_max_ms=200, sleep=sleep)
 
     reply = responder.respond(ask(conversation, "Hi"))
 

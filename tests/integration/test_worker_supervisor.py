@@ -159,6 +159,12 @@ def test_supervised_rq_workers_share_the_queue_and_stop_on_sigterm(client: redis
 
     def drive() -> None:
         _wait_for(lambda: client.llen(RAN_KEY) == 20)
+        # One drainer may take all 20 before the other worker is up. RQ registers a worker before it
+        # installs its SIGTERM handler, so stop only once both are listening (a worker killed in between
+        # by the signal's default action could not deregister: RQ's own start-up gap, not ours).
+        _wait_for(
+            lambda: sorted(worker.get_state() for worker in SimpleWorker.all(connection=client)) == ["idle", "idle"]
+        )
         pids.extend(supervisor.child_pids())
 
     _run_driven(supervisor, drive)
