@@ -146,7 +146,8 @@ class RedisLocks:
     def _renew(self, held: list[RedisLockHandle]) -> None:
         """Extend every lock held, in one round trip: a hundred turns in flight were a hundred round trips
         in a row, on a thread that waits its turn for the interpreter like the others, and a renewal that
-        came too late lost its lock (`lock_lost`) under load."""
+        came too late lost its lock (`lock_lost`) under load. A lock released while its renewal was on the
+        way finds its key gone: that is its holder letting go, not a loss, and is not reported as one."""
         sent_at = time.monotonic()
         try:
             with self._client.pipeline(transaction=False) as pipeline:
@@ -156,6 +157,8 @@ class RedisLocks:
         except redis.RedisError as error:
             results = [error] * len(held)
         for handle, extended in zip(held, results, strict=True):
+            if self._released(handle):
+                continue  # released while this renewal was on its way: its key is gone because it let go
             if isinstance(extended, Exception):
                 if handle.lost:
                     self._give_up(handle, reason=f"could not renew before expiry: {extended}")
@@ -165,6 +168,10 @@ class RedisLocks:
                 handle.valid_until = sent_at + self._ttl_ms / 1000
             else:
                 self._give_up(handle, reason="expired or taken by another holder")
+
+    def _released(self, handle: RedisLockHandle) -> bool:
+        with self._mutex:
+            return handle.token not in self._held
 
     def _give_up(self, handle: RedisLockHandle, *, reason: str) -> None:
         handle.mark_lost()

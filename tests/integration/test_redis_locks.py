@@ -198,3 +198,17 @@ def test_many_held_locks_are_renewed_together_and_only_the_one_taken_over_is_los
     assert client.get(held[7].key) == b"someone-else"
     assert [handle.key for handle in held if handle.lost] == [held[7].key]
     assert all(client.get(handle.key) == handle.token.encode() for handle in held if handle is not held[7])
+
+
+def test_a_lock_released_while_its_renewal_is_on_the_way_is_not_reported_lost(
+    make_locks: Callable[[int], RedisLocks],
+) -> None:
+    locks = make_locks(30_000)
+    handle = locks.acquire(KEY)
+    assert handle is not None
+    on_the_way = [handle]  # the renewer took its list of held locks...
+
+    handle.release()  # ... the turn ended and let go ...
+    locks._renew(on_the_way)  # ... and the renewal finds the key gone
+
+    assert not handle.lost, "a lock its holder released is not a lost lock"
