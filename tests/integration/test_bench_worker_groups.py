@@ -20,7 +20,10 @@ from tests.support.processes import wait_for
 # or keeps sleeping; the supervisor reaps it and lives on, as `mcagent worker` does with a dead child.
 SUPERVISOR = """
 import subprocess, sys, time
-child = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]], stdin=subprocess.PIPE, text=True)
+child = subprocess.Popen(
+    [sys.executable, "-c", sys.argv[1], sys.argv[2]], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+)
+print(child.stdout.readline().strip(), flush=True)  # the child's "ready": its start-up is over
 line = sys.stdin.readline()
 child.stdin.write(line)
 child.stdin.flush()
@@ -30,6 +33,7 @@ time.sleep(60)
 """
 CHILD = """
 import sys, time
+print("ready", flush=True)
 sys.stdin.readline()
 if sys.argv[1] == "burn":
     end = time.process_time() + 0.4
@@ -43,9 +47,13 @@ else:
 @pytest.fixture
 def supervisors() -> Iterator[list[subprocess.Popen[str]]]:
     started = [
-        subprocess.Popen([sys.executable, "-c", SUPERVISOR, CHILD, kind], stdin=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", SUPERVISOR, CHILD, kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         for kind in ("burn", "idle")
     ]
+    for process in started:  # both trees past their start-up (an interpreter's, slower under coverage)
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
     yield started
     for process in started:
         for child in children_by_start(process.pid, all_stats()):
