@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -46,12 +47,13 @@ def _finished(client: redis.Redis) -> list[str]:
     return sorted(entry for entry in _ran(client) if entry.startswith("finished:"))
 
 
-def _run_until_finished(client: redis.Redis, redis_url: str, *, threads: int, scopes: int) -> float:
-    """Seconds a (non-burst) worker took to finish `scopes` slow scopes; the worker is then stopped."""
+def _run_until(redis_url: str, condition: Callable[[], bool], *, threads: int, within_s: float = 30) -> float:
+    """Seconds a (non-burst) worker took until `condition` held; the worker is then stopped with SIGTERM
+    (a warm shutdown) and must exit cleanly."""
     started = time.monotonic()
     worker = _worker(redis_url, threads=threads, burst=False)
     try:
-        while len(_finished(client)) < scopes and time.monotonic() - started < 30:
+        while not condition() and time.monotonic() - started < within_s:
             time.sleep(0.02)
         elapsed = time.monotonic() - started
         assert worker.pid is not None
@@ -61,6 +63,11 @@ def _run_until_finished(client: redis.Redis, redis_url: str, *, threads: int, sc
         worker.kill()
     assert worker.exitcode == 0
     return elapsed
+
+
+def _run_until_finished(client: redis.Redis, redis_url: str, *, threads: int, scopes: int) -> float:
+    """Seconds a (non-burst) worker took to finish `scopes` slow scopes; the worker is then stopped."""
+    return _run_until(redis_url, lambda: len(_finished(client)) >= scopes, threads=threads)
 
 
 def test_one_process_runs_as_many_slow_scopes_at_once_as_it_has_threads(client: redis.Redis, redis_url: str) -> None:
@@ -90,18 +97,10 @@ def test_sigterm_lets_every_scope_under_way_finish(client: redis.Redis, redis_ur
     queue = RqJobQueue(client, QUEUE, RECORD_SLOWLY, job_timeout_s=30)
     for n in range(3):
         queue.enqueue_scope(f"conversation:{n}")
-    worker = _worker(redis_url, threads=4, burst=False)
-    try:
-        deadline = time.monotonic() + 10
-        while len([e for e in _ran(client) if e.startswith("started:")]) < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert worker.pid is not None
-        os.kill(worker.pid, signal.SIGTERM)
-        worker.join(10)
-    finally:
-        worker.kill()
+    _run_until(
+        redis_url, lambda: len([e for e in _ran(client) if e.startswith("started:")]) >= 3, threads=4, within_s=10
+    )
 
-    assert worker.exitcode == 0
     assert sorted(e for e in _ran(client) if e.startswith("finished:")) == [
         f"finished:conversation:{n}" for n in range(3)
     ]
