@@ -71,6 +71,7 @@ class TurnRefused:
 
     batch: StatusChange
     at: datetime
+    conversation_id: int
 
     @property
     def reason(self) -> str:
@@ -224,7 +225,8 @@ class Turn:
                 return TurnPostponed(ids)
             refusal = AI_UNAVAILABLE
         if refusal is not None:
-            return TurnRefused(StatusChange(ids, MessageStatus.RECEIVED, MessageStatus.FAILED, refusal), now)
+            refused = StatusChange(ids, MessageStatus.RECEIVED, MessageStatus.FAILED, refusal)
+            return TurnRefused(refused, now, conversation.conversation_id)
         return TurnStarted(
             user_id=conversation.user_id,
             conversation_id=conversation.conversation_id,

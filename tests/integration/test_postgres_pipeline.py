@@ -256,3 +256,56 @@ def test_a_store_call_waits_for_no_lock_it_does_not_need(
 
     assert time.monotonic() - began < 1.0
     assert (second.conversation_id, second.sequence_no) == (first.conversation_id, 2)
+
+
+def test_a_turn_never_reads_the_whole_messages_table_whatever_plan_postgresql_kept(
+    pool: ConnectionPool, route: Route, clean_database: str
+) -> None:
+    """The turn's statements are prepared, and PostgreSQL keeps one plan per statement and connection,
+    made while the table may still be small. Here every statement is planned once for all values
+    (a generic plan, as after its fifth run on a pooled connection) on a table never analysed, with a
+    thousand rows: a plan that scanned `messages` whole would be kept while the table grew, and cost more
+    with every message the service ever stored."""
+    _top_up(pool, 5)
+    recorded = PostgresMessageStore(pool).record_inbound(route, an_inbound(route, "wamid.1"), NOW)
+    with psycopg.connect(clean_database, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO messages (user_id, conversation_id, phone_number_id, direction, sender, sequence_no,"
+            " content_type, text, status, created_at, updated_at)"
+            " SELECT user_id, conversation_id, phone_number_id, 'outbound', 'ai', 100 + n, 'text', 'an old reply',"
+            " 'failed', created_at, created_at FROM messages, generate_series(1, 1000) AS n WHERE message_id = %s",
+            (recorded.message_id,),
+        )
+    plans: list[str] = []
+
+    def explained(conn: psycopg.Connection) -> None:
+        conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+        for setting in (
+            "SET TIME ZONE 'UTC'",
+            "SET plan_cache_mode = force_generic_plan",
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_nested_statements = on",
+            "SET auto_explain.log_level = notice",
+        ):
+            conn.execute(setting)  # type: ignore[arg-type]
+        conn.commit()
+
+    explaining = ConnectionPool(
+        clean_database, min_size=1, max_size=1, configure=explained, kwargs={"prepare_threshold": 0}, open=True
+    )
+    try:
+        turns = PostgresTurnStore(explaining)
+        work = turns.next_work(_scope(recorded.conversation_id))
+        assert work is not None
+        started = Turn.start(work.conversation, work.messages, route, work.credits, 1, NOW)
+        assert isinstance(started, TurnStarted)
+        turn = turns.start(started)
+        assert turn is not None
+        answered = turn.answer(AIReply("hi", "resp_1", 1, 1), work.conversation, policy_for(ChannelType.WHATSAPP), NOW)
+        assert isinstance(answered, TurnAnswered) and turns.answer(answered) is not None
+    finally:
+        explaining.close()
+
+    assert any("Insert on turns" in plan for plan in plans)  # the plans were seen
+    assert [plan for plan in plans if "Seq Scan on messages" in plan] == []
