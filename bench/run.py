@@ -27,7 +27,7 @@ import requests
 
 from adapters.io_counts import COUNTS_KEY, FLUSH_EVERY_S
 from adapters.rq.background import background_queue_name
-from bench import mix, profiling
+from bench import mix, procstats, profiling
 from bench.analysis import (
     ExtractionCounts,
     ReplyLog,
@@ -336,6 +336,7 @@ def run_once(
         out["worker_shape"] = shape.label
     channels = mix.Channels(channel_types, args.numbers)
     services: dict[str, Service] = {}
+    speed_before = procstats.speed_probe_ms()
     with ExitStack() as stack:
         try:
             database = Database(args.database_admin_url)
@@ -529,6 +530,8 @@ def run_once(
         except Exception as error:
             out["error"] = repr(error)
             out["logs"] = {name: service.tail() for name, service in services.items()}
+    # With everything of the run stopped: how fast the machine was just after (see `speed_probe_ms`).
+    out["machine_speed_probe_ms"] = {"before": speed_before, "after": procstats.speed_probe_ms()}
     return out
 
 
@@ -737,6 +740,7 @@ def figures(
         "machine_busy_cpu_s": round(busy, 2),
         "machine_cpu_capacity_s": round(capacity, 2),
         "machine_busy_pct": round(100 * busy / capacity, 1) if capacity else None,
+        "machine_stolen_pct": round(100 * monitor.machine_stolen_s() / capacity, 1) if capacity else None,
         # Busy CPU of the machine not accounted above: other work running beside the benchmark skews it.
         "other_cpu_s": round(
             busy
