@@ -73,7 +73,8 @@ _HEAD = {
 
 _TURN_INBOUND = f"""
 SELECT {MESSAGE_COLUMNS} FROM messages
-WHERE message_id = ANY(%(ids)s) AND direction = 'inbound' ORDER BY sequence_no
+WHERE conversation_id = %(conversation_id)s AND message_id = ANY(%(ids)s) AND direction = 'inbound'
+ORDER BY sequence_no
 """
 
 _TURN_PARTS = f"""
@@ -323,7 +324,9 @@ class PostgresTurnStore(PostgresStore):
                     _BATCH[scope.kind], {"scope": value, "conversation_id": conversation.conversation_id}
                 )
             elif turn.status is TurnStatus.AWAITING_AI:
-                rows = cursor.execute(_TURN_INBOUND, {"ids": list(turn.inbound_ids)})
+                rows = cursor.execute(
+                    _TURN_INBOUND, {"conversation_id": conversation.conversation_id, "ids": list(turn.inbound_ids)}
+                )
             else:
                 rows = cursor.execute(_TURN_PARTS, {"turn_id": turn.turn_id})
             messages = tuple(entity(row, Message) for row in rows)

@@ -105,6 +105,26 @@ def test_a_blocking_take_gets_a_scope_due_while_it_waits(client: redis.Redis) ->
     assert queue.queue_depth() == 1, "the blocking take cleared the scope's mark too"
 
 
+def test_a_blocking_take_with_a_backlog_behind_it_queues_one_more_drainer(client: redis.Redis) -> None:
+    queue = RqJobQueue(client, QUEUE, RECORD, job_timeout_s=30)
+    rq_queue = Queue(QUEUE, connection=client)
+    for n in range(3):
+        queue.enqueue_scope(f"conversation:{n}")
+    rq_queue.empty()  # a worker took the first drainer
+
+    first = queue.take(block_s=1)
+    assert first is not None and first.scope_key == "conversation:0"
+    assert rq_queue.count == 1, "two more due and no drainer waiting: one is queued"
+    assert queue.take(block_s=1) is not None
+    assert rq_queue.count == 1, "one waits already: none more"
+    rq_queue.empty()
+    last = queue.take(block_s=1)
+    assert last is not None and last.scope_key == "conversation:2"
+    assert rq_queue.count == 0, "nothing behind the last: no drainer queued"
+    queue.enqueue_scope("conversation:0")
+    assert queue.queue_depth() == 1, "the blocking take cleared the mark of the scope it took"
+
+
 def test_a_drainer_stops_when_idle_at_its_limit_when_stopped_and_at_the_end_of_its_lifetime(
     client: redis.Redis,
 ) -> None:
