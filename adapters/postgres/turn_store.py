@@ -1,4 +1,4 @@
-"""The worker's storage in PostgreSQL: pending work read in two statements, each decision saved in one.
+"""The worker's storage in PostgreSQL: pending work read in one round trip, each decision saved in one statement.
 
 Every change the domain decided is one data-modifying statement, conditional on the state it was
 decided from (`before`), run on its own (autocommit): a turn whose status moved on, or a part another
@@ -9,10 +9,12 @@ carry out what the domain computed (statuses, figures, texts); the schema's cons
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, LiteralString
 
-from psycopg.rows import DictRow
+import psycopg
+from psycopg.rows import DictRow, dict_row
 
 from adapters.postgres._sql import PostgresStore
 from adapters.postgres.conversations import CONVERSATION_COLUMNS
@@ -106,6 +108,19 @@ SELECT * FROM (
     SELECT {MESSAGE_COLUMNS} FROM messages
     WHERE conversation_id = %(conversation_id)s AND sequence_no > %(seen)s AND sequence_no < %(first)s
       AND sender <> 'ai'
+    ORDER BY sequence_no DESC LIMIT %(limit)s
+) latest ORDER BY sequence_no
+"""
+
+# The same, bounded by the conversation's received messages as the batch reads them, so that it can be
+# sent together with the head and the batch (see `next_work`).
+_PENDING_CONTEXT = f"""
+SELECT * FROM (
+    SELECT {MESSAGE_COLUMNS} FROM messages
+    WHERE conversation_id = %(conversation_id)s AND sender <> 'ai'
+      AND sequence_no > (SELECT ai_seen_sequence_no FROM conversations WHERE conversation_id = %(conversation_id)s)
+      AND sequence_no < (SELECT min(sequence_no) FROM messages
+                         WHERE conversation_id = %(conversation_id)s AND status = 'received')
     ORDER BY sequence_no DESC LIMIT %(limit)s
 ) latest ORDER BY sequence_no
 """
@@ -314,12 +329,18 @@ class PostgresTurnStore(PostgresStore):
     def next_work(self, scope: ScopeKey) -> Work | None:
         value: object = int(scope.value) if scope.kind is OrderingScope.CONVERSATION else scope.value
         with self._autocommit() as cursor:
-            head = cursor.execute(_HEAD[scope.kind], {"scope": value}).fetchone()
+            read_ahead: tuple[list[DictRow], list[DictRow]] | None = None
+            if scope.kind is OrderingScope.CONVERSATION:
+                head, read_ahead = self._read_ahead(cursor, int(scope.value))
+            else:
+                head = cursor.execute(_HEAD[scope.kind], {"scope": value}).fetchone()
             if head is None:
                 return None
             conversation = entity(head, Conversation, prefix="c_")
             turn = None if head["t_turn_id"] is None else entity(head, Turn, prefix="t_")
-            if turn is None:
+            if turn is None and read_ahead is not None:
+                rows: Iterable[DictRow] = read_ahead[0]
+            elif turn is None:
                 rows = cursor.execute(
                     _BATCH[scope.kind], {"scope": value, "conversation_id": conversation.conversation_id}
                 )
@@ -331,7 +352,9 @@ class PostgresTurnStore(PostgresStore):
                 rows = cursor.execute(_TURN_PARTS, {"turn_id": turn.turn_id})
             messages = tuple(entity(row, Message) for row in rows)
             context: tuple[Message, ...] = ()
-            if messages and (turn is None or turn.status is TurnStatus.AWAITING_AI):
+            if messages and turn is None and read_ahead is not None:
+                context = tuple(entity(row, Message) for row in read_ahead[1])
+            elif messages and (turn is None or turn.status is TurnStatus.AWAITING_AI):
                 bounds = {
                     "conversation_id": conversation.conversation_id,
                     "seen": conversation.ai_seen_sequence_no,
@@ -342,6 +365,22 @@ class PostgresTurnStore(PostgresStore):
         if turn is None and not messages:
             return None
         return Work(conversation, _credits(head, conversation.user_id), turn, messages, context)
+
+    @staticmethod
+    def _read_ahead(
+        cursor: psycopg.Cursor[DictRow], conversation_id: int
+    ) -> tuple[DictRow | None, tuple[list[DictRow], list[DictRow]]]:
+        """The head of a conversation's work, with its batch and context as they are when no turn is open,
+        in one round trip (pipeline mode): a conversation's scope names the conversation, so the three reads
+        do not wait for one another. When a turn is open (a worker stopped mid-turn), the batch and context
+        read here are not used: that turn's own messages are read after."""
+        conn = cursor.connection
+        head, batch, context = (conn.cursor(row_factory=dict_row) for _ in range(3))
+        with conn.pipeline():
+            head.execute(_HEAD[OrderingScope.CONVERSATION], {"scope": conversation_id})
+            batch.execute(_BATCH[OrderingScope.CONVERSATION], {"conversation_id": conversation_id})
+            context.execute(_PENDING_CONTEXT, {"conversation_id": conversation_id, "limit": CONTEXT_LIMIT})
+        return head.fetchone(), (batch.fetchall(), context.fetchall())
 
     def has_pending(self, scope: ScopeKey) -> bool:
         value: object = int(scope.value) if scope.kind is OrderingScope.CONVERSATION else scope.value
