@@ -431,6 +431,33 @@ def test_nul_and_lone_surrogates_are_replaced_in_every_string_read_and_in_the_ra
     assert read.raw["text"] == {"body": read.text}
 
 
+@pytest.mark.parametrize(
+    ("body", "encoding", "ensure_ascii"),
+    [
+        ("Does it come in blue?", "utf-8", True),  # the usual delivery: nothing to replace, no walk
+        ("café, ça va", "utf-8", False),  # UTF-8 as it is
+        ("café, ça va", "utf-8", True),  # escaped: \u00e9
+        ("a 😀 for you", "utf-8", True),  # a surrogate pair escaped: one character once read
+        ("a \ud83d alone", "utf-8", True),  # a lone surrogate escaped
+        ("a \x00 in it", "utf-8", True),  # NUL escaped
+        ("a \ud83d alone", "utf-16", False),  # UTF-16, which json also reads
+        ("a \x00 in it", "utf-32", False),
+    ],
+)
+def test_a_body_read_as_it_comes_gives_the_same_delivery_as_one_walked_string_by_string(
+    body: str, encoding: str, ensure_ascii: bool
+) -> None:
+    payload = load("text")
+    only_message(payload)["text"]["body"] = body
+    payload["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["name"] = body
+    raw = json.dumps(payload, ensure_ascii=ensure_ascii).encode(encoding, "surrogatepass")
+
+    read = read_delivery(raw)
+
+    assert read == parse_delivery(json.loads(raw))  # the walk made every string storable
+    assert all(limits.is_storable(text) for text in (read.inbound[0].text or "", read.inbound[0].customer_name or ""))
+
+
 def test_an_unreadable_id_made_storable_is_still_the_same_id_on_every_redelivery() -> None:
     payload = load("text")
     only_message(payload)["id"] = "wamid.\x00A"

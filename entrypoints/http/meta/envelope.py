@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from entrypoints.http.json_input import NotJson, parse_json, storable_json
+from entrypoints.http.json_input import NotJson, decodes_storable, parse_json, storable_json
 from entrypoints.http.meta import instagram, whatsapp
 from entrypoints.http.meta.delivery import Collector, Delivery, IgnoredKind
 
@@ -42,15 +42,17 @@ def read_delivery(raw: bytes) -> Delivery:
         payload = parse_json(raw)
     except NotJson as error:
         raise MalformedJson(str(error)) from None
-    return parse_delivery(payload)
+    return parse_delivery(payload, storable=decodes_storable(raw))
 
 
-def parse_delivery(payload: object) -> Delivery:
+def parse_delivery(payload: object, *, storable: bool = False) -> Delivery:
     """Read one webhook POST body (already JSON-decoded) into inbound messages, status reports and
     the things deliberately ignored or rejected. Every string read is storable (NUL and lone
-    surrogates replaced, `domain.limits.storable`), including those of the raw JSON kept per message.
+    surrogates replaced, `domain.limits.storable`), including those of the raw JSON kept per message;
+    `storable` says the payload's strings are so already (`decodes_storable`).
     Raises MalformedDelivery only when the top level is unusable."""
-    payload = storable_json(payload)
+    if not storable:
+        payload = storable_json(payload)
     if isinstance(payload, list) and len(payload) == 1:
         # Meta's Instagram examples show the delivery wrapped in an array; tolerate that form.
         payload = payload[0]
