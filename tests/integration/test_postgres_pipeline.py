@@ -21,7 +21,7 @@ from adapters.postgres.message_store import PostgresMessageStore
 from adapters.postgres.pool import open_pool
 from adapters.postgres.turn_store import PostgresTurnStore
 from adapters.postgres.unit_of_work import PostgresUnitOfWork
-from application.ports.pipeline import MessageNotStorable
+from application.ports.pipeline import MessageNotStorable, Work
 from application.ports.repositories import MessageQuery
 from domain.channels import ChannelType, policy_for
 from domain.credits import CreditMovement, LedgerKind
@@ -52,6 +52,17 @@ def _top_up(pool: ConnectionPool, amount: int) -> None:
 
 def _scope(conversation_id: int) -> ScopeKey:
     return ScopeKey(OrderingScope.CONVERSATION, str(conversation_id))
+
+
+def _start_turn(turns: PostgresTurnStore, route: Route, conversation_id: int) -> tuple[Work, Turn]:
+    """The conversation's work read and its turn started, as a worker does."""
+    work = turns.next_work(_scope(conversation_id))
+    assert work is not None
+    started = Turn.start(work.conversation, work.messages, route, work.credits, 1, NOW)
+    assert isinstance(started, TurnStarted)
+    turn = turns.start(started)
+    assert turn is not None
+    return work, turn
 
 
 def _messages(pool: ConnectionPool) -> int:
@@ -192,12 +203,7 @@ def test_concurrent_answers_to_one_turn_store_one_reply_and_charge_once(pool: Co
     _top_up(pool, 5)
     turns = PostgresTurnStore(pool)
     recorded = PostgresMessageStore(pool).record_inbound(route, an_inbound(route, "wamid.1"), NOW)
-    work = turns.next_work(_scope(recorded.conversation_id))
-    assert work is not None
-    started = Turn.start(work.conversation, work.messages, route, work.credits, 1, NOW)
-    assert isinstance(started, TurnStarted)
-    turn = turns.start(started)
-    assert turn is not None
+    work, turn = _start_turn(turns, route, recorded.conversation_id)
     answers = [
         turn.answer(AIReply(f"answer {n}", f"resp_{n}", 1, 1), work.conversation, policy_for(ChannelType.WHATSAPP), NOW)
         for n in range(4)
@@ -296,12 +302,7 @@ def test_a_turn_never_reads_the_whole_messages_table_whatever_plan_postgresql_ke
     )
     try:
         turns = PostgresTurnStore(explaining)
-        work = turns.next_work(_scope(recorded.conversation_id))
-        assert work is not None
-        started = Turn.start(work.conversation, work.messages, route, work.credits, 1, NOW)
-        assert isinstance(started, TurnStarted)
-        turn = turns.start(started)
-        assert turn is not None
+        work, turn = _start_turn(turns, route, recorded.conversation_id)
         answered = turn.answer(AIReply("hi", "resp_1", 1, 1), work.conversation, policy_for(ChannelType.WHATSAPP), NOW)
         assert isinstance(answered, TurnAnswered) and turns.answer(answered) is not None
     finally:
