@@ -101,29 +101,29 @@ _BATCH = {
     """,
 }
 
-# What came between what the AI has seen and the batch, not from the AI: `domain.handoff.ai_context`
-# chooses what of it the AI is told. Bounded: a long hand-off is summed up by its latest messages.
-_CONTEXT = f"""
-SELECT * FROM (
-    SELECT {MESSAGE_COLUMNS} FROM messages
-    WHERE conversation_id = %(conversation_id)s AND sequence_no > %(seen)s AND sequence_no < %(first)s
-      AND sender <> 'ai'
-    ORDER BY sequence_no DESC LIMIT %(limit)s
-) latest ORDER BY sequence_no
-"""
 
-# The same, bounded by the conversation's received messages as the batch reads them, so that it can be
-# sent together with the head and the batch (see `next_work`).
-_PENDING_CONTEXT = f"""
-SELECT * FROM (
-    SELECT {MESSAGE_COLUMNS} FROM messages
-    WHERE conversation_id = %(conversation_id)s AND sender <> 'ai'
-      AND sequence_no > (SELECT ai_seen_sequence_no FROM conversations WHERE conversation_id = %(conversation_id)s)
-      AND sequence_no < (SELECT min(sequence_no) FROM messages
-                         WHERE conversation_id = %(conversation_id)s AND status = 'received')
-    ORDER BY sequence_no DESC LIMIT %(limit)s
-) latest ORDER BY sequence_no
-"""
+def _context(seen: LiteralString, first: LiteralString) -> LiteralString:
+    """What came between what the AI has seen (`seen`) and the batch (`first`, its first sequence number),
+    not from the AI: `domain.handoff.ai_context` chooses what of it the AI is told. Bounded: a long
+    hand-off is summed up by its latest messages."""
+    return f"""
+    SELECT * FROM (
+        SELECT {MESSAGE_COLUMNS} FROM messages
+        WHERE conversation_id = %(conversation_id)s AND sequence_no > {seen} AND sequence_no < {first}
+          AND sender <> 'ai'
+        ORDER BY sequence_no DESC LIMIT %(limit)s
+    ) latest ORDER BY sequence_no
+    """
+
+
+_CONTEXT = _context("%(seen)s", "%(first)s")
+
+# The same, bounded in SQL by the conversation's received messages as the batch reads them, so that it
+# can be sent together with the head and the batch (see `next_work`).
+_PENDING_CONTEXT = _context(
+    "(SELECT ai_seen_sequence_no FROM conversations WHERE conversation_id = %(conversation_id)s)",
+    "(SELECT min(sequence_no) FROM messages WHERE conversation_id = %(conversation_id)s AND status = 'received')",
+)
 
 _HAS_PENDING = {
     OrderingScope.CONVERSATION: """
@@ -329,17 +329,18 @@ class PostgresTurnStore(PostgresStore):
     def next_work(self, scope: ScopeKey) -> Work | None:
         value: object = int(scope.value) if scope.kind is OrderingScope.CONVERSATION else scope.value
         with self._autocommit() as cursor:
-            read_ahead: tuple[list[DictRow], list[DictRow]] | None = None
+            batch_ahead: list[DictRow] | None = None
+            context_ahead: list[DictRow] | None = None
             if scope.kind is OrderingScope.CONVERSATION:
-                head, read_ahead = self._read_ahead(cursor, int(scope.value))
+                head, batch_ahead, context_ahead = self._read_ahead(cursor, int(scope.value))
             else:
                 head = cursor.execute(_HEAD[scope.kind], {"scope": value}).fetchone()
             if head is None:
                 return None
             conversation = entity(head, Conversation, prefix="c_")
             turn = None if head["t_turn_id"] is None else entity(head, Turn, prefix="t_")
-            if turn is None and read_ahead is not None:
-                rows: Iterable[DictRow] = read_ahead[0]
+            if turn is None and batch_ahead is not None:
+                rows: Iterable[DictRow] = batch_ahead
             elif turn is None:
                 rows = cursor.execute(
                     _BATCH[scope.kind], {"scope": value, "conversation_id": conversation.conversation_id}
@@ -352,8 +353,8 @@ class PostgresTurnStore(PostgresStore):
                 rows = cursor.execute(_TURN_PARTS, {"turn_id": turn.turn_id})
             messages = tuple(entity(row, Message) for row in rows)
             context: tuple[Message, ...] = ()
-            if messages and turn is None and read_ahead is not None:
-                context = tuple(entity(row, Message) for row in read_ahead[1])
+            if messages and turn is None and context_ahead is not None:
+                context = tuple(entity(row, Message) for row in context_ahead)
             elif messages and (turn is None or turn.status is TurnStatus.AWAITING_AI):
                 bounds = {
                     "conversation_id": conversation.conversation_id,
@@ -369,7 +370,7 @@ class PostgresTurnStore(PostgresStore):
     @staticmethod
     def _read_ahead(
         cursor: psycopg.Cursor[DictRow], conversation_id: int
-    ) -> tuple[DictRow | None, tuple[list[DictRow], list[DictRow]]]:
+    ) -> tuple[DictRow | None, list[DictRow], list[DictRow]]:
         """The head of a conversation's work, with its batch and context as they are when no turn is open,
         in one round trip (pipeline mode): a conversation's scope names the conversation, so the three reads
         do not wait for one another. When a turn is open (a worker stopped mid-turn), the batch and context
@@ -380,7 +381,7 @@ class PostgresTurnStore(PostgresStore):
             head.execute(_HEAD[OrderingScope.CONVERSATION], {"scope": conversation_id})
             batch.execute(_BATCH[OrderingScope.CONVERSATION], {"conversation_id": conversation_id})
             context.execute(_PENDING_CONTEXT, {"conversation_id": conversation_id, "limit": CONTEXT_LIMIT})
-        return head.fetchone(), (batch.fetchall(), context.fetchall())
+        return head.fetchone(), batch.fetchall(), context.fetchall()
 
     def has_pending(self, scope: ScopeKey) -> bool:
         value: object = int(scope.value) if scope.kind is OrderingScope.CONVERSATION else scope.value
