@@ -66,7 +66,6 @@ def _reencrypt_tokens(settings: Settings, batch_size: int) -> int:
 
     Exit code 1 when some token no listed key decrypts: those channels are named, and left as they were.
     """
-    from adapters.redis.cache import RedisRouteCache
     from entrypoints.container import build_container
     from entrypoints.logging_setup import configure_logging
 
@@ -75,9 +74,8 @@ def _reencrypt_tokens(settings: Settings, batch_size: int) -> int:
     container.init_resources()
     try:
         counts = container.channel_tokens().reencrypt_all(batch_size=batch_size)
-        cache = container.route_cache()
-        assert isinstance(cache, RedisRouteCache)  # from_env() without dev requires Redis
-        dropped = cache.forget_all()
+        # Dropped from Redis and announced: every running process drops its own copies too.
+        dropped = container.shared_route_cache().forget_all()
     finally:
         container.shutdown_resources()
     print(

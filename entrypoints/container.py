@@ -50,6 +50,7 @@ from adapters.postgres.unit_of_work import PostgresUnitOfWork
 from adapters.redis.cache import RedisBalanceCache, RedisRouteCache
 from adapters.redis.client import redis_client
 from adapters.redis.locks import RedisLocks
+from adapters.redis.near_cache import NearRouteCache
 from adapters.rq.background import RqBackgroundJobs
 from adapters.rq.queue import RqJobQueue
 from adapters.webchat.rate_limits import WindowRateLimits
@@ -200,12 +201,14 @@ class Container(containers.DeclarativeContainer):
         embedded=providers.Singleton(InMemoryLocks),
         production=providers.Singleton(RedisLocks, redis, ttl_ms=settings.provided.lock_ttl_ms),
     )
+    shared_route_cache = providers.Singleton(
+        RedisRouteCache, redis, ttl_s=settings.provided.cache_ttl_s, cipher=token_cipher
+    )
     route_cache = providers.Selector(
         mode,
         embedded=providers.Singleton(InMemoryRouteCache),
-        production=providers.Singleton(
-            RedisRouteCache, redis, ttl_s=settings.provided.cache_ttl_s, cipher=token_cipher
-        ),
+        # Each process keeps what it read while it hears every change announced (adapters/redis/near_cache.py).
+        production=providers.Singleton(NearRouteCache, shared_route_cache),
     )
     balance_cache = providers.Selector(
         mode,

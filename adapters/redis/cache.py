@@ -85,7 +85,14 @@ class _RedisJsonCache:
 
 
 class RedisRouteCache(_RedisJsonCache):
-    """Keyed by channel id alone: the webhook knows no tenant yet, and channel ids are globally unique."""
+    """Keyed by channel id alone: the webhook knows no tenant yet, and channel ids are globally unique.
+
+    Each invalidation is also announced on `announcement_channel` (the channel id, or `ALL`), for the
+    copies processes keep of what they read (adapters/redis/near_cache.py).
+    """
+
+    #: The announcement that every cached route was dropped.
+    ALL = "*"
 
     def __init__(
         self, client: redis.Redis, ttl_s: int, *, cipher: FernetTokenCipher, circuit: Circuit | None = None
@@ -94,8 +101,10 @@ class RedisRouteCache(_RedisJsonCache):
         self._cipher = cipher
         # The last entry read per key, as Redis held it and as decoded: the same bytes decode to the same
         # route, so reading them again skips the JSON, the structuring and the token's decryption (a fifth of
-        # the webhook's CPU). Redis is still asked every time: a change is seen on the next read.
+        # the webhook's CPU). Redis is still asked on every read that reaches here: a change is seen on the next.
         self._decoded: dict[str, tuple[bytes | str, Route]] = {}
+        # Pub/sub channels are not per database: two deployments sharing a server hear only their own.
+        self.announcement_channel = f"mcagent:route:announced:{client.connection_pool.connection_kwargs.get('db', 0)}"
 
     def get(self, phone_number_id: str) -> Route | None:
         key = _route_key(phone_number_id)
@@ -125,7 +134,20 @@ class RedisRouteCache(_RedisJsonCache):
         )
 
     def invalidate(self, phone_number_id: str) -> None:
-        self._delete(_route_key(phone_number_id))
+        key = _route_key(phone_number_id)
+        self._guarded(lambda: self._deleted_and_announced(key, phone_number_id), what="invalidate", key=key)
+
+    def announcements(self) -> redis.client.PubSub:
+        """A subscription of its own, to hear the invalidations on `announcement_channel`."""
+        subscription: redis.client.PubSub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        return subscription
+
+    def _deleted_and_announced(self, key: str, phone_number_id: str) -> None:
+        """One round trip; deleted first, so that a process that hears of it and reads again misses."""
+        pipeline = self._client.pipeline(transaction=False)
+        pipeline.delete(key)
+        pipeline.publish(self.announcement_channel, phone_number_id)
+        pipeline.execute()
 
     def forget_all(self) -> int | None:
         """Drop every cached route; how many there were, or None when Redis could not be reached."""
@@ -138,7 +160,9 @@ class RedisRouteCache(_RedisJsonCache):
                 if len(keys) == 1000:
                     dropped += int(self._client.delete(*keys))
                     keys.clear()
-            return dropped + (int(self._client.delete(*keys)) if keys else 0)
+            dropped += int(self._client.delete(*keys)) if keys else 0
+            self._client.publish(self.announcement_channel, self.ALL)
+            return dropped
 
         return self._guarded(drop, what="forget_all", key=_route_key("*"))
 
