@@ -65,10 +65,11 @@ def release_held(
     ordered = sorted(held, key=lambda m: m.sequence_no)
     after = tuple(m.message_id for m in ordered if m.sequence_no > last_reply_sequence_no)
     before = tuple(m.message_id for m in ordered if m.sequence_no < last_reply_sequence_no)
+    of = conversation.conversation_id
     return BotResumed(
         conversation=conversation,
-        to_answer=StatusChange(after, MessageStatus.HELD, MessageStatus.RECEIVED),
-        answered=StatusChange(before, MessageStatus.HELD, MessageStatus.SKIPPED, ANSWERED_BY_HUMAN),
+        to_answer=StatusChange(of, after, MessageStatus.HELD, MessageStatus.RECEIVED),
+        answered=StatusChange(of, before, MessageStatus.HELD, MessageStatus.SKIPPED, ANSWERED_BY_HUMAN),
         at=now,
     )
 

@@ -226,9 +226,11 @@ def _reopen(archived: Conversation, successor: Agent, messages: list[Message], n
 
 
 def _skipped(messages: list[Message]) -> tuple[StatusChange, ...]:
+    """One change per conversation and status they leave, in conversation order."""
     changes = []
-    for status in (MessageStatus.RECEIVED, MessageStatus.PROCESSING, MessageStatus.HELD):
-        ids = tuple(m.message_id for m in messages if m.status is status)
-        if ids:
-            changes.append(StatusChange(ids, status, MessageStatus.SKIPPED, AGENT_UNLINKED))
+    for conversation_id, theirs in _by_conversation(messages).items():
+        for status in (MessageStatus.RECEIVED, MessageStatus.PROCESSING, MessageStatus.HELD):
+            ids = tuple(m.message_id for m in theirs if m.status is status)
+            if ids:
+                changes.append(StatusChange(conversation_id, ids, status, MessageStatus.SKIPPED, AGENT_UNLINKED))
     return tuple(changes)

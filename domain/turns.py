@@ -57,8 +57,10 @@ class AIReply:
 
 @frozen
 class StatusChange:
-    """Messages moving from one status to another, for the same reason."""
+    """Messages of one conversation moving from one status to another, for the same reason. Storage finds
+    them through their conversation (see `adapters/postgres/turn_store.py`, `_batch_change`)."""
 
+    conversation_id: int
     message_ids: tuple[int, ...]
     before: MessageStatus
     after: MessageStatus
@@ -71,7 +73,6 @@ class TurnRefused:
 
     batch: StatusChange
     at: datetime
-    conversation_id: int
 
     @property
     def reason(self) -> str:
@@ -216,8 +217,9 @@ class Turn:
         ):
             raise InvalidTransition(f"a turn answers received messages of conversation {conversation.conversation_id}")
         ids = tuple(m.message_id for m in batch)
+        of = conversation.conversation_id
         if route is not None and route.agent is not None and not conversation.ai_answers(route.channel.bot):
-            held = StatusChange(ids, MessageStatus.RECEIVED, MessageStatus.HELD)
+            held = StatusChange(of, ids, MessageStatus.RECEIVED, MessageStatus.HELD)
             return TurnHeld(held, conversation, route.channel.bot, now)
         refusal = _refusal(conversation, route, credits, cost, now)
         if refusal is None and not ai_reachable:
@@ -225,14 +227,13 @@ class Turn:
                 return TurnPostponed(ids)
             refusal = AI_UNAVAILABLE
         if refusal is not None:
-            refused = StatusChange(ids, MessageStatus.RECEIVED, MessageStatus.FAILED, refusal)
-            return TurnRefused(refused, now, conversation.conversation_id)
+            return TurnRefused(StatusChange(of, ids, MessageStatus.RECEIVED, MessageStatus.FAILED, refusal), now)
         return TurnStarted(
             user_id=conversation.user_id,
             conversation_id=conversation.conversation_id,
             phone_number_id=conversation.phone_number_id,
             hold=credits.hold(cost),
-            batch=StatusChange(ids, MessageStatus.RECEIVED, MessageStatus.PROCESSING),
+            batch=StatusChange(of, ids, MessageStatus.RECEIVED, MessageStatus.PROCESSING),
             at=now,
         )
 
@@ -280,7 +281,9 @@ class Turn:
             turn=evolve(self, status=TurnStatus.REPLYING, response_id=reply.response_id, updated_at=now),
             before=self.status,
             parts=parts,
-            batch=StatusChange(self.inbound_ids, MessageStatus.PROCESSING, MessageStatus.ANSWERED),
+            batch=StatusChange(
+                self.conversation_id, self.inbound_ids, MessageStatus.PROCESSING, MessageStatus.ANSWERED
+            ),
             charge=CreditMovement.settle(self.user_id, self.credits_reserved, self.turn_id),
             last_item_id=reply.last_item_id,
         )
@@ -292,7 +295,9 @@ class Turn:
             turn=evolve(self, status=TurnStatus.FAILED, failure_reason=reason, updated_at=now),
             before=self.status,
             release=CreditMovement.release(self.user_id, self.credits_reserved),
-            batch=StatusChange(self.inbound_ids, MessageStatus.PROCESSING, MessageStatus.FAILED, reason),
+            batch=StatusChange(
+                self.conversation_id, self.inbound_ids, MessageStatus.PROCESSING, MessageStatus.FAILED, reason
+            ),
         )
 
     def finish(self, now: datetime) -> Turn:

@@ -78,6 +78,8 @@ class InMemorySeatsRepository(InMemoryRepository):
             for change in departure.skipped:
                 for message_id in change.message_ids:
                     message = t.messages[message_id]
+                    if message.conversation_id != change.conversation_id:
+                        continue  # as in PostgreSQL, where the conversation is part of the condition
                     t.messages[message_id] = evolve(
                         message, status=change.after, failure_reason=change.reason, updated_at=relink.at
                     )

@@ -88,9 +88,10 @@ class Tables:
         return entry
 
     def change_status(self, change: StatusChange, now: datetime, *, turn_id: int | None = None) -> None:
-        """Move the inbound messages of `change` that are still `change.before` (others are left alone)."""
+        """Move the inbound messages of `change` (in its conversation) that are still `change.before` (others
+        are left alone)."""
         for message in self.of_direction(change.message_ids, Direction.INBOUND):
-            if message.status is change.before:
+            if message.conversation_id == change.conversation_id and message.status is change.before:
                 self.messages[message.message_id] = evolve(
                     message,
                     status=change.after,

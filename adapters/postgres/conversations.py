@@ -77,10 +77,19 @@ class PostgresConversationsRepository(PostgresRepository):
         return [row["conversation_id"] for row in rows]
 
     def change_status(self, change: StatusChange, now: datetime) -> None:
+        # The conversation leads the condition: for the ids alone, the plan PostgreSQL keeps for the prepared
+        # statement may be a sequential scan of `messages` (see `_batch_change` in turn_store.py).
         self._cursor().execute(
             "UPDATE messages SET status = %s, failure_reason = %s, updated_at = %s"
-            " WHERE message_id = ANY(%s) AND direction = 'inbound' AND status = %s",
-            (change.after.value, change.reason, now, list(change.message_ids), change.before.value),
+            " WHERE conversation_id = %s AND message_id = ANY(%s) AND direction = 'inbound' AND status = %s",
+            (
+                change.after.value,
+                change.reason,
+                now,
+                change.conversation_id,
+                list(change.message_ids),
+                change.before.value,
+            ),
         )
 
     def list(self, user_id: str, query: ConversationQuery) -> ConversationPage:

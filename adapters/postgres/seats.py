@@ -66,9 +66,13 @@ _WITHDRAW = (
     """
 )
 
+# The conversation leads the condition although the ids alone would do: the plan PostgreSQL keeps for a
+# prepared statement may be made while the table is small, and for ids alone it is a sequential scan of
+# `messages` (see `_batch_change` in turn_store.py). The conversation's index is the plan at any size.
 _SKIP: LiteralString = """
 UPDATE messages SET status = %(after)s, failure_reason = %(reason)s, updated_at = %(now)s
-WHERE message_id = ANY(%(ids)s) AND direction = 'inbound' AND status = %(before)s
+WHERE conversation_id = %(conversation_id)s AND message_id = ANY(%(ids)s) AND direction = 'inbound'
+  AND status = %(before)s
 """
 
 _REOPEN: LiteralString = """
@@ -149,6 +153,7 @@ class PostgresSeatsRepository(PostgresRepository):
                         "after": change.after.value,
                         "reason": change.reason,
                         "now": relink.at,
+                        "conversation_id": change.conversation_id,
                         "ids": list(change.message_ids),
                         "before": change.before.value,
                     },

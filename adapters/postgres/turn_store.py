@@ -177,9 +177,9 @@ def _batch_change(gate: LiteralString | None = None) -> LiteralString:
     )"""
 
 
-def _batch_params(change: StatusChange, conversation_id: int, turn_id: int | None = None) -> dict[str, Any]:
+def _batch_params(change: StatusChange, turn_id: int | None = None) -> dict[str, Any]:
     return {
-        "b_conversation": conversation_id,
+        "b_conversation": change.conversation_id,
         "b_ids": list(change.message_ids),
         "b_before": change.before.value,
         "b_after": change.after.value,
@@ -405,7 +405,7 @@ class PostgresTurnStore(PostgresStore):
             "credits_reserved": started.credits_reserved,
             "now": started.at,
             **movement_params(started.hold),
-            **_batch_params(started.batch, started.conversation_id),
+            **_batch_params(started.batch),
         }
         try:
             with self._autocommit() as cursor, refused_when_negative():
@@ -416,7 +416,7 @@ class PostgresTurnStore(PostgresStore):
 
     def refuse(self, refused: TurnRefused) -> None:
         with self._autocommit() as cursor:
-            cursor.execute(_REFUSE, {"now": refused.at, **_batch_params(refused.batch, refused.conversation_id)})
+            cursor.execute(_REFUSE, {"now": refused.at, **_batch_params(refused.batch)})
 
     def hold(self, held: TurnHeld) -> bool:
         conversation = held.conversation
@@ -426,7 +426,7 @@ class PostgresTurnStore(PostgresStore):
             "paused_until": conversation.bot_paused_until,
             "channel_bot": held.channel_bot.value,
             "now": held.at,
-            **_batch_params(held.batch, conversation.conversation_id),
+            **_batch_params(held.batch),
         }
         with self._autocommit() as cursor:
             row = cursor.execute(_HOLD, params).fetchone()
@@ -477,7 +477,7 @@ class PostgresTurnStore(PostgresStore):
             "out_tokens": [part.output_tokens for part in answered.parts],
             "now": turn.updated_at,
             **movement_params(answered.charge),
-            **_batch_params(answered.batch, turn.conversation_id),
+            **_batch_params(answered.batch),
         }
         with self._autocommit() as cursor, refused_when_negative():
             rows = cursor.execute(_ANSWER, params).fetchall()
@@ -492,7 +492,7 @@ class PostgresTurnStore(PostgresStore):
             "failure_reason": turn.failure_reason,
             "now": turn.updated_at,
             **movement_params(failed.release),
-            **_batch_params(failed.batch, turn.conversation_id),
+            **_batch_params(failed.batch),
         }
         with self._autocommit() as cursor:
             row = cursor.execute(_FAIL, params).fetchone()

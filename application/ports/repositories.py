@@ -177,7 +177,7 @@ class ConversationsRepository(Protocol):
         """The ids of the channel's conversations that hold messages."""
 
     def change_status(self, change: StatusChange, now: datetime) -> None:
-        """Move the inbound messages of `change` that are still `change.before`."""
+        """Move the inbound messages of `change` (in its conversation) that are still `change.before`."""
 
     def list(self, user_id: str, query: ConversationQuery) -> ConversationPage:
         """The user's conversations, newest activity first."""

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -21,13 +22,16 @@ from adapters.postgres.message_store import PostgresMessageStore
 from adapters.postgres.pool import open_pool
 from adapters.postgres.turn_store import PostgresTurnStore
 from adapters.postgres.unit_of_work import PostgresUnitOfWork
+from application.held_messages import release_if_answering
 from application.ports.pipeline import MessageNotStorable, Work
 from application.ports.repositories import MessageQuery
+from application.relinking import save_relink
 from domain.channels import ChannelType, policy_for
 from domain.credits import CreditMovement, LedgerKind
 from domain.messages import MessageStatus, OrderingScope, RecordedInbound, ScopeKey
+from domain.relink import relink
 from domain.tenancy import Route
-from domain.turns import AIReply, Turn, TurnAnswered, TurnStarted
+from domain.turns import AIReply, Turn, TurnAnswered, TurnHeld, TurnStarted
 from tests.support.postgres import NOW, an_inbound, seed_route
 from tests.support.secrets import TEST_CIPHER
 
@@ -264,24 +268,27 @@ def test_a_store_call_waits_for_no_lock_it_does_not_need(
     assert (second.conversation_id, second.sequence_no) == (first.conversation_id, 2)
 
 
-def test_a_turn_never_reads_the_whole_messages_table_whatever_plan_postgresql_kept(
-    pool: ConnectionPool, route: Route, clean_database: str
-) -> None:
-    """The turn's statements are prepared, and PostgreSQL keeps one plan per statement and connection,
-    made while the table may still be small. Here every statement is planned once for all values
-    (a generic plan, as after its fifth run on a pooled connection) on a table never analysed, with a
-    thousand rows: a plan that scanned `messages` whole would be kept while the table grew, and cost more
-    with every message the service ever stored."""
-    _top_up(pool, 5)
-    recorded = PostgresMessageStore(pool).record_inbound(route, an_inbound(route, "wamid.1"), NOW)
-    with psycopg.connect(clean_database, autocommit=True) as conn:
+# --- the plans PostgreSQL keeps --------------------------------------------------------------------
+
+
+def _old_replies(database: str, message_id: int, count: int = 1000) -> None:
+    """`count` old replies in the conversation of message `message_id`, in a table never analysed: the
+    planner knows neither its size nor how its values spread."""
+    with psycopg.connect(database, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO messages (user_id, conversation_id, phone_number_id, direction, sender, sequence_no,"
             " content_type, text, status, created_at, updated_at)"
             " SELECT user_id, conversation_id, phone_number_id, 'outbound', 'ai', 100 + n, 'text', 'an old reply',"
-            " 'failed', created_at, created_at FROM messages, generate_series(1, 1000) AS n WHERE message_id = %s",
-            (recorded.message_id,),
+            " 'failed', created_at, created_at FROM messages, generate_series(1, %s) AS n WHERE message_id = %s",
+            (count, message_id),
         )
+
+
+@contextmanager
+def _explaining(database: str) -> Iterator[tuple[ConnectionPool, list[str]]]:
+    """A pool of one connection on which every statement is prepared at its first run and planned once
+    for all values (a generic plan, as after its fifth run on a pooled connection), with the plan of each
+    statement run (nested ones too) collected in the list as it runs."""
     plans: list[str] = []
 
     def explained(conn: psycopg.Connection) -> None:
@@ -298,15 +305,85 @@ def test_a_turn_never_reads_the_whole_messages_table_whatever_plan_postgresql_ke
         conn.commit()
 
     explaining = ConnectionPool(
-        clean_database, min_size=1, max_size=1, configure=explained, kwargs={"prepare_threshold": 0}, open=True
+        database, min_size=1, max_size=1, configure=explained, kwargs={"prepare_threshold": 0}, open=True
     )
     try:
+        yield explaining, plans
+    finally:
+        explaining.close()
+
+
+def _scans_of_messages(plans: list[str]) -> list[str]:
+    return [plan for plan in plans if "Seq Scan on messages" in plan]
+
+
+def test_a_turn_never_reads_the_whole_messages_table_whatever_plan_postgresql_kept(
+    pool: ConnectionPool, route: Route, clean_database: str
+) -> None:
+    """The turn's statements are prepared, and PostgreSQL keeps one plan per statement and connection,
+    made while the table may still be small. Here every statement is planned once for all values on a
+    table never analysed, with a thousand rows: a plan that scanned `messages` whole would be kept while
+    the table grew, and cost more with every message the service ever stored."""
+    _top_up(pool, 5)
+    recorded = PostgresMessageStore(pool).record_inbound(route, an_inbound(route, "wamid.1"), NOW)
+    _old_replies(clean_database, recorded.message_id)
+
+    with _explaining(clean_database) as (explaining, plans):
         turns = PostgresTurnStore(explaining)
         work, turn = _start_turn(turns, route, recorded.conversation_id)
         answered = turn.answer(AIReply("hi", "resp_1", 1, 1), work.conversation, policy_for(ChannelType.WHATSAPP), NOW)
         assert isinstance(answered, TurnAnswered) and turns.answer(answered) is not None
-    finally:
-        explaining.close()
 
     assert any("Insert on turns" in plan for plan in plans)  # the plans were seen
-    assert [plan for plan in plans if "Seq Scan on messages" in plan] == []
+    assert _scans_of_messages(plans) == []
+
+
+def test_a_relinks_skip_never_reads_the_whole_messages_table_whatever_plan_postgresql_kept(
+    pool: ConnectionPool, route: Route, clean_database: str
+) -> None:
+    """The same for the relink's skip of the messages nobody will answer (an agent unlinked with no
+    successor). Only the statements that change messages are looked at: the seat's read of the unanswered
+    messages (`_UNANSWERED` in seats.py, its conversations by `ANY`) is still planned as a scan here."""
+    recorded = PostgresMessageStore(pool).record_inbound(route, an_inbound(route, "wamid.1"), NOW)
+    _old_replies(clean_database, recorded.message_id)
+    agent = route.agent
+
+    with _explaining(clean_database) as (explaining, plans), PostgresUnitOfWork(explaining, cipher=TEST_CIPHER) as uow:
+        decided, _ = save_relink(uow, relink(agent, agent.link(None), None), NOW)
+        uow.commit()
+
+    assert [change.message_ids for d in decided.departures for change in d.skipped] == [(recorded.message_id,)]
+    skips = [plan for plan in plans if "Update on messages" in plan]
+    assert skips  # the skip's plan was seen
+    assert _scans_of_messages(skips) == []
+
+
+def test_a_resume_releasing_held_messages_never_reads_the_whole_messages_table_whatever_plan_postgresql_kept(
+    pool: ConnectionPool, route: Route, clean_database: str
+) -> None:
+    """The same for what a resume does: the conversation's held messages read, and moved (to the AI, or
+    skipped as answered by a person)."""
+    recorded = PostgresMessageStore(pool).record_inbound(route, an_inbound(route, "wamid.1"), NOW)
+    with PostgresUnitOfWork(pool, cipher=TEST_CIPHER) as uow:
+        conversation = uow.conversations.lock("user-1", recorded.conversation_id)
+        assert conversation is not None
+        uow.conversations.save_bot(conversation.pause(NOW))
+        uow.commit()
+    turns = PostgresTurnStore(pool)
+    work = turns.next_work(_scope(recorded.conversation_id))
+    assert work is not None
+    held = Turn.start(work.conversation, work.messages, route, work.credits, 1, NOW)
+    assert isinstance(held, TurnHeld) and turns.hold(held)
+    _old_replies(clean_database, recorded.message_id)
+
+    with _explaining(clean_database) as (explaining, plans), PostgresUnitOfWork(explaining, cipher=TEST_CIPHER) as uow:
+        paused = uow.conversations.lock("user-1", recorded.conversation_id)
+        assert paused is not None
+        active = paused.resume()
+        uow.conversations.save_bot(active)
+        resumed = release_if_answering(uow, active, route.channel.bot, NOW)
+        uow.commit()
+
+    assert resumed is not None and resumed.answered.message_ids == (recorded.message_id,)  # a reply came after it
+    assert any("Update on messages" in plan for plan in plans)  # the change's plan was seen
+    assert _scans_of_messages(plans) == []

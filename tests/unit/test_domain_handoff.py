@@ -78,8 +78,11 @@ def test_a_paused_channel_holds_the_batch_of_an_active_conversation() -> None:
 def test_on_resume_held_messages_after_the_last_reply_go_back_to_the_ai_and_earlier_ones_are_skipped() -> None:
     held = [a_message(n, status=S.HELD) for n in (2, 3, 5, 6)]
 
-    resumed = release_held(a_conversation(last_sequence_no=6), held, 4, NOW)
+    conversation = a_conversation(last_sequence_no=6)
 
+    resumed = release_held(conversation, held, 4, NOW)
+
+    assert resumed.to_answer.conversation_id == resumed.answered.conversation_id == conversation.conversation_id
     assert resumed.to_answer.message_ids == (5, 6)
     assert (resumed.to_answer.before, resumed.to_answer.after) == (S.HELD, S.RECEIVED)
     assert resumed.answered.message_ids == (2, 3)

@@ -18,6 +18,7 @@ from tests.unit.domain_builders import CHANNEL, NOW, USER, a_conversation, a_mes
 LATER = NOW + timedelta(minutes=5)
 A = Agent("agt_1", USER, CHANNEL, "Sales", "pmpt_1", None, NOW)
 B = Agent("agt_2", USER, "pn_2", "Support", "pmpt_2", None, NOW)
+CONVERSATION_ID = a_conversation().conversation_id
 
 
 def a_seat(agent: Agent = A) -> Seat:
@@ -98,11 +99,29 @@ def test_without_a_successor_unanswered_messages_are_skipped_not_answered() -> N
 
     assert departure.reopened == ()
     assert departure.skipped == (
-        StatusChange((3,), MessageStatus.RECEIVED, MessageStatus.SKIPPED, AGENT_UNLINKED),
-        StatusChange((1, 2), MessageStatus.PROCESSING, MessageStatus.SKIPPED, AGENT_UNLINKED),
+        StatusChange(CONVERSATION_ID, (3,), MessageStatus.RECEIVED, MessageStatus.SKIPPED, AGENT_UNLINKED),
+        StatusChange(CONVERSATION_ID, (1, 2), MessageStatus.PROCESSING, MessageStatus.SKIPPED, AGENT_UNLINKED),
     )
     assert departure.withdrawn[0].turn.failure_reason == AGENT_UNLINKED
     assert departure.archived[0].new_agent_id is None
+
+
+def test_messages_skipped_are_named_with_their_conversation_one_change_each() -> None:
+    seat = Seat(
+        A,
+        (a_conversation(), a_conversation(conversation_id=2, customer_id="15550002")),
+        (),
+        (a_message(3), a_message(4, conversation_id=2), a_message(5, conversation_id=2, status=MessageStatus.HELD)),
+    )
+    [move] = relink(A, A.link(None), holder=None)
+
+    departure = move.depart(seat, LATER)
+
+    assert departure.skipped == (
+        StatusChange(CONVERSATION_ID, (3,), MessageStatus.RECEIVED, MessageStatus.SKIPPED, AGENT_UNLINKED),
+        StatusChange(2, (4,), MessageStatus.RECEIVED, MessageStatus.SKIPPED, AGENT_UNLINKED),
+        StatusChange(2, (5,), MessageStatus.HELD, MessageStatus.SKIPPED, AGENT_UNLINKED),
+    )
 
 
 def test_a_replying_turn_is_left_to_deliver_its_answer() -> None:
@@ -112,7 +131,9 @@ def test_a_replying_turn_is_left_to_deliver_its_answer() -> None:
     departure = move.depart(seat, LATER)
 
     assert departure.withdrawn == ()
-    assert departure.skipped == (StatusChange((3,), MessageStatus.RECEIVED, MessageStatus.SKIPPED, AGENT_UNLINKED),)
+    assert departure.skipped == (
+        StatusChange(CONVERSATION_ID, (3,), MessageStatus.RECEIVED, MessageStatus.SKIPPED, AGENT_UNLINKED),
+    )
 
 
 def test_agent_moving_to_another_channel_archives_on_the_one_it_leaves() -> None:
@@ -178,4 +199,6 @@ def test_without_a_successor_held_messages_are_skipped_as_unlinked() -> None:
 
     departure = move.depart(_paused_seat(), LATER)
 
-    assert departure.skipped == (StatusChange((1, 2), MessageStatus.HELD, MessageStatus.SKIPPED, AGENT_UNLINKED),)
+    assert departure.skipped == (
+        StatusChange(CONVERSATION_ID, (1, 2), MessageStatus.HELD, MessageStatus.SKIPPED, AGENT_UNLINKED),
+    )
