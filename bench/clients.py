@@ -4,8 +4,9 @@
 
 Each client talks to the stand-in server in its own process, so `time.process_time()` here is the
 client's cost alone: `requests` with and without its per-call environment lookups (proxy variables,
-netrc) and through its adapter directly, and the OpenAI SDK's typed `responses.create` against its
-generic `post`, on its own HTTP stack and on urllib3.
+netrc), through its adapter directly, urllib3 (its transport) alone, and the service's own
+`WhatsAppCloudSender` (a text send, circuit breaker and answer reading included); and the OpenAI
+SDK's typed `responses.create` against its generic `post`, on its own HTTP stack and on urllib3.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx2
 import openai
@@ -23,6 +25,9 @@ import requests
 import requests.adapters
 import urllib3
 
+from adapters.meta.whatsapp import WhatsAppCloudSender
+from domain.channels import ChannelType
+from domain.tenancy import Channel
 from tests.support.processes import free_port, wait_for
 
 
@@ -110,6 +115,17 @@ def main(argv: list[str] | None = None) -> None:
             return adapter.send(prepared, timeout=5).json()
 
         figures["requests_graph_send_adapter_direct"] = _cpu_ms_per_call(adapter_send, calls)
+        pool = urllib3.PoolManager(maxsize=10, retries=False)
+        encoded = json.dumps(body).encode()
+        headers = {"Authorization": "Bearer t", "Content-Type": "application/json"}
+        figures["urllib3_graph_send"] = _cpu_ms_per_call(
+            lambda: json.loads(pool.request("POST", url, body=encoded, headers=headers, timeout=5.0).data), calls
+        )
+        sender = WhatsAppCloudSender(f"http://127.0.0.1:{graph_port}/v24.0", timeout_ms=5000)
+        channel = Channel("100", "usr_1", ChannelType.WHATSAPP, "+15550001", "t", "Shop", datetime.now(UTC))
+        figures["whatsapp_sender_send_text"] = _cpu_ms_per_call(
+            lambda: sender.send_text(channel, "15550002", "hi"), calls
+        )
         print(json.dumps({"unit": "ms CPU per call (client process only)", "calls": calls, **figures}, indent=2))
     finally:
         graph.terminate()

@@ -1,7 +1,7 @@
 """ChannelSender for the WhatsApp Cloud API (Graph API `POST /{phone_number_id}/messages`).
 
-Each call is made once. requests' default adapter does not retry, and that is kept: a send that
-timed out may have been accepted, and sending it again could reach the customer twice. A failure is
+Each call is made once (no retry, no redirect followed): a send that timed out may have been accepted,
+and sending it again could reach the customer twice. A failure is
 marked `retry_safe` only when the message certainly did not go out and Meta asks to be tried again
 later — the rate limits and short downtimes of its documented error codes, or a connection that was
 never made — so that the worker may send it again later; anything else is final.
@@ -13,13 +13,13 @@ once as retry-safe, and the worker keeps the replies waiting instead of failing 
 
 from __future__ import annotations
 
+import json
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-import requests
-import requests.adapters
+import certifi
 import requests.utils
-import urllib3.exceptions
+import urllib3
 
 from adapters.circuit import Circuit, CircuitOpen
 from application.ports.services import DeliveryFailed
@@ -48,27 +48,14 @@ class WhatsAppCloudSender:
         self,
         base_url: str,
         timeout_ms: int,
-        session: requests.Session | None = None,
         *,
         connections: int = 10,
         circuit: Circuit | None = None,
     ) -> None:
         self._circuit = circuit or Circuit("graph", failures=5, reset_after_s=30.0, is_outage=graph_outage)
         self._base_url = base_url.rstrip("/")
-        self._timeout_s = timeout_ms / 1000
-        if session is None:
-            session = requests.Session()
-            # One kept-alive connection per thread that may send at once; requests keeps 10 by default
-            # and opens (and throws away) a new connection for every send beyond that.
-            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=connections, max_retries=0)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            # requests reads proxy variables and ~/.netrc again on every call, a sizeable part of its
-            # CPU per send (reference-docs/architecture.md, "What moved the numbers"); the
-            # environment's proxies for Graph are read once here instead.
-            session.proxies.update(requests.utils.get_environ_proxies(self._base_url))
-            session.trust_env = False
-        self._session = session
+        self._timeout = urllib3.Timeout(connect=timeout_ms / 1000, read=timeout_ms / 1000)
+        self._http = _connections_to(self._base_url, connections)
 
     def send_text(self, channel: Channel, recipient_id: str, text: str, *, human_agent: bool = False) -> str:
         # `human_agent` never holds here: WhatsApp has no human-agent tag (its policy has no human window).
@@ -107,31 +94,50 @@ class WhatsAppCloudSender:
         url = f"{self._base_url}/{quote(channel.phone_number_id, safe='')}/messages"
         token = channel.access_token
         try:
-            response = self._session.post(
-                url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=self._timeout_s
+            response = self._http.request(
+                "POST",
+                url,
+                body=json.dumps(body, allow_nan=False).encode("utf-8"),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                timeout=self._timeout,
+                retries=False,
             )
-        except (requests.ConnectTimeout, requests.ConnectionError) as error:
-            never_sent = _never_connected(error)
-            # `from None`: the chained exception would carry the prepared request, headers and all.
+        except urllib3.exceptions.ConnectTimeoutError as error:  # refused, unresolved or not made in time
+            # `from None`: the chained exception would carry the connection, and the request's headers.
+            raise _GraphDown(_without(token, f"could not reach the Graph API: {error}"), retry_safe=True) from None
+        except urllib3.exceptions.ReadTimeoutError:
             raise _GraphDown(
-                _without(token, f"could not reach the Graph API: {error}")
-                + ("" if never_sent else "; the message may or may not have been sent"),
-                retry_safe=never_sent,
+                f"the Graph API did not answer within {self._timeout.read_timeout:g} s; "
+                "the message may or may not have been sent"
             ) from None
-        except requests.Timeout:
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError, urllib3.exceptions.ProxyError) as error:
             raise _GraphDown(
-                f"the Graph API did not answer within {self._timeout_s:g} s; the message may or may not have been sent"
+                _without(token, f"could not reach the Graph API: {error}; the message may or may not have been sent")
             ) from None
-        except requests.RequestException as error:
+        except urllib3.exceptions.HTTPError as error:
             raise DeliveryFailed(_without(token, f"could not reach the Graph API: {error}")) from None
-        if not response.ok:
-            raise _delivery_failed(response, token)
+        if response.status >= 400:
+            raise _delivery_failed(response.status, response.data, token)
         try:
-            return response.json()
+            return json.loads(response.data)
         except ValueError:
             raise DeliveryFailed(
-                f"the Graph API answered HTTP {response.status_code} with a body that is not JSON"
+                f"the Graph API answered HTTP {response.status} with a body that is not JSON"
             ) from None
+
+
+def _connections_to(base_url: str, connections: int) -> urllib3.PoolManager:
+    """Kept-alive connections to the Graph API, one per thread that may send at once.
+
+    urllib3 is requests' own transport, used directly: a send costs about a third less CPU than through
+    a requests session (`python -m bench.clients`), which the worker pays twice per AI turn (the read
+    receipt and the reply). What requests added is kept: the environment's proxy for Graph (read once;
+    `NO_PROXY` honoured) and certifi's certificates.
+    """
+    proxies = requests.utils.get_environ_proxies(base_url)
+    proxy = proxies.get(urlsplit(base_url).scheme) or proxies.get("all")
+    options: dict[str, Any] = {"maxsize": connections, "block": False, "ca_certs": certifi.where()}
+    return urllib3.ProxyManager(proxy, num_pools=1, **options) if proxy else urllib3.PoolManager(1, **options)
 
 
 def _e164(recipient_id: str) -> str:
@@ -141,13 +147,14 @@ def _e164(recipient_id: str) -> str:
     return recipient_id
 
 
-def _delivery_failed(response: requests.Response, token: str) -> DeliveryFailed:
-    down = response.status_code >= 500
+def _delivery_failed(status: int, data: bytes, token: str) -> DeliveryFailed:
+    down = status >= 500
     try:
-        error = response.json()["error"]
+        error = json.loads(data)["error"]
         message = str(error["message"])
     except (ValueError, KeyError, TypeError):
-        reason = _without(token, f"the Graph API answered HTTP {response.status_code}: {response.text:.200}")
+        text = data.decode("utf-8", errors="replace")
+        reason = _without(token, f"the Graph API answered HTTP {status}: {text:.200}")
         return _GraphDown(reason) if down else DeliveryFailed(reason)
     code = None if error.get("code") is None else str(error.get("code"))
     error_data = error.get("error_data")
@@ -159,14 +166,6 @@ def _delivery_failed(response: requests.Response, token: str) -> DeliveryFailed:
         details=_without(token, str(details)) if details is not None else None,
         retry_safe=code in RETRY_SAFE_CODES,
     )
-
-
-def _never_connected(error: requests.RequestException) -> bool:
-    """True when the request never reached Meta: the connection was refused or not made in time."""
-    if isinstance(error, requests.ConnectTimeout):
-        return True
-    inner = error.args[0] if error.args else None  # urllib3's MaxRetryError, whose reason is the cause
-    return isinstance(getattr(inner, "reason", inner), urllib3.exceptions.ConnectTimeoutError)
 
 
 def _without(token: str, text: str) -> str:

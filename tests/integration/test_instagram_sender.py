@@ -1,4 +1,4 @@
-"""InstagramSender driving the real `requests` client against the stand-in Graph API."""
+"""InstagramSender driving the real urllib3 client (requests' transport) against the stand-in Graph API."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""WhatsAppCloudSender's read receipt with the typing indicator, through the real `requests` client
-against the stand-in Graph API: still one call, whose body carries `typing_indicator`."""
+"""WhatsAppCloudSender's read receipt with the typing indicator, through the real urllib3 client (requests'
+transport) against the stand-in Graph API: still one call, whose body carries `typing_indicator`."""
 
 from __future__ import annotations
 

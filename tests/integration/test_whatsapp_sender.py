@@ -1,8 +1,9 @@
-"""WhatsAppCloudSender driving the real `requests` client against the stand-in Graph API."""
+"""WhatsAppCloudSender driving the real urllib3 client (requests' transport) against the stand-in Graph API."""
 
 from __future__ import annotations
 
 import socket
+import threading
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -222,3 +223,69 @@ def test_rate_limits_do_not_open_the_circuit(graph: StandInGraph, channel: Chann
             sender.send_text(channel, "4915112345678", "Hi")
 
     assert sender.available  # one number throttled is no outage of the Graph API
+
+
+class ForwardProxy:
+    """An HTTP proxy that answers every request itself, as Graph would, and keeps the request lines."""
+
+    def __init__(self) -> None:
+        self.request_lines: list[str] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        answer = b'{"messages": [{"id": "wamid.PROXIED"}]}'
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with connection, connection.makefile("rb") as incoming:
+                self.request_lines.append(incoming.readline().decode().strip())
+                length = 0
+                while (line := incoming.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode().partition(":")
+                    length = int(value) if name.lower() == "content-length" else length
+                incoming.read(length)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                    + f"Content-Length: {len(answer)}\r\n\r\n".encode()
+                    + answer
+                )
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[ForwardProxy]:
+    server = ForwardProxy()
+    yield server
+    server.close()
+
+
+def test_the_environments_proxy_carries_the_sends(
+    proxy: ForwardProxy, channel: Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deployment whose only way out is a proxy (HTTPS_PROXY / HTTP_PROXY) still reaches Meta."""
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+    sent = WhatsAppCloudSender("http://graph.example/v24.0", timeout_ms=2000).send_text(channel, "4915112345678", "Hi")
+
+    assert sent == "wamid.PROXIED"
+    assert proxy.request_lines == ["POST http://graph.example/v24.0/106540352242922/messages HTTP/1.1"]
+
+
+def test_a_host_in_no_proxy_is_reached_directly(
+    proxy: ForwardProxy, graph: StandInGraph, channel: Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+    WhatsAppCloudSender(graph.base_url, timeout_ms=2000).send_text(channel, "4915112345678", "Hi")
+
+    assert proxy.request_lines == []
+    assert len(graph.sent) == 1
