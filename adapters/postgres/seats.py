@@ -32,16 +32,31 @@ SELECT {CONVERSATION_COLUMNS} FROM conversations
 WHERE agent_id = %s AND phone_number_id = %s AND is_active ORDER BY conversation_id FOR UPDATE
 """
 
+# Its conversations by `ANY` are not the trap `_UNANSWERED` avoids: every index on `turns` holds the open
+# turns only, which `status = 'awaiting_ai'` implies, and on a table never analysed, a thousand or a hundred
+# thousand finished turns in it, the plan kept is one of those indexes, never a scan of the table.
 _WAITING = f"""
 SELECT {TURN_COLUMNS} FROM turns
 WHERE conversation_id = ANY(%s) AND status = 'awaiting_ai' ORDER BY turn_id FOR UPDATE
 """
 
+# Each conversation's messages are read, and locked, on their own: the plan PostgreSQL keeps for this
+# prepared statement may be made while `messages` is small, and for `conversation_id = ANY(...)` it is a
+# sequential scan of the whole table (see `_SKIP`). The lock inside the LATERAL subquery keeps it from
+# being flattened into a join that could be planned the same way: it is run once per conversation, on
+# the conversation's index at any size, in one round trip. The rows and their order are those of one
+# `ORDER BY conversation_id, sequence_no ... FOR UPDATE`, and so is the order they are locked in: the
+# seat's conversations come in order, each one's messages by sequence number.
 _UNANSWERED = f"""
-SELECT {MESSAGE_COLUMNS} FROM messages
-WHERE conversation_id = ANY(%(conversations)s) AND direction = 'inbound'
-  AND (status IN ('received', 'held') OR (status = 'processing' AND message_id = ANY(%(in_turns)s)))
-ORDER BY conversation_id, sequence_no FOR UPDATE
+SELECT {MESSAGE_COLUMNS}
+FROM unnest(%(conversations)s::bigint[]) AS seated(conversation)
+CROSS JOIN LATERAL (
+    SELECT {MESSAGE_COLUMNS} FROM messages
+    WHERE conversation_id = seated.conversation AND direction = 'inbound'
+      AND (status IN ('received', 'held') OR (status = 'processing' AND message_id = ANY(%(in_turns)s)))
+    ORDER BY sequence_no FOR UPDATE
+) AS unanswered
+ORDER BY conversation_id, sequence_no
 """
 
 _ARCHIVE: LiteralString = """
