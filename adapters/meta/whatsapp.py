@@ -129,7 +129,7 @@ class WhatsAppCloudSender:
 def _connections_to(base_url: str, connections: int) -> urllib3.PoolManager:
     """Kept-alive connections to the Graph API, one per thread that may send at once.
 
-    urllib3 is requests' own transport, used directly: a send costs about a third less CPU than through
+    urllib3 is requests' own transport, used directly: a send costs about half the CPU it did through
     a requests session (`python -m bench.clients`), which the worker pays twice per AI turn (the read
     receipt and the reply). What requests added is kept: the environment's proxy for Graph (read once;
     `NO_PROXY` honoured) and certifi's certificates.

@@ -1,7 +1,7 @@
 """A process's own copy of the channel routes it read from Redis, kept only while it hears every change.
 
 Every inbound message and every AI turn looks its channel's route up; asking Redis each time was a tenth
-of the webhook's CPU (a GET through redis-py costs about 80 µs of the caller's CPU, the round trip aside).
+of the webhook's CPU (bench/README.md, "The route read once per process").
 Routes change rarely (a channel edited, an agent created, a relink), and each change is announced: the
 shared cache's `invalidate` deletes the entry and publishes its channel id on one Redis channel
 (`RedisRouteCache`). Here a background thread listens to those announcements and drops the copies they
