@@ -139,7 +139,7 @@ class RedisRouteCache(_RedisJsonCache):
 
     def announcements(self) -> redis.client.PubSub:
         """A subscription of its own, to hear the invalidations on `announcement_channel`."""
-        subscription: redis.client.PubSub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        subscription: redis.client.PubSub = self._client.pubsub()  # type: ignore[no-untyped-call,unused-ignore]
         return subscription
 
     def _deleted_and_announced(self, key: str, phone_number_id: str) -> None:

@@ -143,7 +143,7 @@ class RedisSignals(InProcessSignals):
                 **connection_options(self._listener_url, self._io_counts),
             )
             try:
-                pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
                 pubsub.psubscribe(f"{_CHANNEL_PREFIX}*")
                 self._listening.set()
                 self.wake_all()  # what was signalled while deaf is read from the timeline now
