@@ -22,6 +22,7 @@ from openai.types.responses import EasyInputMessageParam, ResponsePromptParam, R
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from adapters.circuit import Circuit, CircuitOpen
+from adapters.openai.clients import OpenAIClients
 from adapters.openai.responder import describe, is_outage, is_retryable, reply_from, scrub_key, wait_before_retry
 from application.ports.leads import ExtractionAnswer, ExtractionFailed, ExtractionRequest
 from domain.extraction import DESCRIPTIONS, FIELDS, SCORE_FIELDS, SCORE_RANGE
@@ -65,7 +66,7 @@ class OpenAIExtractor:
         model: str = "gpt-4.1-mini",
     ) -> None:
         self._api_key = api_key
-        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_ms / 1000, max_retries=0)
+        self._clients = OpenAIClients(api_key=api_key, base_url=base_url, timeout_s=timeout_ms / 1000)
         self._max_retries = max_retries
         self._backoff_base_s = backoff_base_ms / 1000
         self._backoff_max_s = backoff_max_ms / 1000
@@ -124,7 +125,8 @@ class OpenAIExtractor:
         # The generic `post`, as the responder does: `responses.create` walks the typed parameters (the
         # JSON schema's every node) and builds a typed Response, about a third of a reading's CPU
         # (bench/README.md, "Lead extraction"), for the same request, auth, timeouts and errors.
-        return self._client.post("/responses", body=body, cast_to=object)
+        with self._clients.lent() as client:
+            return client.post("/responses", body=body, cast_to=object)
 
     def _before_sleep(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

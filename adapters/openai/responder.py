@@ -24,6 +24,7 @@ from openai.types.responses import EasyInputMessageParam, ResponseInputParam, Re
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from adapters.circuit import Circuit, CircuitOpen
+from adapters.openai.clients import OpenAIClients
 from application.ports.services import AIRequest, AIRequestFailed
 from domain.turns import AIReply
 
@@ -54,7 +55,7 @@ class OpenAIResponder:
         circuit: Circuit | None = None,
     ) -> None:
         self._api_key = api_key
-        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_ms / 1000, max_retries=0)
+        self._clients = OpenAIClients(api_key=api_key, base_url=base_url, timeout_s=timeout_ms / 1000)
         self._max_retries = max_retries
         self._timeout_s = timeout_ms / 1000
         self._backoff_base_s = backoff_base_ms / 1000
@@ -69,15 +70,16 @@ class OpenAIResponder:
     def start_conversation(self, *, metadata: dict[str, str]) -> str:
         # A retried create can at worst leave an empty conversation behind, which costs nothing.
         # Low-level `post` for the same reason as in `_Turn._ask`: this runs once per new customer.
-        created = self._with_retries(
-            "start_conversation",
-            lambda: self._client.post("/conversations", body={"metadata": metadata}, cast_to=object),
-        )
+        created = self._with_retries("start_conversation", lambda: self._create_conversation(metadata))
         return str(_as_dict(created)["id"])
 
     def respond(self, request: AIRequest) -> AIReply:
-        turn = _Turn(self._client, request)
+        turn = _Turn(self._clients, request)
         return self._with_retries("respond", turn.attempt)
+
+    def _create_conversation(self, metadata: dict[str, str]) -> object:
+        with self._clients.lent() as client:
+            return client.post("/conversations", body={"metadata": metadata}, cast_to=object)
 
     def _with_retries(self, operation: str, call: Callable[[], T]) -> T:
         # Another call on the conversation lasts at most as long as ours may: every attempt, timed out.
@@ -156,25 +158,26 @@ def _error_of(state: RetryCallState) -> BaseException | None:
 class _Turn:
     """One AI turn across its attempts: remembers whether an earlier attempt may have landed."""
 
-    def __init__(self, client: openai.OpenAI, request: AIRequest) -> None:
-        self._client = client
+    def __init__(self, clients: OpenAIClients, request: AIRequest) -> None:
+        self._clients = clients
         self._request = request
         self._may_have_landed = request.resumed
 
     def attempt(self) -> AIReply:
-        if self._may_have_landed:
-            landed = self._find_landed_reply()
-            if landed is not None:
-                log.info("openai_reply_recovered", conversation=self._request.openai_conversation_id)
-                return landed
-        try:
-            return self._ask()
-        except openai.OpenAIError as error:
-            if is_ambiguous(error):
-                self._may_have_landed = True
-            raise
+        with self._clients.lent() as client:
+            if self._may_have_landed:
+                landed = self._find_landed_reply(client)
+                if landed is not None:
+                    log.info("openai_reply_recovered", conversation=self._request.openai_conversation_id)
+                    return landed
+            try:
+                return self._ask(client)
+            except openai.OpenAIError as error:
+                if is_ambiguous(error):
+                    self._may_have_landed = True
+                raise
 
-    def _ask(self) -> AIReply:
+    def _ask(self, client: openai.OpenAI) -> AIReply:
         request = self._request
         prompt: ResponsePromptParam = {"id": request.prompt_id}
         if request.prompt_version:
@@ -191,16 +194,16 @@ class _Turn:
         # timeouts and error types, but skips walking the typed parameters and building the typed
         # Response, a good part of the call's CPU on the path every message takes
         # (reference-docs/architecture.md, "What moved the numbers").
-        return reply_from(self._client.post("/responses", body=body, cast_to=object))
+        return reply_from(client.post("/responses", body=body, cast_to=object))
 
-    def _find_landed_reply(self) -> AIReply | None:
+    def _find_landed_reply(self, client: openai.OpenAI) -> AIReply | None:
         request = self._request
         if request.after_item_id:
-            page = self._client.conversations.items.list(
+            page = client.conversations.items.list(
                 request.openai_conversation_id, after=request.after_item_id, order="asc", limit=_PAGE_SIZE
             )
         else:
-            page = self._client.conversations.items.list(request.openai_conversation_id, order="asc", limit=_PAGE_SIZE)
+            page = client.conversations.items.list(request.openai_conversation_id, order="asc", limit=_PAGE_SIZE)
         # Iterating the page follows the cursor through every later page.
         return find_reply_to(request.inputs, list(page))
 

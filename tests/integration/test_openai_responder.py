@@ -15,6 +15,7 @@ from adapters.circuit import Circuit
 from adapters.openai.responder import OpenAIResponder, is_outage
 from application.ports.services import AIRequest, AIRequestFailed
 from tests.support.standin_openai import Failure, StandInOpenAI, echo_reply, usage_for
+from tests.support.standin_server import RecordedRequest
 
 API_KEY = "sk-test-0123456789abcdef"
 
@@ -475,3 +476,48 @@ def test_a_refused_request_does_not_count_toward_the_circuit(
         assert not failed.value.retryable
 
     assert responder.available
+
+
+# --- connections -----------------------------------------------------------------------------------
+
+
+def responses_of(standin: StandInOpenAI) -> list[RecordedRequest]:
+    return [request for request in standin.requests if request.path.endswith("/responses")]
+
+
+def test_calls_one_after_another_share_one_kept_alive_connection(
+    responder: OpenAIResponder, standin: StandInOpenAI
+) -> None:
+    for n in range(5):
+        responder.respond(ask(standin.create_conversation(), f"Hi {n}"))
+
+    assert len({request.client_port for request in responses_of(standin)}) == 1
+
+
+def test_calls_at_once_each_have_a_connection_and_keep_it_for_the_next_round(
+    responder: OpenAIResponder, standin: StandInOpenAI
+) -> None:
+    standin.latency_ms = 200  # long enough for the calls of a round to overlap
+    conversations = [standin.create_conversation() for _ in range(6)]
+
+    def round_of_calls() -> set[int]:
+        start = threading.Barrier(len(conversations))
+        answered: list[str] = []
+
+        def call(conversation: str) -> None:
+            start.wait()
+            answered.append(responder.respond(ask(conversation, "Hi")).text)
+
+        before = len(responses_of(standin))
+        threads = [threading.Thread(target=call, args=(conversation,)) for conversation in conversations]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        assert answered == [echo_reply(["Hi"])] * len(conversations)
+        return {request.client_port for request in responses_of(standin)[before:]}
+
+    first, second = round_of_calls(), round_of_calls()
+
+    assert len(first) == len(conversations)  # no call waited for another's connection
+    assert second == first  # and none was opened again

@@ -25,6 +25,7 @@ class RecordedRequest:
     query: dict[str, str]
     headers: dict[str, str]  # names lower-cased
     body: Any  # the decoded JSON, or None
+    client_port: int = 0  # the client's end of the connection: one port per connection it opened
 
 
 class Exchange:
@@ -144,6 +145,7 @@ class StandInServer:
             query=dict(parse_qsl(url.query)),
             headers={name.lower(): value for name, value in handler.headers.items()},
             body=body,
+            client_port=int(handler.client_address[1]),
         )
         with self._state:
             self._requests.append(request)
