@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
 import signal
@@ -17,6 +18,12 @@ log = structlog.get_logger()
 
 #: A child that lived at least this long is considered healthy: its next restart is not slowed down.
 STABLE_AFTER_S = 10.0
+
+#: What makes a child write every thread's stack to stderr (the worker's log); sent before a kill.
+DUMP_STACKS = signal.SIGUSR1
+
+#: How long a child is given to write its stacks before it is killed.
+_DUMP_WAIT_S = 1.0
 
 
 class Supervisor:
@@ -111,6 +118,9 @@ class Supervisor:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         # Ctrl+C reaches the whole process group; the supervisor turns it into one SIGTERM per child.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Said by the supervisor before it kills a child that did not stop in time: the log then shows
+        # what the child was doing instead of stopping.
+        faulthandler.register(DUMP_STACKS, all_threads=True)
         self._target(index)
 
     @property
@@ -206,9 +216,14 @@ class Supervisor:
             wait([child.sentinel for child in alive], remaining)
         children = list(self._children.values())
         self._children.clear()
+        stuck = [child for child in children if child.is_alive() and child.pid is not None]
+        for child in stuck:
+            log.warning("worker_process_killed_after_grace", pid=child.pid, grace_period_s=self._grace_period_s)
+            os.kill(child.pid, DUMP_STACKS)  # type: ignore[arg-type]
+        if stuck:
+            time.sleep(_DUMP_WAIT_S)
         for child in children:
             if child.is_alive():
-                log.warning("worker_process_killed_after_grace", pid=child.pid, grace_period_s=self._grace_period_s)
                 child.kill()
             child.join()
             child.close()

@@ -10,8 +10,10 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+import pytest
 import redis
 from rq.worker import SimpleWorker
+from structlog.testing import capture_logs
 
 from adapters.redis.client import redis_client
 from adapters.rq.queue import RqJobQueue
@@ -124,6 +126,30 @@ def test_children_that_ignore_sigterm_are_killed_after_the_grace_period() -> Non
 
     assert 0.5 <= time.monotonic() - started < 5
     assert not any(_is_running(pid) for pid in pids)
+
+
+def _stuck_waiting_for_nothing(_index: int) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Event().wait()
+
+
+def test_a_child_killed_after_the_grace_period_first_writes_where_each_thread_was(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    supervisor = Supervisor(_stuck_waiting_for_nothing, processes=1, grace_period_s=0.3)
+
+    def drive() -> None:
+        _wait_for(lambda: len(supervisor.child_pids()) == 1)
+        time.sleep(0.2)  # let the child install its SIG_IGN
+
+    with capture_logs() as logs:
+        _run_driven(supervisor, drive)
+
+    written = capfd.readouterr().err
+    assert "most recent call first" in written
+    assert "_stuck_waiting_for_nothing" in written
+    warnings = [entry["event"] for entry in logs if entry["log_level"] == "warning"]
+    assert warnings == ["worker_process_killed_after_grace"]
 
 
 def test_a_child_that_keeps_dying_is_restarted_ever_more_slowly(client: redis.Redis, redis_url: str) -> None:
