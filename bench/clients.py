@@ -6,13 +6,15 @@ Each client talks to the stand-in server in its own process, so `time.process_ti
 client's cost alone: `requests` with and without its per-call environment lookups (proxy variables,
 netrc), through its adapter directly, urllib3 (its transport) alone, and the service's own
 `WhatsAppCloudSender` (a text send, circuit breaker and answer reading included); and the OpenAI
-SDK's typed `responses.create` against its generic `post`, on its own HTTP stack and on urllib3.
+SDK's typed `responses.create` against its generic `post`, on its own HTTP stack, on urllib3 and on a
+client lent by `OpenAIClients`, and what making a client costs, with its own certificates or sharing them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import subprocess
 import sys
 import time
@@ -26,6 +28,7 @@ import requests.adapters
 import urllib3
 
 from adapters.meta.whatsapp import WhatsAppCloudSender
+from adapters.openai.clients import OpenAIClients
 from domain.channels import ChannelType
 from domain.tenancy import Channel
 from tests.support.processes import free_port, wait_for
@@ -98,6 +101,28 @@ def main(argv: list[str] | None = None) -> None:
         )
         figures["openai_generic_post"] = _cpu_ms_per_call(
             lambda: client.post("/responses", body=request, cast_to=object), calls
+        )
+        lender = OpenAIClients(api_key="sk-bench", base_url=f"http://127.0.0.1:{ai_port}/v1", timeout_s=5.0)
+
+        def lent_post() -> object:
+            with lender.lent() as lent:
+                return lent.post("/responses", body=request, cast_to=object)
+
+        figures["openai_generic_post_lent_client"] = _cpu_ms_per_call(lent_post, calls)
+        # A new client the SDK's way loads the certificates itself; OpenAIClients' clients share one context.
+        base_url = f"http://127.0.0.1:{ai_port}/v1"
+        certificates = ssl.create_default_context()
+        figures["openai_client_made"] = _cpu_ms_per_call(
+            lambda: openai.OpenAI(api_key="sk-bench", base_url=base_url, max_retries=0), max(calls // 10, 10)
+        )
+        figures["openai_client_made_on_shared_tls"] = _cpu_ms_per_call(
+            lambda: openai.OpenAI(
+                api_key="sk-bench",
+                base_url=base_url,
+                max_retries=0,
+                http_client=openai.DefaultHttpxClient(verify=certificates),
+            ),
+            max(calls // 10, 10),
         )
         on_urllib3 = openai.OpenAI(
             api_key="sk-bench",
