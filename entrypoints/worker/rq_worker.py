@@ -34,6 +34,9 @@ _WORKER_SOCKET_TIMEOUT_S = 10.0
 #: `rq suspend` is looked for at most this often (RQ asks Redis before every job).
 _SUSPENSION_CHECK_EVERY_S = 1.0
 
+#: How long RQ's command listener waits for a message at a time; RQ's own is 60 s (see `subscribe`).
+_LISTENER_WAKE_S = 1.0
+
 #: A worker's own heartbeat is written at most this often. RQ writes it three times around every job
 #: (three round trips each) to keep a key alive for `worker_ttl` (420 s); once every few seconds does that.
 _HEARTBEAT_EVERY_S = 5.0
@@ -59,6 +62,20 @@ class _LeanBookkeeping(SimpleWorker):
         if self.on_stop is not None:
             self.on_stop()
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def subscribe(self) -> None:
+        """RQ's subscription to its command channel, with the listener waking every second, not every minute.
+
+        At a warm shutdown RQ unsubscribes, then stops the listener thread. Since redis-py 8.2, that stop
+        waits for the thread, and a thread that has already seen the unsubscribe waits a whole
+        `sleep_time` for a new subscription before it looks again. With RQ's 60 s, a worker process that
+        had finished its work outlived the supervisor's 30 s grace and was killed.
+        """
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]  # RQ types it None
+            sleep_time=_LISTENER_WAKE_S, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
 
     def check_for_suspension(self, burst: bool) -> None:
         checked = self._suspension_checked_at

@@ -6,15 +6,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 
 import pytest
 import redis
 from pytest_mock import MockerFixture
+from rq import Queue
 
 from adapters.rq.queue import RqJobQueue
-from entrypoints.worker.rq_worker import run_rq_worker
+from entrypoints.worker.rq_worker import ConcurrentWorker, run_rq_worker
 from tests.support.jobs_for_tests import RAN_KEY, RECORD, RECORD_SLOWLY, STOPPING
 
 QUEUE = "test-concurrent"
@@ -153,3 +155,50 @@ def test_a_suspended_queue_is_left_alone_until_resumed(client: redis.Redis, redi
     run_rq_worker(redis_url, QUEUE, on_start=None, burst=True, threads=threads)
 
     assert sorted(_ran(client)) == [f"conversation:{n}|None" for n in range(3)]
+
+
+def test_the_command_listener_stops_within_a_second_even_when_it_already_saw_the_unsubscribe(
+    redis_url: str,
+) -> None:
+    # A warm shutdown unsubscribes, then stops RQ's listener thread and (redis-py 8.2) waits for it. A listener
+    # that saw the unsubscribe first sleeps until it looks again: RQ's 60 s outlasted the supervisor's grace.
+    connection = redis.Redis.from_url(redis_url)
+    worker = ConcurrentWorker([Queue(QUEUE, connection=connection)], connection=connection, threads=1)
+    worker.subscribe()
+    pubsub = worker.pubsub
+    assert pubsub is not None
+    _wait(lambda: pubsub.subscribed)
+    pubsub.unsubscribe()
+    _wait(lambda: not pubsub.subscribed)  # the listener read the reply; it now waits for a new subscription
+
+    stopping = threading.Thread(target=worker.unsubscribe, daemon=True)
+    started = time.monotonic()
+    stopping.start()
+    stopping.join(10)
+
+    assert not stopping.is_alive(), "the listener kept the worker from stopping"
+    assert time.monotonic() - started < 3
+    worker.teardown()
+
+
+def _wait(condition: Callable[[], bool], within_s: float = 5.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_rq_commands_still_reach_a_worker_through_its_listener(redis_url: str) -> None:
+    from rq.command import send_shutdown_command
+    from rq.worker import Worker
+
+    connection = redis.Redis.from_url(redis_url)
+    worker = _worker(redis_url, threads=2, burst=False)
+    try:
+        _wait(lambda: len(Worker.all(connection=connection)) == 1, within_s=15)
+        send_shutdown_command(connection, Worker.all(connection=connection)[0].name)
+        worker.join(15)
+    finally:
+        worker.kill()
+    assert worker.exitcode == 0
+    assert Worker.all(connection=connection) == []
