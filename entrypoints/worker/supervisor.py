@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import multiprocessing
 import os
@@ -216,10 +217,11 @@ class Supervisor:
             wait([child.sentinel for child in alive], remaining)
         children = list(self._children.values())
         self._children.clear()
-        stuck = [child for child in children if child.is_alive() and child.pid is not None]
-        for child in stuck:
-            log.warning("worker_process_killed_after_grace", pid=child.pid, grace_period_s=self._grace_period_s)
-            os.kill(child.pid, DUMP_STACKS)  # type: ignore[arg-type]
+        stuck = [child.pid for child in children if child.is_alive() and child.pid is not None]
+        for pid in stuck:
+            log.warning("worker_process_killed_after_grace", pid=pid, grace_period_s=self._grace_period_s)
+            with contextlib.suppress(ProcessLookupError):  # it may have ended just now
+                os.kill(pid, DUMP_STACKS)
         if stuck:
             time.sleep(_DUMP_WAIT_S)
         for child in children:
