@@ -18,6 +18,7 @@ from rq import Queue
 from adapters.rq.queue import RqJobQueue
 from entrypoints.worker.rq_worker import ConcurrentWorker, run_rq_worker
 from tests.support.jobs_for_tests import RAN_KEY, RECORD, RECORD_SLOWLY, STOPPING
+from tests.support.processes import wait_for
 
 QUEUE = "test-concurrent"
 
@@ -167,9 +168,10 @@ def test_the_command_listener_stops_within_a_second_even_when_it_already_saw_the
     worker.subscribe()
     pubsub = worker.pubsub
     assert pubsub is not None
-    _wait(lambda: pubsub.subscribed)
+    wait_for(lambda: pubsub.subscribed, timeout=5, what="the subscription", every=0.01)
     pubsub.unsubscribe()
-    _wait(lambda: not pubsub.subscribed)  # the listener read the reply; it now waits for a new subscription
+    # The listener read the reply; it now waits for a new subscription.
+    wait_for(lambda: not pubsub.subscribed, timeout=5, what="the unsubscribe to be read", every=0.01)
 
     stopping = threading.Thread(target=worker.unsubscribe, daemon=True)
     started = time.monotonic()
@@ -181,13 +183,6 @@ def test_the_command_listener_stops_within_a_second_even_when_it_already_saw_the
     worker.teardown()
 
 
-def _wait(condition: Callable[[], bool], within_s: float = 5.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 def test_rq_commands_still_reach_a_worker_through_its_listener(redis_url: str) -> None:
     from rq.command import send_shutdown_command
     from rq.worker import Worker
@@ -195,7 +190,7 @@ def test_rq_commands_still_reach_a_worker_through_its_listener(redis_url: str) -
     connection = redis.Redis.from_url(redis_url)
     worker = _worker(redis_url, threads=2, burst=False)
     try:
-        _wait(lambda: len(Worker.all(connection=connection)) == 1, within_s=15)
+        wait_for(lambda: len(Worker.all(connection=connection)) == 1, timeout=15, what="the worker to register")
         send_shutdown_command(connection, Worker.all(connection=connection)[0].name)
         worker.join(15)
     finally:
