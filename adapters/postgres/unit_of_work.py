@@ -42,7 +42,7 @@ class PostgresUnitOfWork:
 
     def __init__(self, pool: ConnectionPool, *, cipher: FernetTokenCipher) -> None:
         self._pool = pool
-        self._conn: psycopg.Connection[Any] | None = None
+        self._connection = _Held()
         # Typed as the ports: a Protocol's attributes are invariant.
         self.users: UsersRepository = PostgresUsersRepository(self._connection)
         self.channels: ChannelsRepository = PostgresChannelsRepository(self._connection, cipher=cipher)
@@ -55,16 +55,11 @@ class PostgresUnitOfWork:
         self.notifications: NotificationsRepository = PostgresNotificationsRepository(self._connection)
         self.webhooks: WebhooksRepository = PostgresWebhooksRepository(self._connection, cipher=cipher)
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None:
-            raise RuntimeError("the unit of work is used outside its `with` block")
-        return self._conn
-
     def __enter__(self) -> Self:
-        if self._conn is not None:
+        if self._connection.conn is not None:
             raise RuntimeError("the unit of work is entered already")
         try:
-            self._conn = self._pool.getconn()
+            self._connection.conn = self._pool.getconn()
         except PoolTimeout as error:
             raise StorageUnavailable(f"no database connection became available: {error}") from None
         return self
@@ -72,7 +67,7 @@ class PostgresUnitOfWork:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        conn, self._conn = self._connection(), None
+        conn, self._connection.conn = self._connection(), None
         try:
             if not conn.broken:
                 conn.rollback()  # nothing is sent when no transaction is open
@@ -86,3 +81,21 @@ class PostgresUnitOfWork:
 
     def commit(self) -> None:
         self._connection().commit()
+
+
+class _Held:
+    """The connection of the open block, as the repositories ask for it (`ConnectionSource`).
+
+    Its own object, not a bound method of the unit of work: repositories holding the unit of work's method
+    made each unit of work a reference cycle, left for the garbage collector — a unit of work is made for
+    many use case calls, and the collector's passes over them paused every thread of a worker."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self) -> None:
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def __call__(self) -> psycopg.Connection[Any]:
+        if self.conn is None:
+            raise RuntimeError("the unit of work is used outside its `with` block")
+        return self.conn

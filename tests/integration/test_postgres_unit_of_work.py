@@ -17,6 +17,7 @@ from adapters.postgres.pool import open_pool
 from adapters.postgres.unit_of_work import PostgresUnitOfWork
 from domain.credits import CreditMovement
 from domain.errors import Conflict
+from tests.support.garbage import left_in_cycles
 from tests.support.postgres import NOW, a_channel, a_user, an_agent, seed_route
 from tests.support.secrets import TEST_CIPHER
 
@@ -42,6 +43,15 @@ def test_committed_work_is_visible_to_the_next_unit_of_work(pool: ConnectionPool
 
     with _uow(pool) as uow:
         assert uow.users.get("user-1") == a_user()
+
+
+def test_a_unit_of_work_is_freed_when_dropped_not_left_for_the_garbage_collector(pool: ConnectionPool) -> None:
+    def use_one() -> None:
+        with _uow(pool) as uow:
+            uow.users.add(a_user())
+            uow.commit()
+
+    assert left_in_cycles(use_one) == []
 
 
 def test_work_not_committed_is_rolled_back_at_exit(pool: ConnectionPool) -> None:
