@@ -73,22 +73,23 @@ class OpenAIExtractor:
         self._sleep = sleep
         self._circuit = circuit or Circuit("openai_extraction", failures=5, reset_after_s=30.0, is_outage=is_outage)
         self._model = model
+        # One for every call (as the responder's): one made per call was a reference cycle per extraction.
+        self._retrying = Retrying(
+            stop=stop_after_attempt(self._max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(is_retryable),
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
 
     @property
     def available(self) -> bool:
         return self._circuit.available
 
     def extract(self, request: ExtractionRequest) -> ExtractionAnswer:
-        retrying = Retrying(
-            stop=stop_after_attempt(self._max_retries + 1),
-            wait=lambda state: wait_before_retry(state, base_s=self._backoff_base_s, max_s=self._backoff_max_s),
-            retry=retry_if_exception(is_retryable),
-            sleep=self._sleep,
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
         try:
-            response = retrying(lambda: self._circuit.call(lambda: self._ask(request)))
+            response = self._retrying(self._circuit.call, lambda: self._ask(request))
         except CircuitOpen as error:
             raise ExtractionFailed(f"OpenAI extraction not tried: {error}", retryable=True) from None
         except openai.OpenAIError as error:
@@ -101,6 +102,9 @@ class OpenAIExtractor:
                 ) from None
             raise ExtractionFailed(f"OpenAI extraction failed: {reason}", retryable=False) from None
         return answer_from(response)
+
+    def _wait(self, state: RetryCallState) -> float:
+        return wait_before_retry(state, base_s=self._backoff_base_s, max_s=self._backoff_max_s)
 
     def _ask(self, request: ExtractionRequest) -> object:
         transcript: EasyInputMessageParam = {"role": "user", "content": request.transcript}

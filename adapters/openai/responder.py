@@ -62,6 +62,17 @@ class OpenAIResponder:
         self._backoff_max_s = backoff_max_ms / 1000
         self._sleep = sleep
         self._circuit = circuit or Circuit("openai", failures=5, reset_after_s=30.0, is_outage=is_outage)
+        # One for every call, whose own state (the operation, its budget) travels in the call's arguments: a
+        # `Retrying` keeps its per-thread state in a reference cycle, and one made per call left a cycle per
+        # AI turn for the garbage collector, whose passes pause every thread of the worker.
+        self._retrying = Retrying(
+            stop=self._stop,
+            wait=self._wait,
+            retry=retry_if_exception(is_retryable),
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
 
     @property
     def available(self) -> bool:
@@ -84,16 +95,8 @@ class OpenAIResponder:
     def _with_retries(self, operation: str, call: Callable[[], T]) -> T:
         # Another call on the conversation lasts at most as long as ours may: every attempt, timed out.
         budget = _Budget(self._max_retries, lock_wait_s=self._timeout_s * (self._max_retries + 1))
-        retrying = Retrying(
-            stop=budget.spent,
-            wait=self._wait,
-            retry=retry_if_exception(is_retryable),
-            sleep=self._sleep,
-            before_sleep=lambda state: self._before_sleep(operation, state, budget),
-            reraise=True,
-        )
         try:
-            return retrying(lambda: self._circuit.call(call))
+            answer: T = self._retrying(self._attempt, operation, budget, call)
         except CircuitOpen as error:
             raise AIRequestFailed(f"OpenAI {operation} not tried: {error}", retryable=True) from None
         except openai.OpenAIError as error:
@@ -104,17 +107,25 @@ class OpenAIResponder:
                     f"OpenAI {operation} failed after {budget.attempts} attempts: {reason}", retryable=True
                 ) from None
             raise AIRequestFailed(f"OpenAI {operation} failed: {reason}", retryable=False) from None
+        return answer
+
+    def _attempt(self, operation: str, budget: _Budget, call: Callable[[], T]) -> T:
+        """One attempt; `operation` and `budget` are its call's, read back by the retry strategy below."""
+        return self._circuit.call(call)
+
+    def _stop(self, state: RetryCallState) -> bool:
+        return _budget_of(state).spent(state)
 
     def _wait(self, state: RetryCallState) -> float:
         return wait_before_retry(state, base_s=self._backoff_base_s, max_s=self._backoff_max_s)
 
-    def _before_sleep(self, operation: str, state: RetryCallState, budget: _Budget) -> None:
+    def _before_sleep(self, state: RetryCallState) -> None:
         """Count the wait against the budget, and say why we wait."""
-        budget.sleeping(state)
+        _budget_of(state).sleeping(state)
         error = state.outcome.exception() if state.outcome else None
         log.warning(
             "openai_retry",
-            operation=operation,
+            operation=state.args[0],
             attempt=state.attempt_number,
             max_failures=self._max_retries + 1,
             reason=self._scrub(describe(error)) if error else None,
@@ -149,6 +160,12 @@ class _Budget:
     def sleeping(self, state: RetryCallState) -> None:
         if is_conversation_locked(_error_of(state)):
             self._waited_on_locks += state.upcoming_sleep
+
+
+def _budget_of(state: RetryCallState) -> _Budget:
+    budget = state.args[1]
+    assert isinstance(budget, _Budget)
+    return budget
 
 
 def _error_of(state: RetryCallState) -> BaseException | None:

@@ -19,6 +19,7 @@ from adapters.openai.extractor import LEAD_SCHEMA, OpenAIExtractor
 from adapters.openai.responder import is_outage
 from application.ports.leads import ExtractionFailed, ExtractionRequest
 from domain.extraction import BUILT_IN_INSTRUCTIONS, FIELDS, SCORE_FIELDS, LeadFields, TranscriptLine, transcript_text
+from tests.support.garbage import left_in_cycles
 from tests.support.standin_openai import Failure, StandInOpenAI, usage_for
 
 API_KEY = "sk-test-0123456789abcdef"
@@ -397,3 +398,12 @@ def test_the_stand_in_run_as_a_module_answers_an_extraction_by_default(make_extr
 
     assert set(answer.fields) == set(FIELDS)
     assert answer.fields["email"] == "dana@acme.example"
+
+
+# --- memory ----------------------------------------------------------------------------------------
+
+
+def test_an_extraction_leaves_nothing_for_the_garbage_collector(extractor: OpenAIExtractor) -> None:
+    extractor.extract(built_in())  # the SDK's first use builds what it keeps
+
+    assert left_in_cycles(lambda: extractor.extract(built_in())) == []

@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from adapters.circuit import Circuit
 from adapters.openai.responder import OpenAIResponder, is_outage
 from application.ports.services import AIRequest, AIRequestFailed
+from tests.support.garbage import left_in_cycles
 from tests.support.standin_openai import Failure, StandInOpenAI, echo_reply, usage_for
 from tests.support.standin_server import RecordedRequest
 
@@ -521,3 +522,29 @@ def test_calls_at_once_each_have_a_connection_and_keep_it_for_the_next_round(
 
     assert len(first) == len(conversations)  # no call waited for another's connection
     assert second == first  # and none was opened again
+
+
+# --- memory ----------------------------------------------------------------------------------------
+
+
+def test_an_answered_call_leaves_nothing_for_the_garbage_collector(
+    responder: OpenAIResponder, standin: StandInOpenAI
+) -> None:
+    """Garbage in reference cycles waits for the collector, whose passes stop every thread of a worker."""
+    responder.respond(ask(standin.create_conversation(), "warm up"))  # the SDK's first use builds what it keeps
+    conversation = standin.create_conversation()
+
+    assert left_in_cycles(lambda: responder.respond(ask(conversation, "Hi"))) == []
+
+
+def test_each_call_has_its_own_retry_budget(make_responder: MakeResponder, standin: StandInOpenAI) -> None:
+    """One retry policy serves every call: what one call spent is not the next one's."""
+    responder = make_responder(max_retries=1)
+    standin.fail_next(Failure.server_error(), Failure.server_error())
+    with pytest.raises(AIRequestFailed, match="after 2 attempts"):
+        responder.respond(ask(standin.create_conversation(), "Hi"))
+
+    standin.fail_next(Failure.server_error())
+    reply = responder.respond(ask(standin.create_conversation(), "Hi"))
+
+    assert reply.text == echo_reply(["Hi"])
