@@ -9,6 +9,7 @@ from flask import Flask, Response, g, request
 
 from domain import limits
 from entrypoints.container import Container, build_container
+from entrypoints.heap import set_aside_startup_objects
 from entrypoints.http.api import register_api
 from entrypoints.http.errors import register_error_handlers
 from entrypoints.http.health import health
@@ -27,6 +28,7 @@ _CORRELATION_ID = re.compile(rf"^[A-Za-z0-9._:-]{{1,{limits.CORRELATION_ID}}}$")
 def create_app(container: Container | None = None) -> Flask:
     """Build the app. Without a container (gunicorn) it reads the environment, refuses a database not at
     this release's schema, and opens the pools, in each gunicorn worker after the fork (do not use --preload)."""
+    serving = container is None
     if container is None:
         settings = Settings.from_env()
         configure_logging(settings.log_level, settings.log_format)
@@ -62,4 +64,6 @@ def create_app(container: Container | None = None) -> Flask:
     register_api(app)
     app.register_blueprint(webchat)
     allow_streams(app, settings.webchat_max_streams)
+    if serving:
+        set_aside_startup_objects()
     return app

@@ -11,6 +11,7 @@ from types import FrameType
 from adapters.io_counts import IoCounts
 from adapters.rq.background import background_queue_name
 from entrypoints.container import Container, build_container
+from entrypoints.heap import set_aside_startup_objects
 from entrypoints.io_counting import WORKER, flush_io_counts, io_counts_for
 from entrypoints.logging_setup import configure_logging
 from entrypoints.schema_check import wait_for_current_schema
@@ -98,6 +99,7 @@ def _start_container(settings: Settings, io_counts: IoCounts | None) -> None:
     container = build_container(settings, io_counts)
     container.init_resources()
     jobs.bind(container)
+    set_aside_startup_objects()
 
 
 def run_sweeper(settings: Settings, stop: threading.Event | None = None, *, io_counts: IoCounts | None = None) -> None:
