@@ -27,7 +27,7 @@ import requests
 
 from adapters.io_counts import COUNTS_KEY, FLUSH_EVERY_S
 from adapters.rq.background import background_queue_name
-from bench import mix, procstats, profiling
+from bench import gcstats, mix, procstats, profiling
 from bench.analysis import (
     ExtractionCounts,
     ReplyLog,
@@ -148,6 +148,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     output.add_argument("--out", type=Path, help="also write the report to this file")
     output.add_argument("--timeseries", choices=["full", "none"], default="full")
     output.add_argument("--profile", action="store_true", help="py-spy the web and worker processes")
+    output.add_argument(
+        "--gc-pauses", action="store_true", help="time the service processes' garbage collections (bench/gcstats.py)"
+    )
     output.add_argument("--profile-seconds", type=float, default=20.0)
     output.add_argument("--profile-rate", type=int, default=50, help="py-spy samples/s")
     args = parser.parse_args(argv)
@@ -366,6 +369,9 @@ def run_once(
                 _renice(pid, args.harness_nice) for pid in (os.getpid(), ai_service.pid, graph_service.pid)
             )
             full_env = {**os.environ, **env}
+            gc_log = log_dir / "gc.log"
+            if args.gc_pauses:
+                full_env.update(gcstats.probe_env(gc_log, full_env.get("PYTHONPATH") or str(Path.cwd())))
             web_port = free_port()
             web = Service(
                 "gunicorn",
@@ -525,6 +531,9 @@ def run_once(
                 except psycopg.Error as error:
                     out["extraction"] = {"error": repr(error)}
             out["log_warnings"] = {name: log_summary(service.log_path) for name, service in services.items()}
+            if args.gc_pauses:
+                answered = out["e2e"]["messages_answered"] if "e2e" in out else out["ingest"]["accepted_200"]
+                out["gc_pauses"] = gcstats.gc_pause_figures(gc_log, start_at, drive_end, answered)
         except KeyboardInterrupt:
             raise
         except Exception as error:
