@@ -10,7 +10,7 @@ import pytest
 from pytest_mock import MockerFixture
 
 from entrypoints.container import build_container
-from entrypoints.heap import set_aside_startup_objects
+from entrypoints.heap import YOUNG_THRESHOLD, set_aside_startup_objects
 from entrypoints.http.app import create_app
 from entrypoints.settings import Settings
 from entrypoints.worker import main as worker_main
@@ -23,9 +23,11 @@ class _Node:
 
 @pytest.fixture(autouse=True)
 def thawed() -> Iterator[None]:
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def test_startup_objects_are_set_aside_and_garbage_is_collected_first() -> None:
@@ -37,6 +39,14 @@ def test_startup_objects_are_set_aside_and_garbage_is_collected_first() -> None:
     assert dropped() is None  # collected, not set aside for good
     assert gc.get_freeze_count() > 0
     assert kept[0] not in gc.get_objects()  # the collector no longer walks it
+
+
+def test_the_youngest_generation_is_collected_less_often_the_others_as_before() -> None:
+    _, middle, oldest = gc.get_threshold()
+
+    set_aside_startup_objects()
+
+    assert gc.get_threshold() == (YOUNG_THRESHOLD, middle, oldest)
 
 
 def test_a_worker_process_sets_its_objects_aside_once_its_container_is_built(mocker: MockerFixture) -> None:
