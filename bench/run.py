@@ -783,8 +783,11 @@ def log_summary(path: Path, top: int = 8) -> dict[str, Any]:
     for line in lines:
         try:
             record = json.loads(line)
-            event = f"{record.get('level', '?')}: {str(record.get('event', ''))[:160]}"
         except ValueError:
+            record = None
+        if isinstance(record, dict):
+            event = f"{record.get('level', '?')}: {str(record.get('event', ''))[:160]}"
+        else:  # text, or a fragment that happens to be JSON (a process's stack dump, written over by another's)
             if not line.strip() or line.startswith(" "):
                 continue
             event = f"text: {line[:160]}"

@@ -1,4 +1,5 @@
-"""`python -m bench.run --gc-pauses`: the probe a service process loads, and the figures read from its log."""
+"""`python -m bench.run --gc-pauses`: the probe a service process loads, the figures read from its log; and the
+report's summary of a service log."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 from bench.gcstats import gc_pause_figures, probe_env
+from bench.run import log_summary
 
 
 def test_a_process_started_with_the_probe_logs_its_full_collections(tmp_path: Path) -> None:
@@ -50,3 +52,15 @@ def test_only_collections_that_began_in_the_drive_count(tmp_path: Path) -> None:
 
 def test_a_run_without_the_probe_says_so(tmp_path: Path) -> None:
     assert "error" in gc_pause_figures(tmp_path / "gc.log", 0.0, 1.0, 10)
+
+
+def test_a_log_line_that_is_json_but_not_a_record_counts_as_text(tmp_path: Path) -> None:
+    """Stack dumps of processes killed at once interleave; a fragment like `"run` + `"` parses as a JSON string."""
+    log = tmp_path / "workers.log"
+    log.write_text('{"level": "warning", "event": "turn_failed"}\n"run"\n1928\n\n  File "x.py", line 3\n')
+
+    summary = log_summary(log)
+
+    assert summary["lines"] == 3
+    assert ["warning: turn_failed", 1] in summary["top"]
+    assert ['text: "run"', 1] in summary["top"]
