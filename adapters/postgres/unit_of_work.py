@@ -87,8 +87,8 @@ class _Held:
     """The connection of the open block, as the repositories ask for it (`ConnectionSource`).
 
     Its own object, not a bound method of the unit of work: repositories holding the unit of work's method
-    made each unit of work a reference cycle, left for the garbage collector — a unit of work is made for
-    many use case calls, and the collector's passes over them paused every thread of a worker."""
+    made each unit of work a reference cycle, left for the garbage collector; several are made per message,
+    and the collector's passes over them paused every thread of a worker."""
 
     __slots__ = ("conn",)
 

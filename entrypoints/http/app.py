@@ -27,7 +27,8 @@ _CORRELATION_ID = re.compile(rf"^[A-Za-z0-9._:-]{{1,{limits.CORRELATION_ID}}}$")
 
 def create_app(container: Container | None = None) -> Flask:
     """Build the app. Without a container (gunicorn) it reads the environment, refuses a database not at
-    this release's schema, and opens the pools, in each gunicorn worker after the fork (do not use --preload)."""
+    this release's schema, and opens the pools, in each gunicorn worker after the fork (do not use --preload),
+    then sets aside what it built from the garbage collector's passes (`entrypoints.heap`)."""
     serving = container is None
     if container is None:
         settings = Settings.from_env()
