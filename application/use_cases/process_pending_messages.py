@@ -20,7 +20,7 @@ from application.reply_delivery import ReplyDelivery
 from application.routes import ChannelRoutes
 from domain.conversations import Conversation
 from domain.handoff import ai_context
-from domain.messages import OrderingScope, ScopeKey
+from domain.messages import ScopeKey
 from domain.tenancy import Route
 from domain.turns import NO_AGENT, Reply, Turn, TurnFailed, TurnHeld, TurnPostponed, TurnRefused, TurnStatus
 
@@ -79,34 +79,21 @@ class ProcessPendingMessages:
     def __call__(self, command: ProcessScope) -> int:
         """Process until the scope has nothing pending; returns the number of turns that ended (answered,
         failed, or refused without an AI call). When another worker holds the scope this returns 0 at
-        once, having knocked on its lock: that worker looks again before it lets go, so whatever brought
-        us here is answered by it (`LockHandle.release_unless_knocked`)."""
+        once: that worker picks up whatever is pending before it lets go (the re-check below)."""
         scope = ScopeKey.parse(command.scope_key)
-        handle = self._locks.acquire_or_knock(str(scope))
-        if handle is None:
-            return 0
         ended = 0
-        released = False
-        try:
-            while True:
+        while True:
+            handle = self._locks.acquire(str(scope))
+            if handle is None:
+                return ended
+            try:
                 progress = self._advance(scope)
-                ended += progress is _Progress.ENDED
-                if progress is _Progress.WAITING:
-                    return ended
-                if progress is _Progress.AGAIN or self._more_in_channel(scope):
-                    continue
-                # A customer who wrote while we held the scope knocked: look again, still holding it.
-                if handle.release_unless_knocked():
-                    released = True
-                    return ended
-        finally:
-            if not released:
+            finally:
                 handle.release()
-
-    def _more_in_channel(self, scope: ScopeKey) -> bool:
-        """A channel's scope answers one conversation's batch at a time, up to another conversation's message:
-        that one may be waiting already, with no knock to say so."""
-        return scope.kind is OrderingScope.PHONE_NUMBER and self._turns.has_pending(scope)
+            ended += progress is _Progress.ENDED
+            # A burst behind this turn, or a message whose trigger was turned away while we held the lock.
+            if progress is _Progress.WAITING or not self._turns.has_pending(scope):
+                return ended
 
     def _advance(self, scope: ScopeKey) -> _Progress:
         """Take the scope one turn further."""
