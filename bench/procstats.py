@@ -12,11 +12,19 @@ Two CPU counts are kept for the service trees, so that a process that died betwe
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
+import re
+import statistics
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import formatdate
+from urllib.parse import quote
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -31,6 +39,7 @@ class ProcStat:
     children_ticks: int  # cutime + cstime (reaped descendants)
     start: int  # start time in ticks since boot: (pid, start) names a process uniquely
     rss_bytes: int
+    system_ticks: int = 0  # stime + cstime: the part of own and children ticks spent in the kernel
 
     @property
     def key(self) -> tuple[int, int]:
@@ -55,6 +64,7 @@ def read_stat(pid: int) -> ProcStat | None:
             children_ticks=int(fields[13]) + int(fields[14]),
             start=int(fields[19]),
             rss_bytes=int(fields[21]) * PAGE_SIZE,
+            system_ticks=int(fields[12]) + int(fields[14]),
         )
     except (IndexError, ValueError):
         return None
@@ -165,6 +175,130 @@ def _probe_work() -> None:
         sorted(entry)
 
 
+# What the wake-up probe times: a webhook's kind of work, about 0.1 ms of it, over many modules' code (a
+# signature, JSON both ways, a regex, dates, quoting). Work over little code (the speed probe's) pays far less
+# after a sleep: 1.1 times its cost against 4-5 times for this, on the same machine.
+_SIGNED = json.dumps(
+    {
+        "entry": [
+            {
+                "id": "1",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "metadata": {"phone_number_id": "123", "display_phone_number": "15550001"},
+                            "contacts": [{"profile": {"name": "Ana"}, "wa_id": "15551234"}],
+                            "messages": [
+                                {
+                                    "from": "15551234",
+                                    "id": f"wamid.HBgM{n}",
+                                    "timestamp": "1733300000",
+                                    "type": "text",
+                                    "text": {"body": f"Hello there {n}"},
+                                }
+                                for n in range(2)
+                            ],
+                        },
+                    }
+                ],
+            }
+        ]
+    }
+).encode()
+_MESSAGE_ID = re.compile(r"wamid\.(\w+)")
+
+
+def _request_like_work() -> None:
+    for _ in range(2):
+        hmac.compare_digest(hmac.new(b"secret", _SIGNED, hashlib.sha256).hexdigest(), "0" * 64)
+        rows = []
+        for entry in json.loads(_SIGNED)["entry"]:
+            for change in entry["changes"]:
+                for message in change["value"]["messages"]:
+                    matched = _MESSAGE_ID.match(message["id"])
+                    rows.append(
+                        {
+                            "id": matched.group(1) if matched else None,
+                            "at": datetime.fromtimestamp(int(message["timestamp"]), UTC).isoformat(),
+                            "text": message["text"]["body"].strip().lower(),
+                            "to": quote(message["from"]),
+                        }
+                    )
+        json.dumps(rows, sort_keys=True)
+        formatdate(usegmt=True)
+
+
+def wakeup_probe(calls: int = 100, pause_s: float = 0.01) -> dict[str, float]:
+    """What the same small piece of work costs straight after the last one, and after a 10 ms sleep.
+
+    At 100 messages a second each service process sleeps between messages, and then runs its next one on
+    caches, branch predictors and a core that other processes used meanwhile. Here that made a webhook's kind
+    of work cost 4-5 times as much as back to back (bench/README.md, "What a message costs when it arrives
+    alone"): at a modest rate, much of the CPU per message is the machine's cost of waking, which is why each
+    wait saved on a message's path (a round trip, a hand-off between threads) counts for more than its own
+    work. Medians of `calls` timings each; `ratio` is `after_sleep_us` over `back_to_back_us`."""
+
+    def timed(pause: float) -> float:
+        _request_like_work()
+        spent = []
+        for _ in range(calls):
+            if pause:
+                time.sleep(pause)
+            began = time.process_time()
+            _request_like_work()
+            spent.append(time.process_time() - began)
+        return statistics.median(spent) * 1e6
+
+    back_to_back = timed(0.0)
+    after_sleep = timed(pause_s)
+    return {
+        "back_to_back_us": round(back_to_back, 1),
+        "after_sleep_us": round(after_sleep, 1),
+        "ratio": round(after_sleep / back_to_back, 2) if back_to_back else 0.0,
+    }
+
+
+def context_switches(pid: int) -> dict[int, tuple[int, int]]:
+    """(voluntary, involuntary) context switches of each thread of `pid` so far, by thread id.
+
+    A voluntary switch is the thread waiting (for a socket, a lock, a sleep); each one is also a wake-up later.
+    A thread that ended is no longer listed: counts taken apart in time miss what it did in between."""
+    counts: dict[int, tuple[int, int]] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return counts
+    for tid in tids:
+        voluntary = involuntary = 0
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as handle:
+                for line in handle:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        voluntary = int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        involuntary = int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+        counts[int(tid)] = (voluntary, involuntary)
+    return counts
+
+
+def switches_between(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """Switches made between two `context_switches` readings (of any number of processes, merged): threads
+    born in between count from zero, threads that ended in between are missed."""
+    voluntary = involuntary = 0
+    for tid, (v, i) in after.items():
+        v0, i0 = before.get(tid, (0, 0))
+        voluntary += max(v - v0, 0)
+        involuntary += max(i - i0, 0)
+    return voluntary, involuntary
+
+
+def _threads_of(pids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    return {tid: counts for pid in pids for tid, counts in context_switches(pid).items()}
+
+
 @dataclass
 class Group:
     """One accounted set of processes: the service, redis, postgres, the harness."""
@@ -174,6 +308,9 @@ class Group:
     baseline_seen: dict[tuple[int, int], int] = field(default_factory=dict)
     tree_total: int = 0  # own + children ticks of the living, at the last sample
     baseline_tree_total: int = 0
+    tree_system: int = 0  # the kernel's part of tree_total
+    baseline_tree_system: int = 0
+    pids: tuple[int, ...] = ()  # the processes seen at the last sample
     alive: int = 0
     peak_rss: int = 0
     peak_pss: int = 0
@@ -182,12 +319,16 @@ class Group:
 
     def observe(self, stats: list[ProcStat], *, with_pss: bool) -> None:
         total = 0
+        system = 0
         rss = 0
         for stat in stats:
             self.last_seen[stat.key] = stat.own_ticks
             total += stat.own_ticks + stat.children_ticks
+            system += stat.system_ticks
             rss += stat.rss_bytes
         self.tree_total = total
+        self.tree_system = system
+        self.pids = tuple(stat.pid for stat in stats)
         self.alive = len(stats)
         self.last_rss = rss
         self.peak_rss = max(self.peak_rss, rss)
@@ -199,11 +340,16 @@ class Group:
     def mark_baseline(self) -> None:
         self.baseline_seen = dict(self.last_seen)
         self.baseline_tree_total = self.tree_total
+        self.baseline_tree_system = self.tree_system
         self.peak_rss = self.last_rss
         self.peak_pss = self.last_pss
 
     def cpu_s(self) -> float:
         return (self.tree_total - self.baseline_tree_total) / CLK_TCK
+
+    def system_s(self) -> float:
+        """The part of `cpu_s` spent in the kernel (system calls, wake-ups, the network stack)."""
+        return (self.tree_system - self.baseline_tree_system) / CLK_TCK
 
     def cpu_sampled_s(self) -> float:
         ticks = sum(value - self.baseline_seen.get(key, 0) for key, value in self.last_seen.items())
@@ -271,6 +417,7 @@ class ProcessMonitor:
         self.extra_harness_pids: list[int] = []
         self._postgres_kind: dict[tuple[int, int], str] = {}
         self.peak_postgres_backends = 0
+        self._switches_baseline: dict[str, dict[int, tuple[int, int]]] = {}
 
     def start(self) -> None:
         self.sample()
@@ -320,6 +467,13 @@ class ProcessMonitor:
             ):
                 group.mark_baseline()
             self._machine_baseline = self._machine_last
+            self._switches_baseline = {group.name: _threads_of(group.pids) for group in (self.web, self.workers)}
+
+    def switches_since_baseline(self, group: Group) -> tuple[int, int]:
+        """(voluntary, involuntary) context switches of the web's or the workers' threads since the baseline,
+        read now: threads that ended meanwhile are missed (the service's are long-lived: gunicorn's, the
+        workers' pools)."""
+        return switches_between(self._switches_baseline.get(group.name, {}), _threads_of(group.pids))
 
     def sample(self) -> None:
         stats = all_stats()

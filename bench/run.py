@@ -340,6 +340,7 @@ def run_once(
     channels = mix.Channels(channel_types, args.numbers)
     services: dict[str, Service] = {}
     speed_before = procstats.speed_probe_ms()
+    wakeup_before = procstats.wakeup_probe()
     with ExitStack() as stack:
         try:
             database = Database(args.database_admin_url)
@@ -541,6 +542,8 @@ def run_once(
             out["logs"] = {name: service.tail() for name, service in services.items()}
     # With everything of the run stopped: how fast the machine was just after (see `speed_probe_ms`).
     out["machine_speed_probe_ms"] = {"before": speed_before, "after": procstats.speed_probe_ms()}
+    # The same, for work that follows a sleep, as a service's does at a modest rate (see `wakeup_probe`).
+    out["machine_wakeup_probe"] = {"before": wakeup_before, "after": procstats.wakeup_probe()}
     return out
 
 
@@ -746,6 +749,26 @@ def figures(
             "postgres": round(1000 * monitor.postgres.cpu_sampled_s() / per, 3),
         },
         "harness_cpu_s": round(monitor.harness.cpu_s(), 2),
+        # The harness does the same work in every run of one command (its schedule, its replies): the service's
+        # CPU per second of it compares runs on a machine whose speed drifts (bench/README.md, "Comparing runs").
+        "service_per_harness_cpu": (
+            round(monitor.service.cpu_s() / monitor.harness.cpu_s(), 3) if monitor.harness.cpu_s() else None
+        ),
+        # The kernel's share, and how often each role's threads waited and were woken, per message.
+        "system_pct": {
+            group.name: round(100 * group.system_s() / group.cpu_s(), 1) if group.cpu_s() else None
+            for group in (monitor.web, monitor.workers)
+        },
+        "context_switches_per_message": {
+            group.name: dict(
+                zip(
+                    ("voluntary", "involuntary"),
+                    (round(count / per, 2) for count in monitor.switches_since_baseline(group)),
+                    strict=True,
+                )
+            )
+            for group in (monitor.web, monitor.workers)
+        },
         "machine_busy_cpu_s": round(busy, 2),
         "machine_cpu_capacity_s": round(capacity, 2),
         "machine_busy_pct": round(100 * busy / capacity, 1) if capacity else None,
