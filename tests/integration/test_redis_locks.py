@@ -212,3 +212,121 @@ def test_a_lock_released_while_its_renewal_is_on_the_way_is_not_reported_lost(
     locks._renew(on_the_way)  # ... and the renewal finds the key gone
 
     assert not handle.lost, "a lock its holder released is not a lost lock"
+
+
+# --- knocks: work that came while the lock was held --------------------------------------------------
+
+KNOCK = "mcagent:knock:conversation:42"
+
+
+def test_a_knock_on_a_held_lock_makes_its_holder_keep_it_and_look_again(
+    client: redis.Redis, make_locks: Callable[[int], RedisLocks]
+) -> None:
+    locks = make_locks(10_000)
+    holder = locks.acquire_or_knock(KEY)
+    assert holder is not None
+
+    assert locks.acquire_or_knock(KEY) is None  # another worker, turned away: it knocks
+    assert client.exists(KNOCK)
+
+    assert holder.release_unless_knocked() is False  # kept: look again
+    assert client.get(FULL_KEY) == holder.token.encode()
+    assert not client.exists(KNOCK)
+    assert holder.release_unless_knocked() is True  # nobody knocked since
+    assert not locks.is_held(KEY)
+
+
+def test_a_plain_acquire_does_not_knock(client: redis.Redis, make_locks: Callable[[int], RedisLocks]) -> None:
+    locks = make_locks(10_000)
+    holder = locks.acquire(KEY)
+    assert holder is not None
+
+    assert locks.acquire(KEY) is None
+
+    assert not client.exists(KNOCK)
+    assert holder.release_unless_knocked() is True
+
+
+def test_taking_the_lock_forgets_a_knock_left_for_a_holder_that_died(
+    client: redis.Redis, make_locks: Callable[[int], RedisLocks]
+) -> None:
+    locks = make_locks(10_000)
+    dead = locks.acquire_or_knock(KEY)
+    assert dead is not None and locks.acquire_or_knock(KEY) is None
+    client.delete(FULL_KEY)  # its lock expired; the knock stays
+
+    taker = locks.acquire_or_knock(KEY)
+
+    assert taker is not None
+    assert taker.release_unless_knocked() is True  # it read the work after taking the lock: nothing to look at
+
+
+def test_a_lock_lost_meanwhile_is_taken_back_and_the_holder_looks_again(
+    client: redis.Redis, make_locks: Callable[[int], RedisLocks]
+) -> None:
+    locks = make_locks(300)
+    holder = locks.acquire_or_knock(KEY)
+    assert holder is not None
+    client.flushdb()  # Redis emptied: the lock, and any knock, are gone
+    assert _eventually(lambda: holder.lost, within_s=1.0)
+
+    assert holder.release_unless_knocked() is False
+
+    assert not holder.lost
+    assert client.get(FULL_KEY) == holder.token.encode()
+    time.sleep(0.5)  # beyond the TTL: renewed again
+    assert client.get(FULL_KEY) == holder.token.encode()
+    assert holder.release_unless_knocked() is True
+
+
+def test_a_lock_taken_over_by_another_is_left_to_it(
+    client: redis.Redis, make_locks: Callable[[int], RedisLocks]
+) -> None:
+    locks = make_locks(10_000)
+    stale = locks.acquire_or_knock(KEY)
+    assert stale is not None
+    client.set(FULL_KEY, "another-holder")
+
+    assert stale.release_unless_knocked() is True
+
+    assert client.get(FULL_KEY) == b"another-holder"
+
+
+def test_work_stored_by_many_threads_while_the_lock_turns_over_is_all_taken(
+    make_locks: Callable[[int], RedisLocks],
+) -> None:
+    """Each thread stores an item, then takes the lock or knocks; a holder takes everything stored, and lets go
+    only when nobody knocked. Whatever the interleaving, no item is left behind (ten rounds: a release that
+    ignored knocks left items behind in every run of this test)."""
+    locks = make_locks(10_000)
+
+    for round_ in range(10):
+        assert _left_behind(locks, f"{KEY}:{round_}", writers=50) == [], f"round {round_}"
+
+
+def _left_behind(locks: RedisLocks, key: str, *, writers: int) -> list[int]:
+    stored: list[int] = []
+    taken: list[int] = []
+    mutex = threading.Lock()
+    start = threading.Barrier(writers)
+
+    def write_then_trigger(item: int) -> None:
+        start.wait()
+        with mutex:
+            stored.append(item)
+        handle = locks.acquire_or_knock(key)
+        if handle is None:
+            return
+        while True:
+            with mutex:
+                taken.extend(stored[len(taken) :])
+            time.sleep(0.002)  # the turn's work, during which more is stored
+            if handle.release_unless_knocked():
+                return
+
+    threads = [threading.Thread(target=write_then_trigger, args=(item,)) for item in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return sorted(set(range(writers)) - set(taken))
