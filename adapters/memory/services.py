@@ -81,57 +81,27 @@ class _Handle:
         self._locks.release(self.key, self.token)
         self.released = True
 
-    def release_unless_knocked(self) -> bool:
-        released = self._locks.release_unless_knocked(self.key, self.token)
-        self.released = released
-        return released
-
 
 class InMemoryLocks:
     def __init__(self) -> None:
         self.holders: dict[str, int] = {}
         self.acquired: list[str] = []
-        self.knocked: set[str] = set()
         self._tokens = itertools.count(1)
         self._mutex = threading.Lock()
 
     def acquire(self, key: str) -> _Handle | None:
-        return self._take(key, knock=False)
-
-    def acquire_or_knock(self, key: str) -> _Handle | None:
-        return self._take(key, knock=True)
-
-    def _take(self, key: str, *, knock: bool) -> _Handle | None:
         with self._mutex:
             if key in self.holders:
-                if knock:
-                    self.knocked.add(key)
                 return None
             token = next(self._tokens)
             self.holders[key] = token
             self.acquired.append(key)
-            self.knocked.discard(key)
             return _Handle(self, key, token)
 
     def release(self, key: str, token: int) -> None:
         with self._mutex:
             if self.holders.get(key) == token:
                 del self.holders[key]
-
-    def release_unless_knocked(self, key: str, token: int) -> bool:
-        with self._mutex:
-            holder = self.holders.get(key)
-            if holder is None:  # lost: take it back and look again
-                self.holders[key] = token
-                self.knocked.discard(key)
-                return False
-            if holder != token:
-                return True
-            if key in self.knocked:
-                self.knocked.discard(key)
-                return False
-            del self.holders[key]
-            return True
 
     def is_held(self, key: str) -> bool:
         return key in self.holders

@@ -22,49 +22,12 @@ end
 return 0
 """
 
-# Takes the lock, forgetting any knock left before (the new holder reads the work after taking it); when
-# someone else holds it, knocks instead. KEYS: the lock, its knock; ARGV: token, TTL ms, the knock's TTL s.
-_ACQUIRE_OR_KNOCK = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    redis.call('del', KEYS[2])
-    return 1
-end
-redis.call('set', KEYS[2], '1', 'EX', ARGV[3])
-return 0
-"""
-
-# Answers 1 when the lock is let go (or is another holder's now), 0 when the holder must look again: someone
-# knocked (forgotten now, the lock kept for a whole TTL), or the lock had expired (taken back: a knock may have
-# gone with it). KEYS: the lock, its knock; ARGV: token, TTL ms.
-_RELEASE_UNLESS_KNOCKED = """
-local holder = redis.call('get', KEYS[1])
-if holder == ARGV[1] then
-    if redis.call('del', KEYS[2]) == 1 then
-        redis.call('pexpire', KEYS[1], ARGV[2])
-        return 0
-    end
-    redis.call('del', KEYS[1])
-    return 1
-end
-if not holder then
-    redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
-    redis.call('del', KEYS[2])
-    return 0
-end
-return 1
-"""
-
 _EXTEND_IF_OWNER = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('pexpire', KEYS[1], ARGV[2])
 end
 return 0
 """
-
-
-#: A knock outlives any turn its lock's holder could be in (they wait at most an hour for an upstream that is
-#: down, `UPSTREAM_PATIENCE_MS`); one left by a holder that died is forgotten by the next to take the lock.
-KNOCK_TTL_S = 24 * 3600
 
 
 class RedisLockHandle:
@@ -86,15 +49,8 @@ class RedisLockHandle:
     def mark_lost(self) -> None:
         self._lost = True
 
-    def revive(self) -> None:
-        """Held again: the lock, lost, was taken back under the same token."""
-        self._lost = False
-
     def release(self) -> None:
         self._locks.release(self)
-
-    def release_unless_knocked(self) -> bool:
-        return self._locks.release_unless_knocked(self)
 
 
 class RedisLocks:
@@ -104,19 +60,14 @@ class RedisLocks:
     survive a fork, and a fresh one is started by the next `acquire` if it did not.
     """
 
-    def __init__(
-        self, client: redis.Redis, ttl_ms: int, prefix: str = "mcagent:lock:", knock_prefix: str = "mcagent:knock:"
-    ) -> None:
+    def __init__(self, client: redis.Redis, ttl_ms: int, prefix: str = "mcagent:lock:") -> None:
         if ttl_ms < 30:
             raise ValueError("ttl_ms must leave room for renewals: at least 30 ms")
         self._client = client
         self._ttl_ms = ttl_ms
         self._prefix = prefix
-        self._knock_prefix = knock_prefix
         self._release_if_owner = client.register_script(_RELEASE_IF_OWNER)
         self._extend_if_owner = client.register_script(_EXTEND_IF_OWNER)
-        self._acquire_or_knock = client.register_script(_ACQUIRE_OR_KNOCK)
-        self._release_unless_knocked = client.register_script(_RELEASE_UNLESS_KNOCKED)
         self._held: dict[str, RedisLockHandle] = {}
         self._mutex = threading.Lock()
         self._renewer: threading.Thread | None = None
@@ -128,37 +79,22 @@ class RedisLocks:
         An unreachable Redis answers None rather than raising: the work stays stored in Postgres and the
         recovery sweep triggers it again, which is what happens to a scope somebody else holds anyway.
         """
-        return self._take(key, knock=False)
-
-    def acquire_or_knock(self, key: str) -> RedisLockHandle | None:
-        """`acquire`; when someone holds the lock, a knock (`mcagent:knock:<key>`) in the same script."""
-        return self._take(key, knock=True)
-
-    def _take(self, key: str, *, knock: bool) -> RedisLockHandle | None:
         full_key = self._prefix + key
         # Host and pid make `GET mcagent:lock:…` say who holds a lock when troubleshooting.
         token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(12)}"
         sent_at = time.monotonic()
         try:
-            if knock:
-                taken = self._acquire_or_knock(
-                    keys=[full_key, self._knock_prefix + key], args=[token, self._ttl_ms, KNOCK_TTL_S]
-                )
-            else:
-                taken = self._client.set(full_key, token, nx=True, px=self._ttl_ms)
+            taken = self._client.set(full_key, token, nx=True, px=self._ttl_ms)
         except redis.RedisError as error:
             log.warning("lock_acquire_failed", lock=full_key, error=str(error))
             return None
         if not taken:
             return None
         handle = RedisLockHandle(self, full_key, token, sent_at + self._ttl_ms / 1000)
-        self._hold(handle)
-        return handle
-
-    def _hold(self, handle: RedisLockHandle) -> None:
         with self._mutex:
-            self._held[handle.token] = handle
+            self._held[token] = handle
             self._ensure_renewer()
+        return handle
 
     def release(self, handle: RedisLockHandle) -> None:
         """Delete the lock if, and only if, it still carries this handle's token. Safe to call twice."""
@@ -170,28 +106,6 @@ class RedisLocks:
         except redis.RedisError as error:
             # The key expires by itself within the TTL; nothing else is worth doing.
             log.warning("lock_release_failed", lock=handle.key, error=str(error))
-
-    def release_unless_knocked(self, handle: RedisLockHandle) -> bool:
-        """`LockHandle.release_unless_knocked`, in one script. Redis unreachable: as `release`, True (the
-        lock expires by itself, and a knock left in Redis waits for the recovery sweep)."""
-        key = handle.key.removeprefix(self._prefix)
-        sent_at = time.monotonic()
-        try:
-            released = self._release_unless_knocked(
-                keys=[handle.key, self._knock_prefix + key], args=[handle.token, self._ttl_ms]
-            )
-        except redis.RedisError as error:
-            log.warning("lock_release_failed", lock=handle.key, error=str(error))
-            released = 1
-        if released:
-            with self._mutex:
-                self._held.pop(handle.token, None)
-            return True
-        # Kept, or taken back: held (and renewed) from now, whatever renewal concluded meanwhile.
-        handle.valid_until = sent_at + self._ttl_ms / 1000
-        handle.revive()
-        self._hold(handle)
-        return False
 
     def is_held(self, key: str) -> bool:
         """Whether somebody holds `key` now. False when Redis cannot say: a needless trigger is harmless."""

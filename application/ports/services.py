@@ -37,14 +37,6 @@ class LockHandle(Protocol):
     def release(self) -> None:
         """Release the lock if, and only if, this handle still holds it."""
 
-    def release_unless_knocked(self) -> bool:
-        """Release the lock, unless someone knocked (`Locks.acquire_or_knock`) since it was taken or last
-        asked: then keep it, forget the knock, and answer False, and the holder looks for work again. One
-        atomic step with the knocks, so a knock is either answered here or finds the lock free.
-
-        A lock lost meanwhile (expired while Redis was away, say) is taken back when it is free, and False
-        answered: a knock may have been lost with it. True when the lock is let go, or held by another."""
-
 
 class Locks(Protocol):
     def acquire(self, key: str) -> LockHandle | None:
@@ -52,12 +44,6 @@ class Locks(Protocol):
 
         The lock expires by itself when its holder dies; the adapter renews it while held.
         """
-
-    def acquire_or_knock(self, key: str) -> LockHandle | None:
-        """`acquire`, and when someone else holds the lock, knock on it in the same atomic step: its holder's
-        `release_unless_knocked` then keeps the lock and looks again, so what brought us here is not left
-        for the recovery sweep. Taking the lock forgets any knock left before: the new holder reads the work
-        after taking it."""
 
     def is_held(self, key: str) -> bool:
         """Whether somebody holds the lock now (a hint: it may change right after)."""

@@ -20,7 +20,7 @@ from application.reply_delivery import ReplyDelivery
 from application.routes import ChannelRoutes
 from domain.conversations import Conversation
 from domain.handoff import ai_context
-from domain.messages import OrderingScope, ScopeKey
+from domain.messages import ScopeKey
 from domain.tenancy import Route
 from domain.turns import NO_AGENT, Reply, Turn, TurnFailed, TurnHeld, TurnPostponed, TurnRefused, TurnStatus
 
@@ -53,10 +53,6 @@ class _Progress(enum.Enum):
     NOTHING = "nothing"  # nothing to do
     AGAIN = "again"  # look again at once: the customer may have written more, or the credits changed
     WAITING = "waiting"  # an upstream is down: the scope's work waits, and the sweep brings it back
-    # A turn left open by a worker that stopped has ended. Its batch was fixed when it opened, so messages
-    # stored since may wait behind it, unannounced: their knocks were forgotten when this holder took the lock.
-    RESUMED_ENDED = "resumed_ended"
-    ELSEWHERE = "elsewhere"  # another worker (one whose lock expired under it) is taking this turn on: leave it
 
 
 class ProcessPendingMessages:
@@ -83,38 +79,21 @@ class ProcessPendingMessages:
     def __call__(self, command: ProcessScope) -> int:
         """Process until the scope has nothing pending; returns the number of turns that ended (answered,
         failed, or refused without an AI call). When another worker holds the scope this returns 0 at
-        once, having knocked on its lock: that worker looks again before it lets go, so whatever brought
-        us here is answered by it (`LockHandle.release_unless_knocked`)."""
+        once: that worker picks up whatever is pending before it lets go (the re-check below)."""
         scope = ScopeKey.parse(command.scope_key)
-        handle = self._locks.acquire_or_knock(str(scope))
-        if handle is None:
-            return 0
         ended = 0
-        released = False
-        try:
-            while True:
+        while True:
+            handle = self._locks.acquire(str(scope))
+            if handle is None:
+                return ended
+            try:
                 progress = self._advance(scope)
-                ended += progress in (_Progress.ENDED, _Progress.RESUMED_ENDED)
-                if progress in (_Progress.WAITING, _Progress.ELSEWHERE):
-                    return ended
-                if progress is _Progress.AGAIN or self._unannounced_work(scope, progress):
-                    continue
-                # A customer who wrote while we held the scope knocked: look again, still holding it.
-                if handle.release_unless_knocked():
-                    released = True
-                    return ended
-        finally:
-            if not released:
+            finally:
                 handle.release()
-
-    def _unannounced_work(self, scope: ScopeKey, progress: _Progress) -> bool:
-        """Whether work that no knock announced is waiting. A channel's scope answers one conversation's batch at
-        a time, up to another conversation's message, which may be waiting already. A resumed turn answered
-        the batch of the worker that stopped; messages stored since knocked on that worker's lock, and those
-        knocks were forgotten when this holder took it."""
-        if scope.kind is not OrderingScope.PHONE_NUMBER and progress is not _Progress.RESUMED_ENDED:
-            return False
-        return self._turns.has_pending(scope)
+            ended += progress is _Progress.ENDED
+            # A burst behind this turn, or a message whose trigger was turned away while we held the lock.
+            if progress is _Progress.WAITING or not self._turns.has_pending(scope):
+                return ended
 
     def _advance(self, scope: ScopeKey) -> _Progress:
         """Take the scope one turn further."""
@@ -125,8 +104,7 @@ class ProcessPendingMessages:
         if route is not None and route.channel.deleted:
             route = None  # a deleted channel is gone: nothing more is answered or sent on it
         if work.turn is not None:  # left open by a worker that stopped: only lock holders open turns
-            progress = self._drive(work.turn, work, route, resumed=True)
-            return _Progress.RESUMED_ENDED if progress is _Progress.ENDED else progress
+            return self._drive(work.turn, work, route, resumed=True)
         wait = (Turn.due_at(work.messages, self._policy.coalesce_window) - self._clock.now()).total_seconds()
         if wait > 0:  # the customer may still be typing; look again afterwards (the batch may grow)
             self._clock.sleep(wait)
@@ -180,7 +158,7 @@ class ProcessPendingMessages:
         if resumed:
             turn = turn.resume(self._clock.now())
             if not self._turns.save_turn(turn, before=TurnStatus.AWAITING_AI):
-                return _Progress.ELSEWHERE  # another worker took it on meanwhile
+                return _Progress.ENDED  # another worker took it on meanwhile
         try:
             ai_conversation = conversation.openai_conversation_id or self._link_ai(conversation)
             reply = self._ai.respond(
@@ -212,7 +190,7 @@ class ProcessPendingMessages:
         parts = self._turns.answer(answered)
         self._balances.invalidate(turn.user_id)
         if parts is None:  # another worker recorded this turn's answer first: it sends its own
-            return _Progress.ELSEWHERE
+            return _Progress.ENDED
         claimed = frozenset({parts[0].message_id}) if answered.first_part_claimed else frozenset()
         return Reply(answered.turn, parts, claimed)
 

@@ -160,11 +160,6 @@ class LocksWithReleaseHook(InMemoryLocks):
             self.before_next_release.popleft()()
         super().release(key, token)
 
-    def release_unless_knocked(self, key: str, token: int) -> bool:
-        if self.before_next_release:
-            self.before_next_release.popleft()()
-        return super().release_unless_knocked(key, token)
-
 
 @define
 class HookedClock(FixedClock):

@@ -186,62 +186,17 @@ def test_message_arriving_during_a_turn_is_answered_by_the_worker_holding_the_sc
     assert app.sent_texts() == ["reply to: first", "reply to: one more thing"]
 
 
-def test_a_message_whose_job_finds_the_scope_held_knocks_and_the_holder_answers_it(make_app: MakeApp) -> None:
+def test_message_arriving_as_the_lock_is_released_is_picked_up_by_the_re_check(make_app: MakeApp) -> None:
     locks = LocksWithReleaseHook()
     app = make_app(locks=locks)
     app.receive("first")
     app.queue.jobs.clear()
-    turned_away: list[int] = []
-
-    def customer_writes_as_the_turn_ends() -> None:
-        app.receive("late")
-        turned_away.append(app.run(SCOPE))  # its job, run while the scope is still held: it knocks
-
-    locks.before_next_release.append(customer_writes_as_the_turn_ends)
-
-    app.run(SCOPE)
-
-    assert turned_away == [0]
-    assert app.ai.inputs == [("first",), ("late",)]  # the holder looked again before letting go
-    assert [m.status for m in app.inbound_messages()] == [MessageStatus.ANSWERED, MessageStatus.ANSWERED]
-    assert not app.locks.is_held(SCOPE)
-    assert not locks.knocked
-
-
-def test_a_message_stored_as_the_lock_is_released_is_answered_by_its_own_job(make_app: MakeApp) -> None:
-    locks = LocksWithReleaseHook()
-    app = make_app(locks=locks)
-    app.receive("first")
-    app.queue.jobs.clear()
-    locks.before_next_release.append(lambda: app.receive("late"))  # stored; its job has not run yet
-
-    app.run(SCOPE)
-    assert app.ai.inputs == [("first",)]
-    assert not app.locks.is_held(SCOPE)  # nobody knocked: let go
-
-    app.drain()  # the late message's job finds the scope free
-
-    assert app.ai.inputs == [("first",), ("late",)]
-    assert [m.status for m in app.inbound_messages()] == [MessageStatus.ANSWERED, MessageStatus.ANSWERED]
-
-
-def test_a_lock_lost_during_the_turn_is_taken_back_and_the_scope_looked_at_again(make_app: MakeApp) -> None:
-    """A knock may have gone with a lock that expired (Redis restarted empty, say): the holder looks again."""
-    locks = LocksWithReleaseHook()
-    app = make_app(locks=locks)
-    app.receive("first")
-    app.queue.jobs.clear()
-
-    def lock_expires_and_the_customer_writes() -> None:
-        locks.expire(SCOPE)
-        app.receive("late")
-        app.queue.jobs.clear()  # its trigger lost with Redis
-
-    locks.before_next_release.append(lock_expires_and_the_customer_writes)
+    locks.before_next_release.append(lambda: app.receive("late"))
 
     app.run(SCOPE)
 
     assert app.ai.inputs == [("first",), ("late",)]
+    assert [m.status for m in app.inbound_messages()] == [MessageStatus.ANSWERED, MessageStatus.ANSWERED]
     assert not app.locks.is_held(SCOPE)
 
 
@@ -505,24 +460,6 @@ def test_turn_left_awaiting_ai_is_answered_exactly_once_on_the_next_run(app: App
     assert len(app.sender.sent) == 1
 
 
-def test_messages_stored_after_a_worker_died_are_answered_after_its_turn_in_the_same_run(app: App) -> None:
-    """The dead worker's lock turned their jobs away (they knocked), and whoever takes the lock next forgets
-    those knocks: the turn it resumes holds only the dead worker's batch, so it must look again itself."""
-    app.ai.during_next_call(_worker_dies)
-    app.receive("Hi")
-    with pytest.raises(RuntimeError):
-        app.drain()
-    app.receive("are you there?")
-    app.queue.jobs.clear()  # its trigger was turned away while the dead worker's lock was held
-
-    app.run(SCOPE)
-
-    assert [r.inputs for r in app.ai.requests] == [("Hi",), ("Hi",), ("are you there?",)]
-    assert app.sent_texts() == ["reply to: Hi", "reply to: are you there?"]
-    assert [m.status for m in app.inbound_messages()] == [MessageStatus.ANSWERED, MessageStatus.ANSWERED]
-    assert not app.locks.is_held(SCOPE)
-
-
 def test_a_turn_left_open_that_another_worker_resumes_first_is_left_to_it(app: App) -> None:
     app.ai.during_next_call(_worker_dies)
     app.receive("Hi")
@@ -695,7 +632,6 @@ def test_a_turn_whose_ai_call_met_an_outage_waits_with_its_hold_instead_of_faili
     assert (app.credits().balance, app.credits().reserved) == (10, 1)
 
     app.run(SCOPE)  # OpenAI is back; the sweep brings the turn back
-    app.drain()  # the second message's own job
 
     assert app.ai.inputs == [("first",), ("first",), ("second",)]
     assert [r.resumed for r in app.ai.requests] == [False, True, False]
