@@ -58,6 +58,7 @@ class Settings:
     worker_threads: int
     scale_up_age_ms: int
     scale_down_idle_ms: int
+    worker_sched_batch: bool
     queue_name: str
     ordering_scope: OrderingScope
     coalesce_window_ms: int
@@ -150,6 +151,7 @@ class Settings:
             worker_threads=reader.integer("WORKER_THREADS", 32, minimum=1),
             scale_up_age_ms=reader.integer("SCALE_UP_AGE_MS", 2_000, minimum=100),
             scale_down_idle_ms=reader.integer("SCALE_DOWN_IDLE_MS", 30_000, minimum=1_000),
+            worker_sched_batch=reader.boolean("WORKER_SCHED_BATCH", True),
             queue_name=reader.text("QUEUE_NAME", "mcagent") or "mcagent",
             ordering_scope=reader.choice("ORDERING_SCOPE", OrderingScope.CONVERSATION, OrderingScope),
             coalesce_window_ms=reader.integer("COALESCE_WINDOW_MS", 0, minimum=0),

@@ -14,6 +14,7 @@ from entrypoints.container import Container, build_container
 from entrypoints.heap import set_aside_startup_objects
 from entrypoints.io_counting import WORKER, flush_io_counts, io_counts_for
 from entrypoints.logging_setup import configure_logging
+from entrypoints.scheduling import schedule_as_batch
 from entrypoints.schema_check import wait_for_current_schema
 from entrypoints.settings import Settings
 from entrypoints.worker import jobs
@@ -38,6 +39,8 @@ def run_workers(settings: Settings) -> None:
     restarted in a loop would only fail on it again and again.
     """
     wait_for_current_schema(settings)
+    if settings.worker_sched_batch:
+        schedule_as_batch()  # before anything is forked or started: every child and thread inherits it
     if settings.offline_responder:
         log.warning("offline_responder_answers", extra={"reason": "OFFLINE_RESPONDER=true: no OpenAI calls"})
 
