@@ -39,7 +39,7 @@ class ProcStat:
     children_ticks: int  # cutime + cstime (reaped descendants)
     start: int  # start time in ticks since boot: (pid, start) names a process uniquely
     rss_bytes: int
-    system_ticks: int = 0  # stime + cstime: the part of own and children ticks spent in the kernel
+    system_ticks: int  # stime + cstime: the part of own and children ticks spent in the kernel
 
     @property
     def key(self) -> tuple[int, int]:
@@ -177,7 +177,9 @@ def _probe_work() -> None:
 
 # What the wake-up probe times: a webhook's kind of work, about 0.1 ms of it, over many modules' code (a
 # signature, JSON both ways, a regex, dates, quoting). Work over little code (the speed probe's) pays far less
-# after a sleep: 1.1 times its cost against 4-5 times for this, on the same machine.
+# after a sleep: 1.1 times its cost against 4-7 times for this, on the same machine. Written out here rather
+# than calling the webhook's own parsing (`bench.parse` times that): like the speed probe, it must be the same
+# work in every commit, so that runs of two commits can be compared by it.
 _SIGNED = json.dumps(
     {
         "entry": [
@@ -234,7 +236,7 @@ def wakeup_probe(calls: int = 100, pause_s: float = 0.01) -> dict[str, float]:
 
     At 100 messages a second each service process sleeps between messages, and then runs its next one on
     caches, branch predictors and a core that other processes used meanwhile. Here that made a webhook's kind
-    of work cost 4-5 times as much as back to back (bench/README.md, "What a message costs when it arrives
+    of work cost 4-7 times as much as back to back (bench/README.md, "What a message costs when it arrives
     alone"): at a modest rate, much of the CPU per message is the machine's cost of waking, which is why each
     wait saved on a message's path (a round trip, a hand-off between threads) counts for more than its own
     work. Medians of `calls` timings each; `ratio` is `after_sleep_us` over `back_to_back_us`."""

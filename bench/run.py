@@ -750,7 +750,7 @@ def figures(
         },
         "harness_cpu_s": round(monitor.harness.cpu_s(), 2),
         # The harness does the same work in every run of one command (its schedule, its replies): the service's
-        # CPU per second of it compares runs on a machine whose speed drifts (bench/README.md, "Comparing runs").
+        # CPU per second of it compares runs on a machine whose speed drifts (bench/README.md, "The report").
         "service_per_harness_cpu": (
             round(monitor.service.cpu_s() / monitor.harness.cpu_s(), 3) if monitor.harness.cpu_s() else None
         ),
@@ -760,14 +760,7 @@ def figures(
             for group in (monitor.web, monitor.workers)
         },
         "context_switches_per_message": {
-            group.name: dict(
-                zip(
-                    ("voluntary", "involuntary"),
-                    (round(count / per, 2) for count in monitor.switches_since_baseline(group)),
-                    strict=True,
-                )
-            )
-            for group in (monitor.web, monitor.workers)
+            group.name: _switches_per_message(monitor, group, per) for group in (monitor.web, monitor.workers)
         },
         "machine_busy_cpu_s": round(busy, 2),
         "machine_cpu_capacity_s": round(capacity, 2),
@@ -794,6 +787,11 @@ def figures(
     if args.timeseries == "full":
         out["timeseries"] = timeseries(results, answered_at, replies.replies, monitor.samples, start_at, end_at)
     return out
+
+
+def _switches_per_message(monitor: ProcessMonitor, group: procstats.Group, per: int) -> dict[str, float]:
+    voluntary, involuntary = monitor.switches_since_baseline(group)
+    return {"voluntary": round(voluntary / per, 2), "involuntary": round(involuntary / per, 2)}
 
 
 def log_summary(path: Path, top: int = 8) -> dict[str, Any]:

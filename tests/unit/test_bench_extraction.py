@@ -10,7 +10,9 @@ BACKGROUND_QUEUE = "mcagent-background"
 
 
 def _stat(pid: int, ppid: int, start: int) -> ProcStat:
-    return ProcStat(pid=pid, comm="python", ppid=ppid, own_ticks=0, children_ticks=0, start=start, rss_bytes=0)
+    return ProcStat(
+        pid=pid, comm="python", ppid=ppid, own_ticks=0, children_ticks=0, start=start, rss_bytes=0, system_ticks=0
+    )
 
 
 def _counts(extractions: int = 40) -> ExtractionCounts:
