@@ -177,7 +177,7 @@ def _probe_work() -> None:
 
 # What the wake-up probe times: a webhook's kind of work, about 0.1 ms of it, over many modules' code (a
 # signature, JSON both ways, a regex, dates, quoting). Work over little code (the speed probe's) pays far less
-# after a sleep: 1.1 times its cost against 4-7 times for this, on the same machine. Written out here rather
+# after a sleep: about 2 times its cost against 4-7 times for this, on the same machine. Written out here rather
 # than calling the webhook's own parsing (`bench.parse` times that): like the speed probe, it must be the same
 # work in every commit, so that runs of two commits can be compared by it.
 _SIGNED = json.dumps(
