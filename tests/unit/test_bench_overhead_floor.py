@@ -24,3 +24,11 @@ def test_customers_do_not_wait_for_one_another() -> None:
     sent = [(1, 0.0), (2, 0.1), (3, 0.2)]
 
     assert overhead_floor(sent, ai_latency_s=1.0) == [0.0, 0.0, 0.0]
+
+
+def test_a_burst_sent_one_after_another_waits_for_its_first_messages_call() -> None:
+    # What `overhead_floor_as_sent_ms` sees: the harness sends a burst's second message once the first is
+    # answered, 5 ms later, and the first one's turn has started by then, even in a service taking no time.
+    sent = [(1, 0.0), (1, 0.005)]
+
+    assert overhead_floor(sent, ai_latency_s=1.0) == pytest.approx([0.0, 0.995])
